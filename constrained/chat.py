@@ -1,0 +1,117 @@
+"""Chat history -> prompt text, with assistant tool calls written in the dialect's own syntax.
+
+Two jobs:
+1. `prepare_history`: make an OpenAI message list ready for any template: content parts joined,
+   tool-call arguments checked, and for dialects whose ids carry meaning (Kimi's
+   `functions.NAME:IDX`) history ids rewritten to that form, with `role: tool` messages re-pointed
+   by the id the client sent. Also counts the calls so far (the next call's IDX).
+2. `render_prompt`: our chat template (ChatML-like) for the demo model; a real checkpoint uses its
+   own `tokenizer.apply_chat_template` on the prepared history.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from .dialect import Dialect
+from .errors import ToolSpecError
+
+CHAT_TOKENS = ["<|im_start|>", "<|im_end|>"]
+
+
+def content_text(content: Any, param: str = "content") -> str:
+    """OpenAI content (string, null, or a list of parts) -> text."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for i, part in enumerate(content):
+            if isinstance(part, str):
+                out.append(part)
+            elif isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                # M1 tool results are parts {"name", "type": "text", "text"} (seed 003)
+                out.append(f"tool name: {part['name']}\ntool result: {part['text']}" if part.get("name") else part["text"])
+            else:
+                raise ToolSpecError(f"content part {i} has no text (only text parts are supported)", f"{param}[{i}]")
+        return "\n".join(out)
+    raise ToolSpecError("content must be a string, null or a list of parts", param)
+
+
+@dataclass
+class History:
+    messages: list[dict]
+    calls_so_far: int  # number of tool calls in the conversation: Kimi's next IDX
+
+
+def prepare_history(messages: Sequence[Mapping], dialect: Dialect) -> History:
+    out: list[dict] = []
+    renamed: dict[str, str] = {}
+    count = 0
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, Mapping) or "role" not in msg:
+            raise ToolSpecError(f"messages[{i}] must be an object with a role", f"messages[{i}]")
+        role = msg["role"]
+        if role not in ("system", "developer", "user", "assistant", "tool"):
+            raise ToolSpecError(f"messages[{i}].role {role!r} is not one of system, developer, user, assistant, tool", f"messages[{i}].role")
+        m: dict[str, Any] = {"role": "system" if role == "developer" else role, "content": content_text(msg.get("content"), f"messages[{i}].content")}
+        if role == "assistant" and msg.get("tool_calls"):
+            calls = []
+            for j, call in enumerate(msg["tool_calls"]):
+                fn = call.get("function") or {}
+                args = fn.get("arguments") or "{}"
+                try:
+                    parsed = json.loads(args) if isinstance(args, str) else dict(args)
+                except ValueError:
+                    raise ToolSpecError(f"messages[{i}].tool_calls[{j}].function.arguments is not valid JSON", f"messages[{i}].tool_calls[{j}]") from None
+                new_id = call.get("id") or f"call_{count}"
+                if dialect.call_id != "random":
+                    new_id = dialect.make_call_id(fn.get("name", ""), count)
+                renamed[call.get("id") or new_id] = new_id
+                calls.append({"id": new_id, "type": "function", "function": {"name": fn.get("name", ""), "arguments": parsed}})
+                count += 1
+            m["tool_calls"] = calls
+        if role == "tool":
+            client_id = msg.get("tool_call_id")
+            m["tool_call_id"] = renamed.get(client_id, client_id)
+            if msg.get("name"):
+                m["name"] = msg["name"]
+        out.append(m)
+    return History(out, count)
+
+
+def tools_block(tools: Sequence[Mapping]) -> str:
+    from .grammar import tool_function
+
+    return "\n".join(json.dumps(dict(tool_function(t)), ensure_ascii=False) for t in tools)
+
+
+def render_prompt(dialect: Dialect, history: History, tools: Sequence[Mapping] | None = None, add_generation_prompt: bool = True) -> str:
+    """Our chat template: tools in the system prompt, calls and results in the dialect's syntax."""
+    system_parts = [m["content"] for m in history.messages if m["role"] == "system"]
+    if tools:
+        example = dialect.render_calls([{"function": {"name": "NAME", "arguments": {"ARG": "VALUE"}}}], history.calls_so_far)
+        system_parts.append(
+            "You are provided with these tools:\n<tools>\n" + tools_block(tools) + "\n</tools>\n"
+            f"To call tools, respond in this format:\n{example}"
+        )
+    out = []
+    if system_parts:
+        out.append(f"<|im_start|>system\n{chr(10).join(system_parts)}<|im_end|>\n")
+    index = 0
+    for m in history.messages:
+        if m["role"] == "system":
+            continue
+        body = m["content"]
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            body = body + dialect.render_calls(m["tool_calls"], index)
+            index += len(m["tool_calls"])
+        if m["role"] == "tool":
+            body = f"tool name: {m.get('name', '')}\ntool call id: {m.get('tool_call_id')}\ntool result: {body}"
+        out.append(f"<|im_start|>{m['role']}\n{body}<|im_end|>\n")
+    if add_generation_prompt:
+        out.append("<|im_start|>assistant\n")
+    return "".join(out)

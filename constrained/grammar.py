@@ -1,0 +1,206 @@
+"""Grammar build: dialect x tools x options -> one EBNF for xgrammar.
+
+Shape of every grammar (rules in brackets depend on the options):
+
+    root      ::= [reasoning] (text [section] | section | text)     # auto | required/named | none
+    reasoning ::= "" | OPEN think CLOSE                              # left free: never constrained
+    text      ::= any text that does not spell a marker
+    section   ::= SECTION_BEGIN call_0 (SEP call_1 (SEP call_2 ...)?)? SECTION_END
+    call_k    ::= the call template, one alternative per tool, {index} fixed to first_index + k
+
+Markers that are special tokens in the tokenizer are written `Token(id)`, so the model must emit the
+token itself. Text may not spell a marker, so whatever the parser later finds is exactly what the
+grammar produced. Each tool's argument rules are defined once and shared by every call position.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from . import ebnf as E
+from .dialect import Dialect, Field, check_tool_names
+from .errors import ToolSpecError
+from .schema import NormalizedSchema, UnsupportedSchemaError, normalize
+
+# The longest run of whitespace the grammar lets through between reasoning and a forced section.
+MAX_GAP_WHITESPACE = 2
+
+
+@dataclass(frozen=True)
+class GrammarOptions:
+    tool_choice: Any = "auto"  # "auto" | "none" | "required" | {"type": "function", "function": {"name": N}}
+    parallel_tool_calls: bool = True
+    first_index: int = 0  # tool calls earlier in the conversation (Kimi's functions.NAME:IDX)
+    max_calls: int = 8  # calls per turn: bounds the grammar so a weak model cannot loop
+    reasoning: bool = True  # allow the dialect's reasoning block first (left unconstrained)
+
+    def key(self) -> str:
+        return json.dumps(
+            [self.tool_choice, self.parallel_tool_calls, self.first_index, self.max_calls, self.reasoning], sort_keys=True
+        )
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    schema: NormalizedSchema
+
+
+def tool_function(tool: Mapping) -> Mapping:
+    """OpenAI `{"type": "function", "function": {...}}` or the bare function object (M1 seed style)."""
+    return tool["function"] if isinstance(tool.get("function"), Mapping) else tool
+
+
+def prepare_tools(dialect: Dialect, tools: Sequence[Mapping] | None) -> list[Tool]:
+    """Check names and normalise each tool's parameters; errors name the tool and the keyword path."""
+    tools = list(tools or [])
+    functions = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, Mapping) or not isinstance(tool_function(tool), Mapping):
+            raise ToolSpecError("each tool must be an object with a function", f"tools[{i}]")
+        functions.append(tool_function(tool))
+    check_tool_names(dialect, [f.get("name") for f in functions])
+    out = []
+    for i, fn in enumerate(functions):
+        try:
+            out.append(Tool(fn["name"], normalize(fn.get("parameters"))))
+        except UnsupportedSchemaError as err:
+            err.tool = fn["name"]
+            raise
+    return out
+
+
+def selected_tools(tools: list[Tool], tool_choice: Any) -> tuple[str, list[Tool]]:
+    """-> (mode, tools the grammar may call); mode is auto | none | required."""
+    if tool_choice is None or tool_choice == "auto":
+        return ("auto", tools) if tools else ("none", [])
+    if tool_choice == "none":
+        return "none", []
+    if tool_choice == "required":
+        if not tools:
+            raise ToolSpecError("tool_choice 'required' needs at least one tool", "tool_choice")
+        return "required", tools
+    if isinstance(tool_choice, Mapping):
+        name = (tool_choice.get("function") or {}).get("name") if tool_choice.get("type") == "function" else None
+        for tool in tools:
+            if tool.name == name:
+                return "named", [tool]
+        raise ToolSpecError(f"tool_choice names {name!r}, which is not in tools", "tool_choice")
+    raise ToolSpecError(f"tool_choice must be auto, none, required or a named function, got {tool_choice!r}", "tool_choice")
+
+
+class _Builder:
+    def __init__(self, dialect: Dialect, token_ids: Mapping[str, int]):
+        self.d = dialect
+        self.token_ids = {m: i for m, i in token_ids.items() if m in dialect.special_tokens}
+        self.rules: dict[str, str] = {}
+
+    def lit(self, text: str) -> str:
+        """A literal, with each special-token marker in it forced as its token."""
+        parts, i = [], 0
+        while i < len(text):
+            hit = min(((text.find(m, i), m) for m in self.token_ids if text.find(m, i) >= 0), default=None)
+            if hit is None:
+                parts.append(E.literal(text[i:]))
+                break
+            pos, marker = hit
+            if pos > i:
+                parts.append(E.literal(text[i:pos]))
+            parts.append(f"Token({self.token_ids[marker]})")
+            i = pos + len(marker)
+        return " ".join(parts) if parts else '""'
+
+    def free_text(self, rule: str, excludes: Sequence[str]) -> str:
+        ex = ", ".join(E.literal(x) for x in excludes)
+        self.rules[rule] = f"TagDispatch(loop_after_dispatch=false, excludes=({ex}{',' if len(excludes) == 1 else ''}))"
+        return rule
+
+    def call(self, tools: list[Tool], arg_roots: dict[str, str], k: int, first_index: int) -> str:
+        rule = f"call_{k}" if self.d.uses_index else "call"
+        if rule in self.rules:
+            return rule
+        alternatives = []
+        for tool in tools:
+            seq, pending = [], ""
+            for piece in self.d.pieces:  # type: ignore[attr-defined]
+                if isinstance(piece, str):
+                    pending += piece
+                elif piece.name == "name":
+                    pending += tool.name
+                elif piece.name == "index":
+                    pending += str(first_index + k)
+                else:
+                    if pending:
+                        seq.append(self.lit(pending))
+                    seq.append(arg_roots[tool.name])
+                    pending = ""
+            if pending:
+                seq.append(self.lit(pending))
+            alternatives.append("(" + " ".join(seq) + ")")
+        self.rules[rule] = " | ".join(alternatives)
+        return rule
+
+    def section(self, tools: list[Tool], options: GrammarOptions, single: bool) -> str:
+        arg_roots = {}
+        for i, tool in enumerate(tools):
+            frag = self.d.codec.ebnf(tool.schema.schema, f"t{i}_")
+            self.rules.update(frag.rules)
+            arg_roots[tool.name] = frag.root
+        n = 1 if single or not options.parallel_tool_calls else max(1, options.max_calls)
+        sep = self.lit(self.d.call_separator) if self.d.call_separator else ""
+        if self.d.uses_index:
+            # Each position has its own index, so positions are nested rules: calls_k ::= call_k (SEP calls_k+1)?
+            tail = ""
+            for k in range(n - 1, -1, -1):
+                call = self.call(tools, arg_roots, k, options.first_index)
+                self.rules[f"calls_{k}"] = f"{call} {tail}".strip()
+                tail = f'("" | ({sep} calls_{k}))'
+            calls = "calls_0"
+        else:
+            call = self.call(tools, arg_roots, 0, options.first_index)
+            self.rules["calls"] = f"{call} ({sep} {call}){{0, {n - 1}}}" if n > 1 else call
+            calls = "calls"
+        body = [self.lit(self.d.section_begin)] if self.d.section_begin else []
+        body.append(calls)
+        if self.d.section_end:
+            body.append(self.lit(self.d.section_end))
+        self.rules["section"] = " ".join(body)
+        return "section"
+
+    def text(self) -> str:
+        """Free text that cannot be mistaken for calls."""
+        rule = self.free_text("text", self.d.text_excludes)
+        if self.d.calls_are_whole_output:
+            # A call list is the whole output, so text must not start like one.
+            self.rules["text_start"] = f'"" | ([^\\[ \\t\\r\\n] {rule})'
+            return "text_start"
+        return rule
+
+
+def build_ebnf(
+    dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions, token_ids: Mapping[str, int]
+) -> str:
+    mode, chosen = selected_tools(prepare_tools(dialect, tools), options.tool_choice)
+    b = _Builder(dialect, token_ids)
+    head = ""
+    if options.reasoning and dialect.reasoning:
+        open_, close = dialect.reasoning
+        # Where a section may end reasoning (Kimi), reasoning must not spell the section marker,
+        # or the parser would end the think block there.
+        think = b.free_text("think", [close] + ([dialect.trigger] if dialect.section_ends_reasoning else []))
+        b.rules["reasoning"] = f'"" | ({b.lit(open_)} {think} {b.lit(close)})'
+        head = "reasoning "
+    if mode == "none":
+        root = f"{head}{b.text()}"
+    elif mode == "auto":
+        section = b.section(chosen, options, single=False)
+        text = b.text()
+        root = f"{head}({section} | {text})" if dialect.calls_are_whole_output else f'{head}{text} ("" | {section})'
+    else:
+        section = b.section(chosen, options, single=(mode == "named"))
+        gap = f"[ \\n]{{0, {MAX_GAP_WHITESPACE}}} " if head else ""
+        root = f"{head}{gap}{section}"
+    lines = [f"root ::= {root}"] + [f"{name} ::= {body}" for name, body in b.rules.items()]
+    return "\n".join(lines) + "\n"

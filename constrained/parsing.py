@@ -1,0 +1,325 @@
+"""Parse model output into OpenAI content, reasoning and tool_calls, whole or as it streams.
+
+One scanner walks the dialect's own pieces (markers, call template, codec) over the text. The
+whole-text parse is the scanner run with `final=True`; the streaming parser re-runs it on the text
+so far and emits only what grew, so both agree by construction. Literals match with whitespace
+tolerated between their characters (what servers in the wild accept); arguments are read with
+`json` / `ast.literal_eval`, never `eval`.
+
+What the parser does with text that is not a clean call (documented in the README):
+- text before the section is `content`; reasoning is the dialect's think block at the start,
+  and a call inside an unterminated think block is reasoning, not a call;
+- calls that parsed completely are returned even when the section is unterminated;
+- text from the first malformed or unfinished call on is appended to `content`;
+- pythonic: the output is a call list only when ALL of it parses as one; otherwise it is content.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from .dialect import Dialect, Field
+
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]")
+
+
+class _Incomplete(Exception):
+    """The text ends inside this construct (only an error in final mode)."""
+
+
+class _Mismatch(Exception):
+    """The text is not this construct."""
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _match_literal(text: str, pos: int, lit: str) -> int:
+    for ch in lit:
+        if ch in " \t\r\n":
+            continue
+        pos = _skip_ws(text, pos)
+        if pos >= len(text):
+            raise _Incomplete
+        if text[pos] != ch:
+            raise _Mismatch
+        pos += 1
+    return pos
+
+
+def _held_back(text: str, markers: Sequence[str]) -> int:
+    """Length of the longest suffix of `text` that is a proper prefix of a marker (may grow into it)."""
+    best = 0
+    for m in markers:
+        for k in range(min(len(m) - 1, len(text)), best, -1):
+            if text.endswith(m[:k]):
+                best = k
+                break
+    return best
+
+
+def _settled(text: str, final: bool, markers: Sequence[str] = ()) -> str:
+    """What of a growing text can be emitted now: trimmed like the final text will be."""
+    if final:
+        return text.strip()
+    text = text.lstrip()
+    text = text[: len(text) - _held_back(text, markers)]
+    return text.rstrip()
+
+
+@dataclass
+class CallScan:
+    name: str
+    index: int | None  # the index the model wrote (Kimi), else None
+    source: str  # argument source text so far
+    complete: bool
+    arguments: str = ""  # JSON: final, or a prefix of the final while streaming
+
+
+@dataclass
+class Scan:
+    reasoning: str | None
+    content: str
+    calls: list[CallScan] = field(default_factory=list)
+
+
+class Scanner:
+    def __init__(self, dialect: Dialect):
+        self.d = dialect
+        self.codec = dialect.codec
+
+    # -- one call --------------------------------------------------------------------------------
+    def _call(self, text: str, pos: int, out: list[CallScan]) -> int:
+        """Match one call at `pos`; append it (possibly partial) to `out`; return the end."""
+        size = len(out)
+        try:
+            return self._call_pieces(text, pos, out)
+        except _Mismatch:
+            del out[size:]  # a call that does not match is not a call
+            raise
+
+    def _call_pieces(self, text: str, pos: int, out: list[CallScan]) -> int:
+        pieces = self.d.pieces  # type: ignore[attr-defined]
+        name, index, call = None, None, None
+        for i, piece in enumerate(pieces):
+            if isinstance(piece, str):
+                pos = _match_literal(text, pos, piece)
+                continue
+            if piece.name == "arguments":
+                start = pos
+                try:
+                    end = self.codec.scan(text, pos)
+                except ValueError:
+                    raise _Mismatch from None
+                call = CallScan(name, index, text[start : end if end is not None else len(text)], False)
+                out.append(call)
+                if end is None:
+                    call.arguments = self.codec.partial_json(call.source)
+                    raise _Incomplete
+                try:
+                    call.arguments = self.codec.arguments_text(call.source)
+                except (ValueError, SyntaxError, TypeError, RecursionError):
+                    raise _Mismatch from None
+                pos = end
+                continue
+            # name or index: read up to the next literal's first visible character
+            stop = next(c for c in pieces[i + 1] if not c.isspace())
+            pos = _skip_ws(text, pos)
+            start = pos
+            allowed = str.isdigit if piece.name == "index" else (lambda c: bool(_NAME_CHARS.match(c)))
+            while pos < len(text) and text[pos] != stop:
+                if not allowed(text[pos]):
+                    raise _Mismatch
+                pos += 1
+            if pos >= len(text):
+                raise _Incomplete
+            if pos == start:
+                raise _Mismatch
+            if piece.name == "name":
+                name = text[start:pos]
+            else:
+                index = int(text[start:pos])
+        call.complete = True
+        return pos
+
+    # -- the section -----------------------------------------------------------------------------
+    def _section(self, text: str, pos: int, final: bool) -> tuple[list[CallScan], int]:
+        """-> (calls, where parsing stopped). A partial last call is kept only while streaming;
+        the text from `stop` on is not part of any returned call."""
+        d = self.d
+        calls: list[CallScan] = []
+        start = pos
+        try:
+            if d.section_begin:
+                pos = _match_literal(text, pos, d.section_begin)
+            while True:
+                start = pos
+                if calls and d.section_end:
+                    try:
+                        return calls, _match_literal(text, pos, d.section_end)
+                    except _Mismatch:
+                        pass
+                try:
+                    if calls:
+                        pos = _match_literal(text, pos, d.call_separator)
+                    pos = self._call(text, pos, calls)
+                except _Mismatch:
+                    if calls and not d.section_end:
+                        return calls, start  # no end marker: the section ends after the last call
+                    raise
+        except _Incomplete:
+            if calls and not calls[-1].complete:
+                if not final:
+                    return calls, len(text)
+                calls.pop()
+                return calls, start
+            return calls, len(text)  # between calls: an unterminated section still holds its calls
+        except _Mismatch:
+            return calls, start
+
+    # -- whole output ----------------------------------------------------------------------------
+    def scan(self, text: str, final: bool) -> Scan:
+        d = self.d
+        reasoning, rest = None, 0
+        if d.reasoning:
+            open_, close = d.reasoning
+            s = _skip_ws(text, 0)
+            if text.startswith(open_, s):
+                body = s + len(open_)
+                c = text.find(close, body)
+                t = text.find(d.trigger, body) if d.section_ends_reasoning else -1
+                if c >= 0 and (t < 0 or c < t):
+                    reasoning, rest = text[body:c].strip(), c + len(close)
+                elif t >= 0:
+                    reasoning, rest = text[body:t].strip(), t
+                else:  # unterminated: all of it is reasoning, calls inside it are not calls
+                    hold = [close] + ([d.trigger] if d.section_ends_reasoning else [])
+                    return Scan(_settled(text[body:], final, hold), "")
+            elif not final and s < len(text) and open_.startswith(text[s:]):
+                return Scan(None, "")  # may be the start of a think block
+        if d.calls_are_whole_output:
+            return self._whole_output(text, rest, reasoning, final)
+        t = text.find(d.trigger, rest)
+        if t < 0:
+            return Scan(reasoning, _settled(text[rest:], final, [d.trigger]))
+        calls, stop = self._section(text, t, final)
+        if not calls and final:
+            return Scan(reasoning, _settled(text[rest:], final))
+        # Text after the calls (or from a malformed one on) is content: nothing is lost.
+        content = text[rest:t] + text[stop:] if final else text[rest:t]
+        return Scan(reasoning, _settled(content, final), calls)
+
+    def _whole_output(self, text: str, rest: int, reasoning: str | None, final: bool) -> Scan:
+        s = _skip_ws(text, rest)
+        if s >= len(text) or text[s] != self.d.section_begin:
+            return Scan(reasoning, _settled(text[rest:], final))
+        calls, stop = self._section(text, s, final)
+        if final and not (calls and not text[stop:].strip()):
+            return Scan(reasoning, _settled(text[rest:], True))
+        return Scan(reasoning, "", calls)
+
+
+@dataclass
+class ParseResult:
+    content: str | None
+    reasoning: str | None
+    tool_calls: list[dict]
+    # Schema violations of the calls (only when tools were given): what the grammar did not enforce.
+    violations: list[str] = field(default_factory=list)
+
+    def message(self) -> dict:
+        """An OpenAI assistant message."""
+        msg: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.reasoning is not None:
+            msg["reasoning_content"] = self.reasoning
+        if self.tool_calls:
+            msg["tool_calls"] = self.tool_calls
+        return msg
+
+
+def _openai_call(dialect: Dialect, call: CallScan, position: int, first_index: int, call_id: str | None = None) -> dict:
+    index = call.index if call.index is not None else first_index + position
+    return {
+        "id": call_id or dialect.make_call_id(call.name, index),
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def parse(
+    text: str, dialect: "Dialect | str", tools: Sequence[Mapping] | None = None, first_index: int = 0
+) -> ParseResult:
+    """Parse a whole model output. Never raises on malformed text: what is not a call stays content."""
+    from constrained.grammars import get_dialect  # noqa: WPS433 (import here: grammars imports this package)
+
+    d = get_dialect(dialect)
+    scan = Scanner(d).scan(text, final=True)
+    calls = [_openai_call(d, c, i, first_index) for i, c in enumerate(scan.calls)]
+    result = ParseResult(scan.content or None, scan.reasoning, calls)
+    if tools:
+        from .validation import call_violations
+
+        result.violations = call_violations(calls, tools)
+    return result
+
+
+class StreamingParser:
+    """Feed text as it is generated; get OpenAI chat.completion.chunk deltas back.
+
+    Each call's first delta carries index, id, type and name (with arguments ""); later deltas carry
+    only argument fragments, which join to exactly the final arguments JSON.
+    """
+
+    def __init__(self, dialect: "Dialect | str", first_index: int = 0):
+        from constrained.grammars import get_dialect
+
+        self.d = get_dialect(dialect)
+        self.first_index = first_index
+        self.scanner = Scanner(self.d)
+        self.text = ""
+        self.content = ""
+        self.reasoning = ""
+        self.calls: list[dict] = []  # {"id", "name", "arguments"} as emitted so far
+
+    def feed(self, chunk: str) -> list[dict]:
+        self.text += chunk
+        return self._diff(self.scanner.scan(self.text, final=False))
+
+    def finish(self) -> list[dict]:
+        return self._diff(self.scanner.scan(self.text, final=True))
+
+    def _grow(self, old: str, new: str | None) -> str:
+        if new and new.startswith(old) and len(new) > len(old):
+            return new[len(old) :]
+        return ""
+
+    def _diff(self, scan: Scan) -> list[dict]:
+        deltas = []
+        if more := self._grow(self.reasoning, scan.reasoning):
+            self.reasoning += more
+            deltas.append({"reasoning_content": more})
+        if more := self._grow(self.content, scan.content):
+            self.content += more
+            deltas.append({"content": more})
+        for i, call in enumerate(scan.calls):
+            if i >= len(self.calls):
+                openai = _openai_call(self.d, call, i, self.first_index)
+                self.calls.append({"id": openai["id"], "name": call.name, "arguments": ""})
+                deltas.append(
+                    {"tool_calls": [{"index": i, "id": openai["id"], "type": "function", "function": {"name": call.name, "arguments": ""}}]}
+                )
+            if more := self._grow(self.calls[i]["arguments"], call.arguments):
+                self.calls[i]["arguments"] += more
+                deltas.append({"tool_calls": [{"index": i, "function": {"arguments": more}}]})
+        return deltas
+
+    def tool_calls(self) -> list[dict]:
+        return [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in self.calls
+        ]

@@ -1,0 +1,79 @@
+"""`transformers` integration: a logits processor that enforces a dialect's tool-call grammar."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+from transformers import LogitsProcessor
+
+from .compiler import eos_token_ids, grammar_cache
+from .dialect import Dialect
+from .grammar import GrammarOptions
+from .matching import GrammarBatch
+
+
+class ToolCallLogitsProcessor(LogitsProcessor):
+    """Constrain `model.generate` to the dialect's tool-call syntax and the tools' schemas.
+
+    >>> proc = ToolCallLogitsProcessor(tokenizer, dialect="kimi_k2", tools=tools, tool_choice="required")
+    >>> out = model.generate(**inputs, logits_processor=[proc], do_sample=True)
+
+    Works for batches (left padding), greedy and sampling. Once a row's grammar is complete only
+    EOS is allowed. The grammar is compiled once (cached by content); each `generate` call starts
+    with fresh matchers.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        dialect: "str | Dialect" = "hermes",
+        tools: Sequence[Mapping] | None = None,
+        tool_choice: Any = "auto",
+        parallel_tool_calls: bool = True,
+        *,
+        first_index: int = 0,
+        reasoning: bool = True,
+        max_calls: int = 8,
+        eos_token_id: "int | Sequence[int] | None" = None,
+        vocab_size: int | None = None,
+    ):
+        from constrained.grammars import get_dialect
+
+        self.dialect = get_dialect(dialect)
+        self.options = GrammarOptions(tool_choice, parallel_tool_calls, first_index, max_calls, reasoning)
+        self.cache = grammar_cache(tokenizer, vocab_size)
+        self.compiled = self.cache.compile(self.dialect, tools, self.options)  # errors surface here, not mid-generate
+        if eos_token_id is None:
+            self.stop_ids = eos_token_ids(tokenizer)
+        else:
+            self.stop_ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+        self.batch: GrammarBatch | None = None
+        self._last: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.batch, self._last = None, None
+
+    def _continues(self, input_ids: torch.Tensor) -> bool:
+        """Is this the next step of the generation we saw last (not a new `generate` call)?"""
+        last = self._last
+        return (
+            last is not None
+            and input_ids.shape[0] == last.shape[0]
+            and input_ids.shape[1] == last.shape[1] + 1
+            and torch.equal(input_ids[:, -2], last[:, -1])
+        )
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.batch is not None and self._continues(input_ids):
+            self.batch.accept(input_ids[:, -1].tolist())
+        else:
+            self.batch = GrammarBatch([self.compiled] * input_ids.shape[0], self.cache.vocab_size, self.stop_ids)
+        self._last = input_ids
+        rows = self.batch.fill()
+        self.batch.apply(scores, rows)
+        return scores
+
+    def is_done(self, row: int = 0) -> bool:
+        """Did row `row` complete its grammar (a cut-off output returns False)?"""
+        return self.batch is not None and self.batch.is_completed(row)

@@ -1,0 +1,32 @@
+"""After decoding: check calls against their tools' schemas with `jsonschema`.
+
+The grammar enforces almost every keyword; what it cannot (see `constrained.schema`) is checked
+here and reported, never silently passed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Mapping, Sequence
+
+from .grammar import tool_function
+from .schema import normalize, validate
+
+
+def call_violations(tool_calls: Sequence[Mapping], tools: Sequence[Mapping]) -> list[str]:
+    """One message per problem, naming the call index and the tool; [] when every call is valid."""
+    schemas = {tool_function(t)["name"]: tool_function(t).get("parameters") for t in tools}
+    problems = []
+    for i, call in enumerate(tool_calls):
+        fn = call["function"]
+        if fn["name"] not in schemas:
+            problems.append(f"tool_calls[{i}]: unknown tool {fn['name']!r}")
+            continue
+        try:
+            args = json.loads(fn["arguments"])
+        except ValueError as err:
+            problems.append(f"tool_calls[{i}] ({fn['name']}): arguments are not JSON: {err}")
+            continue
+        for message in validate(args, normalize(schemas[fn["name"]])):
+            problems.append(f"tool_calls[{i}] ({fn['name']}): {message}")
+    return problems

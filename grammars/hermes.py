@@ -1,0 +1,12 @@
+"""Hermes / Qwen2.5 / Qwen3: each call its own <tool_call> block, blocks separated by a newline."""
+
+from constrained.dialect import Dialect
+
+HERMES = Dialect(
+    name="hermes",
+    description="Hermes, Qwen2.5, Qwen3: <tool_call>\\n{\"name\": ..., \"arguments\": {...}}\\n</tool_call>",
+    call_template='<tool_call>\n{{"name": "{name}", "arguments": {arguments}}}\n</tool_call>',
+    call_separator="\n",
+    arguments="json",
+    reasoning=("<think>", "</think>"),
+)

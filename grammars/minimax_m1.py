@@ -1,0 +1,14 @@
+"""MiniMax-M1: one single-line JSON object per call inside <tool_calls> ... </tool_calls>, exactly
+what the reference parser of seed 003 reads (it `json.loads` each line)."""
+
+from constrained.dialect import Dialect
+
+MINIMAX_M1 = Dialect(
+    name="minimax_m1",
+    description="MiniMax-M1: <tool_calls>\\n{\"name\": ..., \"arguments\": {...}}\\n...</tool_calls>",
+    section_begin="<tool_calls>\n",
+    section_end="</tool_calls>",
+    call_template='{{"name": "{name}", "arguments": {arguments}}}\n',
+    arguments="json",
+    reasoning=("<think>", "</think>"),
+)

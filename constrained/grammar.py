@@ -35,11 +35,28 @@ class GrammarOptions:
     first_index: int = 0  # tool calls earlier in the conversation (Kimi's functions.NAME:IDX)
     max_calls: int = 8  # calls per turn: bounds the grammar so a weak model cannot loop
     reasoning: bool = True  # allow the dialect's reasoning block first (left unconstrained)
+    # response_format: None (free text), True (any JSON object) or a JSON schema the content must match
+    content_schema: Any = None
 
     def key(self) -> str:
         return json.dumps(
-            [self.tool_choice, self.parallel_tool_calls, self.first_index, self.max_calls, self.reasoning], sort_keys=True
+            [self.tool_choice, self.parallel_tool_calls, self.first_index, self.max_calls, self.reasoning, self.content_schema],
+            sort_keys=True,
         )
+
+
+def content_schema_from_response_format(response_format: Mapping | None) -> Any:
+    """OpenAI `response_format` -> GrammarOptions.content_schema."""
+    if not response_format or response_format.get("type", "text") == "text":
+        return None
+    if response_format["type"] == "json_object":
+        return True
+    if response_format["type"] == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        if not isinstance(spec.get("schema"), Mapping):
+            raise ToolSpecError("response_format.json_schema.schema must be a JSON schema object", "response_format")
+        return dict(spec["schema"])
+    raise ToolSpecError(f"response_format type {response_format['type']!r} is not one of text, json_object, json_schema", "response_format")
 
 
 @dataclass(frozen=True)
@@ -169,8 +186,20 @@ class _Builder:
         self.rules["section"] = " ".join(body)
         return "section"
 
-    def text(self) -> str:
-        """Free text that cannot be mistaken for calls."""
+    def text(self, content_schema: Any = None) -> str:
+        """Free text that cannot be mistaken for calls, or JSON when response_format asks for it."""
+        if content_schema is not None:
+            if content_schema is True:
+                schema = {"type": "object", "additionalProperties": True}
+            else:
+                try:
+                    schema = normalize(content_schema).schema
+                except UnsupportedSchemaError as err:
+                    err.tool = "response_format"
+                    raise
+            fragment = E.json_schema_rules(schema, "content_")
+            self.rules.update(fragment.rules)
+            return fragment.root
         rule = self.free_text("text", self.d.text_excludes)
         if self.d.calls_are_whole_output:
             # A call list is the whole output, so text must not start like one.
@@ -193,11 +222,12 @@ def build_ebnf(
         b.rules["reasoning"] = f'"" | ({b.lit(open_)} {think} {b.lit(close)})'
         head = "reasoning "
     if mode == "none":
-        root = f"{head}{b.text()}"
+        root = f"{head}{b.text(options.content_schema)}"
     elif mode == "auto":
         section = b.section(chosen, options, single=False)
-        text = b.text()
-        root = f"{head}({section} | {text})" if dialect.calls_are_whole_output else f'{head}{text} ("" | {section})'
+        text = b.text(options.content_schema)
+        whole = dialect.calls_are_whole_output or options.content_schema is not None  # JSON content XOR calls
+        root = f"{head}({section} | {text})" if whole else f'{head}{text} ("" | {section})'
     else:
         section = b.section(chosen, options, single=(mode == "named"))
         gap = f"[ \\n]{{0, {MAX_GAP_WHITESPACE}}} " if head else ""

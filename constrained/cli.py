@@ -1,0 +1,94 @@
+"""`constrained` command line: generate, serve, bench, coverage, check-tools.
+
+Each subcommand is registered by the module that owns it; imports are deferred so that
+`constrained --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from . import demo, parse
+    from .chat import prepare_history, render_prompt
+    from .grammar import tool_function
+    from .grammars import get_dialect
+    from .processor import ToolCallLogitsProcessor
+
+    dialect = get_dialect(args.dialect)
+    with open(args.tools, encoding="utf-8") as f:
+        tools = json.load(f)
+    tools = tools.get("tools", tools) if isinstance(tools, dict) else tools
+    if args.model:
+        tok = AutoTokenizer.from_pretrained(args.model)
+        model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    else:
+        model, tok = demo.load(dialect)
+    history = prepare_history([{"role": "user", "content": args.prompt}], dialect)
+    if args.model and getattr(tok, "chat_template", None):
+        prompt = tok.apply_chat_template(history.messages, tools=[{"type": "function", "function": dict(tool_function(t))} for t in tools], tokenize=False, add_generation_prompt=True)
+    else:
+        prompt = render_prompt(dialect, history, tools)
+    choice = args.tool_choice
+    if choice not in ("auto", "none", "required"):
+        choice = {"type": "function", "function": {"name": choice}}
+    proc = ToolCallLogitsProcessor(tok, dialect, tools, choice, not args.no_parallel, first_index=history.calls_so_far, vocab_size=model.config.vocab_size)
+    enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    torch.manual_seed(args.seed)
+    out = model.generate(**enc, logits_processor=[proc], do_sample=args.temperature > 0, temperature=args.temperature or None,
+                         max_new_tokens=args.max_tokens, pad_token_id=tok.pad_token_id)
+    ids = [t for t in out[0, enc["input_ids"].shape[1]:].tolist() if t not in (tok.eos_token_id, tok.pad_token_id)]
+    text = tok.decode(ids)
+    result = parse(text, dialect, tools=tools, first_index=history.calls_so_far)
+    print("--- raw output ---")
+    print(text)
+    print("--- parsed (OpenAI) ---")
+    finish = "tool_calls" if result.tool_calls and proc.is_done() else ("length" if not proc.is_done() else "stop")
+    print(json.dumps({"finish_reason": finish, "message": result.message(), "violations": result.violations}, indent=2, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="constrained", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="generate one constrained reply and print raw text and parsed calls")
+    gen.add_argument("--dialect", required=True)
+    gen.add_argument("--tools", required=True, help="a JSON file with an OpenAI tools list")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--tool-choice", default="auto", help="auto, none, required, or a tool name")
+    gen.add_argument("--no-parallel", action="store_true", help="parallel_tool_calls=false")
+    gen.add_argument("--model", help="a local Hugging Face checkpoint (default: the built-in demo model)")
+    gen.add_argument("--max-tokens", type=int, default=256)
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.set_defaults(func=_generate)
+
+    for module, hook in (
+        ("constrained.server.cli", "add_serve_command"),
+        ("constrained.benchmarks.cli", "add_bench_command"),
+        ("constrained.coverage", "add_coverage_commands"),
+    ):
+        try:
+            mod = __import__(module, fromlist=[hook])
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            continue
+        getattr(mod, hook)(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

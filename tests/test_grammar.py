@@ -1,0 +1,154 @@
+"""What the grammar lets through, byte for byte, and the errors it raises."""
+
+from __future__ import annotations
+
+import pytest
+import xgrammar as xgr
+
+from constrained import GrammarOptions, ToolSpecError, UnsupportedSchemaError
+from constrained.compiler import grammar_cache
+from constrained.demo import load_tokenizer
+from constrained.grammars import DIALECTS
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+TIME = {"type": "function", "function": {"name": "get-time.now", "parameters": {"type": "object", "properties": {}}}}
+
+
+def accepts(dialect, tools, text, tokens=None, **options):
+    """Does the grammar accept `text` (or token ids) completely?"""
+    tok = load_tokenizer(dialect)
+    compiled = grammar_cache(tok).compile(DIALECTS[dialect], tools, GrammarOptions(**options))
+    m = xgr.GrammarMatcher(compiled, override_stop_tokens=[tok.eos_token_id])
+    ids = tokens if tokens is not None else tok.encode(text, add_special_tokens=False)
+    return all(m.accept_token(t) for t in ids) and m.is_completed()
+
+
+def kimi_call(name, idx, args='{"city": "Paris"}'):
+    return f"<|tool_call_begin|>functions.{name}:{idx}<|tool_call_argument_begin|>{args}<|tool_call_end|>"
+
+
+def kimi(*calls):
+    return "<|tool_calls_section_begin|>" + "".join(calls) + "<|tool_calls_section_end|>"
+
+
+def test_kimi_index_is_forced_from_the_conversation_count():
+    text = kimi(kimi_call("get_weather", 3), kimi_call("get_weather", 4))
+    assert accepts("kimi_k2", [WEATHER], text, tool_choice="required", first_index=3)
+    assert not accepts("kimi_k2", [WEATHER], text, tool_choice="required", first_index=0)
+    assert not accepts("kimi_k2", [WEATHER], kimi(kimi_call("get_weather", 3), kimi_call("get_weather", 3)), tool_choice="required", first_index=3)
+    assert not accepts("kimi_k2", [WEATHER], kimi(kimi_call("get_weather", "03")), tool_choice="required", first_index=3)
+
+
+def test_kimi_markers_must_be_the_special_tokens():
+    tok = load_tokenizer("kimi_k2")
+    text = kimi(kimi_call("get_weather", 0))
+    special = tok.encode(text, add_special_tokens=False)
+    assert accepts("kimi_k2", [WEATHER], text, tokens=special, tool_choice="required")
+    # the same characters spelled by ordinary tokens are refused
+    spelled = [t for piece in text.replace("|>", "|>\0").split("\0") if piece for t in tok.encode(piece, add_special_tokens=False)]
+    plain = [t for ch in "<|tool_calls_section_begin|>" for t in tok.encode(ch, add_special_tokens=False)]
+    assert not accepts("kimi_k2", [WEATHER], "", tokens=plain + spelled[1:], tool_choice="required")
+    # and free text cannot spell a marker either
+    assert not accepts("kimi_k2", [WEATHER], "", tokens=tok.encode("Hi", add_special_tokens=False) + plain, tool_choice="auto")
+
+
+def test_names_with_dash_and_dot_compile_and_match():
+    assert accepts("kimi_k2", [WEATHER, TIME], kimi(kimi_call("get-time.now", 0, "{}")), tool_choice="required")
+    assert accepts("hermes", [WEATHER, TIME], '<tool_call>\n{"name": "get-time.now", "arguments": {}}\n</tool_call>', tool_choice="required")
+
+
+def test_parallel_tool_calls_false_allows_one_call():
+    two = kimi(kimi_call("get_weather", 0), kimi_call("get_weather", 1))
+    assert accepts("kimi_k2", [WEATHER], two, tool_choice="required")
+    assert not accepts("kimi_k2", [WEATHER], two, tool_choice="required", parallel_tool_calls=False)
+    assert accepts("kimi_k2", [WEATHER], kimi(kimi_call("get_weather", 0)), tool_choice="required", parallel_tool_calls=False)
+
+
+def test_max_calls_bounds_a_turn():
+    calls = [f'get_weather(city="{i}")' for i in range(3)]
+    assert accepts("pythonic", [WEATHER], "[" + ", ".join(calls) + "]", tool_choice="required", max_calls=3)
+    assert not accepts("pythonic", [WEATHER], "[" + ", ".join(calls) + "]", tool_choice="required", max_calls=2)
+
+
+def test_named_tool_choice_allows_only_that_tool():
+    named = {"type": "function", "function": {"name": "get-time.now"}}
+    assert accepts("kimi_k2", [WEATHER, TIME], kimi(kimi_call("get-time.now", 0, "{}")), tool_choice=named)
+    assert not accepts("kimi_k2", [WEATHER, TIME], kimi(kimi_call("get_weather", 0)), tool_choice=named)
+
+
+def test_none_and_auto():
+    hermes_call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "x"}}\n</tool_call>'
+    assert accepts("hermes", [WEATHER], "Just text.", tool_choice="none")
+    assert not accepts("hermes", [WEATHER], "Text " + hermes_call, tool_choice="none")
+    assert accepts("hermes", [WEATHER], "Text " + hermes_call, tool_choice="auto")
+    assert accepts("hermes", [WEATHER], "Only text.", tool_choice="auto")
+    assert not accepts("hermes", [WEATHER], "Only text.", tool_choice="required")
+    # reasoning is left free, then the call
+    assert accepts("hermes", [WEATHER], "<think>any <b>thing</b></think>\n" + hermes_call, tool_choice="required")
+    assert not accepts("hermes", [WEATHER], "<think>x</think>\n" + hermes_call, tool_choice="required", reasoning=False)
+
+
+def test_pythonic_auto_is_calls_or_text_not_both():
+    assert accepts("pythonic", [WEATHER], '[get_weather(city="x")]', tool_choice="auto")
+    assert accepts("pythonic", [WEATHER], "Hello.", tool_choice="auto")
+    assert not accepts("pythonic", [WEATHER], '[get_weather(city="x")] and text', tool_choice="auto")
+    assert not accepts("pythonic", [WEATHER], "[not a call]", tool_choice="auto")
+
+
+def test_pythonic_values_are_python_literals():
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"on": {"type": "boolean"}, "v": {"type": ["string", "null"]}}, "required": ["on"]}}}
+    assert accepts("pythonic", [tool], "[f(on=True, v=None)]", tool_choice="required")
+    assert not accepts("pythonic", [tool], "[f(on=true)]", tool_choice="required")
+    assert not accepts("pythonic", [tool], "[f(v=None)]", tool_choice="required")  # on is required
+
+
+def test_whitespace_is_fixed_so_a_weak_model_cannot_loop():
+    assert accepts("minimax_m1", [WEATHER], '<tool_calls>\n{"name": "get_weather", "arguments": {"city": "x"}}\n</tool_calls>', tool_choice="required")
+    assert not accepts("minimax_m1", [WEATHER], '<tool_calls>\n{"name": "get_weather", "arguments": {"city":  "x"}}\n</tool_calls>', tool_choice="required")
+    pretty = '<tool_calls>\n{\n  "name": "get_weather",\n  "arguments": {"city": "x"}\n}\n</tool_calls>'
+    assert not accepts("minimax_m1", [WEATHER], pretty, tool_choice="required")
+
+
+def test_response_format_json_schema_constrains_content():
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}
+    assert accepts("hermes", [WEATHER], '{"answer": 42}', tool_choice="auto", content_schema=schema)
+    assert not accepts("hermes", [WEATHER], "42", tool_choice="auto", content_schema=schema)
+    assert accepts("hermes", [], '{"anything": [1]}', tool_choice="none", content_schema=True)
+
+
+def test_compile_is_cached_by_content():
+    tok = load_tokenizer("hermes")
+    cache = grammar_cache(tok)
+    a = cache.compile(DIALECTS["hermes"], [WEATHER], GrammarOptions("required"))
+    b = cache.compile(DIALECTS["hermes"], [dict(WEATHER)], GrammarOptions("required"))
+    assert a is b and cache.last_compile_seconds == 0.0
+
+
+@pytest.mark.parametrize(
+    "tools, choice, message",
+    [
+        ([], "required", "needs at least one tool"),
+        ([WEATHER], {"type": "function", "function": {"name": "nope"}}, "'nope', which is not in tools"),
+        ([WEATHER, WEATHER], "auto", "duplicate tool name 'get_weather'"),
+        ([{"type": "function", "function": {"name": "bad name!"}}], "auto", "must match"),
+        ([WEATHER], "sometimes", "tool_choice must be"),
+    ],
+)
+def test_request_errors_name_the_problem(tools, choice, message):
+    with pytest.raises(ToolSpecError, match=message):
+        accepts("hermes", tools, "", tool_choice=choice)
+
+
+def test_pythonic_cannot_write_dashed_names():
+    with pytest.raises(ToolSpecError, match="not a Python identifier"):
+        accepts("pythonic", [TIME], "", tool_choice="auto")
+
+
+def test_unsupported_schema_keyword_is_named_with_its_path():
+    # a `$ref` to a remote document cannot be enforced (or validated offline)
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"$ref": "https://example.com/s.json"}}}}}
+    with pytest.raises(UnsupportedSchemaError) as info:
+        accepts("hermes", [tool], "", tool_choice="auto")
+    err = info.value
+    assert err.keyword == "$ref" and err.path == "$.properties.x.$ref" and err.tool == "f"
+    assert "$ref" in str(err) and "$.properties.x" in str(err)

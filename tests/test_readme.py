@@ -1,0 +1,13 @@
+"""The README's Python example runs as written (the README must stay true)."""
+
+import re
+from pathlib import Path
+
+
+def test_readme_python_example_runs(capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "the README has a Python example"
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})  # our own README, run as a doctest
+    assert "functions.get_weather:0" in capsys.readouterr().out

@@ -14,10 +14,19 @@ import torch
 import xgrammar as xgr
 
 
+def _penalty_table() -> np.ndarray:
+    """For each byte of a bitmask, the 8 logit penalties it stands for: 0 (allowed) or -inf."""
+    bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
+    return np.where(bits == 1, 0.0, -np.inf).astype(np.float32)
+
+
+_PENALTY = _penalty_table()
+
+
 def apply_bitmask_(scores: torch.Tensor, bitmask: torch.Tensor, rows: Sequence[int] | None = None) -> None:
     """Set the logits of tokens the bitmask forbids to -inf, in place.
 
-    On CPU, unpacking the bits with numpy and one masked_fill is several times faster than
+    On CPU, one table lookup per bitmask byte plus one add is faster than
     `xgrammar.apply_token_bitmask_inplace` (see benchmarks); on GPU xgrammar's kernel is used.
     """
     if scores.device.type != "cpu":
@@ -25,13 +34,14 @@ def apply_bitmask_(scores: torch.Tensor, bitmask: torch.Tensor, rows: Sequence[i
         return
     vocab = scores.shape[-1]
     packed = bitmask.numpy() if rows is None else bitmask.numpy()[list(rows)]
-    allowed = np.unpackbits(packed.view(np.uint8), axis=-1, count=vocab, bitorder="little")
-    forbid = torch.from_numpy(allowed) == 0
-    if rows is None:
-        scores.masked_fill_(forbid, float("-inf"))
+    penalty = _PENALTY[packed.view(np.uint8)].reshape(len(packed), -1)[:, :vocab]
+    if rows is None and scores.dtype == torch.float32 and scores.is_contiguous():
+        np.add(scores.numpy(), penalty, out=scores.numpy())
+    elif rows is None:
+        scores.add_(torch.from_numpy(penalty).to(scores.dtype))
     else:
         idx = torch.as_tensor(list(rows))
-        scores[idx] = scores[idx].masked_fill_(forbid, float("-inf"))
+        scores[idx] = scores[idx] + torch.from_numpy(penalty).to(scores.dtype)
 
 
 class GrammarBatch:

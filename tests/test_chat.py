@@ -1,0 +1,59 @@
+"""History -> prompt: Kimi ids rewritten, tool results mapped by the id the client sent."""
+
+import json
+
+import pytest
+
+from constrained import ToolSpecError
+from constrained.chat import prepare_history, render_prompt
+from constrained.grammars import DIALECTS
+
+HISTORY = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": [{"type": "text", "text": "Weather in Paris and Tokyo?"}]},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_abc", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+        {"id": "call_def", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Tokyo"}'}},
+    ]},
+    {"role": "tool", "tool_call_id": "call_def", "name": "get_weather", "content": "rain"},
+    {"role": "tool", "tool_call_id": "call_abc", "name": "get_weather", "content": "sun"},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_x", "type": "function", "function": {"name": "get-time.now", "arguments": "{}"}}]},
+    {"role": "tool", "tool_call_id": "call_x", "content": [{"name": "get-time.now", "type": "text", "text": "12:00"}]},
+]
+
+
+def test_kimi_history_ids_become_functions_name_idx():
+    h = prepare_history(HISTORY, DIALECTS["kimi_k2"])
+    assert h.calls_so_far == 3
+    assert [c["id"] for m in h.messages if m.get("tool_calls") for c in m["tool_calls"]] == [
+        "functions.get_weather:0", "functions.get_weather:1", "functions.get-time.now:2"]
+    # tool results follow the id the client sent, not their order
+    assert [m["tool_call_id"] for m in h.messages if m["role"] == "tool"] == [
+        "functions.get_weather:1", "functions.get_weather:0", "functions.get-time.now:2"]
+
+
+def test_other_dialects_keep_client_ids():
+    h = prepare_history(HISTORY, DIALECTS["hermes"])
+    assert [m["tool_call_id"] for m in h.messages if m["role"] == "tool"] == ["call_def", "call_abc", "call_x"]
+
+
+def test_prompt_renders_calls_in_the_dialect_and_m1_tool_parts():
+    d = DIALECTS["kimi_k2"]
+    prompt = render_prompt(d, prepare_history(HISTORY, d), [{"type": "function", "function": {"name": "get_weather"}}])
+    assert "functions.get_weather:1<|tool_call_argument_begin|>" + json.dumps({"city": "Tokyo"}) in prompt
+    assert "tool name: get-time.now\ntool result: 12:00" in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
+    assert '"name": "get_weather"' in prompt.split("<|im_end|>")[0]  # tools in the system prompt
+
+
+@pytest.mark.parametrize("bad, param", [
+    ([{"content": "no role"}], "messages[0]"),
+    ([{"role": "wizard", "content": "x"}], "messages[0].role"),
+    ([{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}], "messages[0].content[0]"),
+    ([{"role": "assistant", "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": "{not json"}}]}], "messages[0].tool_calls[0]"),
+])
+def test_bad_history_names_the_field(bad, param):
+    with pytest.raises(ToolSpecError) as info:
+        prepare_history(bad, DIALECTS["hermes"])
+    assert info.value.param == param

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from . import ebnf as E
-from .dialect import Dialect, Field, check_tool_names
+from .dialect import Dialect, check_tool_names
 from .errors import ToolSpecError
 from .schema import NormalizedSchema, UnsupportedSchemaError, normalize
 

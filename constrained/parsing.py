@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from .dialect import Dialect, Field
+from .dialect import Dialect
 
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]")
 
@@ -242,10 +242,10 @@ class ParseResult:
         return msg
 
 
-def _openai_call(dialect: Dialect, call: CallScan, position: int, first_index: int, call_id: str | None = None) -> dict:
+def _openai_call(dialect: Dialect, call: CallScan, position: int, first_index: int) -> dict:
     index = call.index if call.index is not None else first_index + position
     return {
-        "id": call_id or dialect.make_call_id(call.name, index),
+        "id": dialect.make_call_id(call.name, index),
         "type": "function",
         "function": {"name": call.name, "arguments": call.arguments},
     }
@@ -255,7 +255,7 @@ def parse(
     text: str, dialect: "Dialect | str", tools: Sequence[Mapping] | None = None, first_index: int = 0
 ) -> ParseResult:
     """Parse a whole model output. Never raises on malformed text: what is not a call stays content."""
-    from constrained.grammars import get_dialect  # noqa: WPS433 (import here: grammars imports this package)
+    from constrained.grammars import get_dialect  # here: the dialect files import this package
 
     d = get_dialect(dialect)
     scan = Scanner(d).scan(text, final=True)

@@ -36,7 +36,7 @@ def stream_calls(dialect, tok, text, first_index=0):
     """Feed the text cut at every token boundary; return (calls, deltas)."""
     parser = StreamingParser(dialect, first_index=first_index)
     ids = tok.encode(text, add_special_tokens=False)
-    deltas, pieces, prev = [], [], ""
+    deltas, prev = [], ""
     for k in range(1, len(ids) + 1):
         now = tok.decode(ids[:k])
         if now.endswith("\ufffd"):  # a character split across tokens: wait for the rest

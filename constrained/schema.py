@@ -28,19 +28,20 @@ Arrays declaring no ``items`` take any items. Properties are generated in declar
 | ``properties``, ``required``, ``additionalProperties`` | enforced; a required name not declared is declared (any value); a ``false`` property is removed; draft-3 ``required: true`` on a property moves to the parent's list |
 | ``patternProperties``, ``propertyNames``, ``pattern`` | enforced; patterns rewritten from search to full-match semantics; a pattern xgrammar cannot parse or would only approximate (look-around, back-references, ``\\b``, ``\\p{}``, ``\\Z``...) is dropped -> unenforced ``pattern`` |
 | ``minLength``/``maxLength`` | enforced up to 2 / 8: xgrammar unrolls them, ~25 ms of compile time per unit with a 129k vocabulary (``maxLength: 100`` takes ~3 s); larger bounds, and any next to ``pattern`` (ignored there by xgrammar), -> unenforced |
-| ``format`` | enforced for date, date-time, time, duration, email, hostname, ipv4, ipv6, uuid, uri, uri-reference, uri-template, json-pointer, relative-json-pointer; others -> unenforced |
+| ``format`` | enforced for date, date-time, time, duration, email, hostname, ipv4, ipv6, uuid, uri, uri-reference, uri-template, json-pointer, relative-json-pointer (date, date-time and time by shape only, so also listed unenforced); others -> unenforced |
 | ``minimum``/``maximum``/``exclusive*`` | enforced; draft-4 boolean ``exclusiveMinimum``/``Maximum`` converted; bounds of integers rounded inwards |
 | ``multipleOf`` | enforced for integers with an integer divisor and no bound (xgrammar ignores it next to ``minimum``/``maximum``); otherwise unenforced (draft-3 ``divisibleBy`` mapped) |
 | ``items``, ``prefixItems``, ``minItems``, ``maxItems`` | enforced; draft-4 ``items: [...]``/``additionalItems`` mapped |
 | ``minProperties``, ``maxProperties`` | enforced |
 | ``uniqueItems``, ``contains``/``minContains``/``maxContains``, ``dependentRequired``, ``dependentSchemas``/``dependencies``, ``if``/``then``/``else``, ``unevaluated*`` (schemas) | unenforced |
 | ``not`` | ``not: {type: T}`` rewritten into the complementary ``type``; any other ``not`` -> unenforced |
-| ``allOf`` | merged into the parent (types intersected, properties united, bounds tightened); conflicting patterns/formats -> unenforced |
-| ``anyOf`` | enforced; sibling keywords distributed into every branch (xgrammar ignores one or the other) |
+| ``allOf`` | merged into the parent (types intersected, properties united, bounds tightened, anyOf branches crossed up to 256, beyond -> error); conflicting patterns/formats -> unenforced; a branch that is a recursive ``$ref`` still being built -> unenforced ``allOf`` |
+| ``anyOf`` | enforced; sibling keywords distributed into every branch (xgrammar ignores one or the other); siblings of a recursive branch -> unenforced ``anyOf`` |
+| unsatisfiable parts (``false``, ``not: {}``, crossed bounds, empty type intersection) | an optional property or an anyOf branch that matches nothing is removed; items/additionalProperties become ``false``; elsewhere -> error |
 | ``oneOf`` | enforced as ``anyOf``; exclusivity unenforced unless branches have disjoint types/constants |
 | ``$ref`` | local refs (``#``, any JSON pointer, ``$anchor``) hoisted to top-level ``$defs``; recursion kept; remote or unresolvable -> error |
 | ``nullable`` (OpenAPI) | mapped to a ``null`` type/enum member |
-| ``disallow``, ``extends`` (draft 3), schema ``false`` at the root, ``not: {}`` | error |
+| ``disallow``, ``extends`` (draft 3), a root that matches nothing | error |
 | anything else (``description``, ``title``, ``default``, ``examples``, ``$schema``, ``$id``, ``x-*``, junk such as ``optional``, ``_format``) | annotation, ignored (as JSON Schema says of unknown keywords) |
 
 ``normalize`` is a pure function of its input: callers may cache it by the schema's JSON text.
@@ -59,7 +60,11 @@ Upstream xgrammar 0.2.8 issues worked around here:
 - remote ``$ref`` only warns and then accepts anything; ``~1`` escapes in refs are not decoded.
 - string ``minLength``/``maxLength`` compile in time linear in the bound (~25 ms per unit).
 - ``multipleOf`` next to ``minimum``/``maximum`` is ignored silently.
-- ``multipleOf`` on numbers and look-ahead in patterns are ignored with a warning only.
+- ``multipleOf`` on numbers and look-ahead in patterns are ignored with a warning only; ``^``/``$``
+  inside a pattern are ignored with a warning.
+- an integral float constant (``const: 0.0``) only matches ``0``.
+- a ``false`` subschema or crossed bounds (``minimum`` > ``maximum``) fail to compile.
+- ``format: date``/``date-time`` check the shape only (``2024-02-30`` passes).
 """
 
 from __future__ import annotations
@@ -69,8 +74,9 @@ import datetime
 import functools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote
 
 import xgrammar
@@ -137,6 +143,8 @@ _XGRAMMAR_FORMATS = frozenset({
 _APPROXIMATE_FORMATS = frozenset({"date", "date-time", "time"})
 # xgrammar unrolls string length bounds; larger ones are checked after decoding (compile time).
 _LENGTH_LIMITS = {"minLength": 2, "maxLength": 8}
+# allOf of anyOfs is expanded into their cross product, up to this many branches.
+_MAX_BRANCHES = 256
 # Dropped from the grammar and checked after decoding, whatever their value.
 _UNENFORCED = ("contains", "minContains", "maxContains", "dependentRequired", "dependentSchemas", "if")
 # Keywords that constrain (everything else in a built node is gone by then).
@@ -439,16 +447,15 @@ class _Builder:
 
     def merge_dicts(self, a: dict, b: dict, path: str) -> Any:
         if "anyOf" in a or "anyOf" in b:
-            left = a["anyOf"] if "anyOf" in a else [a]
-            right = b["anyOf"] if "anyOf" in b else [b]
+            left = a.get("anyOf", [a])
+            right = b.get("anyOf", [b])
             base = self.merge({k: v for k, v in a.items() if k != "anyOf"},
                               {k: v for k, v in b.items() if k != "anyOf"}, path)
             pairs = [(x, y) for x in left for y in right]
-            if "anyOf" in a and "anyOf" in b or base:
-                make = lambda xy: self.merge(self.merge(base, xy[0], path), xy[1], path)  # noqa: E731
-                branches = self.branches(make, pairs, "allOf", path)
-            else:
-                branches = left if "anyOf" in a else right
+            if len(pairs) > _MAX_BRANCHES:
+                raise UnsupportedSchemaError("allOf", path, f"{len(pairs)} anyOf combinations (limit {_MAX_BRANCHES})")
+            branches = self.branches(lambda xy: self.merge(self.merge(base, xy[0], path), xy[1], path),
+                                     pairs, "allOf", path)
             return {"anyOf": branches} if len(branches) > 1 else branches[0]
         out = dict(a)
         for key, value in b.items():
@@ -473,8 +480,8 @@ class _Builder:
                     {} if mine is True else mine, {} if value is True else value, path)
             elif key == "prefixItems":
                 n = max(len(mine), len(value))
-                pad = lambda xs: xs + [{}] * (n - len(xs))  # noqa: E731
-                out[key] = [self.merge(x, y, path) for x, y in zip(pad(mine), pad(value))]
+                out[key] = [self.merge(x, y, path) for x, y in
+                            zip(mine + [{}] * (n - len(mine)), value + [{}] * (n - len(value)))]
             elif key == "multipleOf":
                 out[key] = math.lcm(mine, value)
             elif key == "const" and not _same(mine, value):
@@ -583,10 +590,6 @@ def _drop(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> N
 
 def _ignore(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
     pass
-
-
-def _type(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
-    out["type"] = value
 
 
 def _bound(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
@@ -716,7 +719,7 @@ def _list(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> N
         b.unenforce("oneOf", path)
     if "anyOf" in out:  # anyOf and oneOf together: both must hold
         both = b.merge({"anyOf": out["anyOf"]}, {"anyOf": branches}, path)
-        branches = both["anyOf"] if "anyOf" in both else [both]
+        branches = both.get("anyOf", [both])
     out["anyOf"] = branches
 
 
@@ -760,7 +763,7 @@ def _not(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> No
 
 
 _HANDLERS: dict[str, Callable[..., None]] = {
-    "type": _type,
+    "type": _keep,
     "enum": _enum, "const": _const,
     "minLength": _length, "maxLength": _length, "pattern": _pattern, "format": _format,
     "minimum": _bound, "maximum": _bound, "exclusiveMinimum": _bound, "exclusiveMaximum": _bound,

@@ -1,0 +1,106 @@
+"""Coverage targets on a fixed corpus sample, and the tool linter."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from constrained.coverage import (
+    add_coverage_commands,
+    check_tools,
+    corpus_files,
+    format_coverage_table,
+    run_coverage,
+)
+
+CORPUS = Path(os.environ.get("CONSTRAINED_MASKBENCH") or Path(__file__).resolve().parents[2] / "shared" / "data" / "maskbench")
+# Every 65th file of the sorted corpus: 60 files spread over every prefix, fixed.
+SAMPLE_EVERY = 65
+
+
+@pytest.fixture(scope="module")
+def sample_result():
+    return run_coverage(CORPUS, sample=SAMPLE_EVERY, strict_xgrammar_baseline=False, progress=False)
+
+
+def test_sample_spans_the_corpus():
+    names = [p.name for p in corpus_files(CORPUS, sample=SAMPLE_EVERY)]
+    assert len(names) == 60
+    prefixes = {n.split("---")[0].split("_")[0] for n in names}
+    assert {"BFCL", "Glaiveai2K", "Github", "Handwritten", "Synthesized", "JME", "MCPspec"} <= prefixes
+
+
+def test_every_schema_compiles_or_gets_a_named_error(sample_result):
+    r = sample_result
+    assert r["schemas"] == 60
+    assert r["compiled"] + sum(r["errors"].values()) == r["schemas"]
+    assert r["compiled"] >= 59
+
+
+def test_valid_instances_are_accepted(sample_result):
+    r = sample_result
+    assert r["valid"] > 45
+    assert r["valid_accepted"] >= 0.995 * r["valid"], r["examples"]["valid_rejected"]
+
+
+def test_invalid_instances_are_rejected_or_accounted_for(sample_result):
+    r = sample_result
+    assert r["invalid"] > 25
+    assert r["invalid_rejected"] >= 0.95 * r["invalid"]
+    assert r["unexplained"] == 0, r["examples"]["unexplained"]
+    assert r["invalid_rejected"] + sum(r["unenforced"].values()) == r["invalid"]
+
+
+def test_report_table_names_both_pipelines(sample_result):
+    table = format_coverage_table({**sample_result, "baseline": sample_result})
+    assert "| valid instances accepted |" in table
+    assert "raw xgrammar" in table
+
+
+def test_cli_prints_one_json_object(capsys):
+    parser = argparse.ArgumentParser()
+    add_coverage_commands(parser.add_subparsers())
+    args = parser.parse_args(["coverage", str(CORPUS), "--json", "--sample", "400", "--no-baseline"])
+    assert args.func(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("schemas", "compiled", "errors", "valid", "valid_accepted", "invalid", "invalid_rejected",
+                "unenforced", "unexplained", "compile_ms_p50", "compile_ms_p99"):
+        assert key in result
+
+
+def _tool(name, parameters):
+    return {"type": "function", "function": {"name": name, "description": "d", "parameters": parameters}}
+
+
+def test_check_tools_flags_pythonic_names_and_unsupported_keywords():
+    tools = [
+        _tool("get_weather", {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+        _tool("get-weather", {"type": "object", "properties": {"from": {"type": "string"}}}),
+        _tool("fetch", {"type": "object", "properties": {"x": {"$ref": "https://example.com/x.json"}}}),
+        _tool("tag", {"type": "array", "items": {}, "uniqueItems": True}),
+        _tool("bad name!", {}),
+    ]
+    good, dashed, remote, unique, bad = check_tools(tools)
+
+    assert good["ok"] and good["compiled"] and good["compile_ms"] > 0 and good["problems"] == {}
+
+    assert dashed["compiled"] and not dashed["ok"]
+    assert set(dashed["problems"]) == {"pythonic"}
+    assert any("get-weather" in p for p in dashed["problems"]["pythonic"])
+    assert any("from" in p for p in dashed["problems"]["pythonic"])
+
+    assert not remote["compiled"] and not remote["ok"]
+    assert "'$ref'" in remote["error"] and "$.properties.x.$ref" in remote["error"] and "fetch" in remote["error"]
+
+    assert unique["ok"] and unique["unenforced"] == ["uniqueItems at $.uniqueItems"]
+
+    assert set(bad["problems"]) == {"kimi_k2", "minimax_m1", "pythonic", "hermes"}
+
+
+def test_check_tools_rejects_unknown_dialects():
+    with pytest.raises(ValueError):
+        check_tools([], dialects=["nope"])

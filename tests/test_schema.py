@@ -1,0 +1,346 @@
+"""Normalisation rules of constrained.schema, each against xgrammar 0.2.8 itself."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import xgrammar
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from constrained.schema import (
+    Unenforced,
+    UnsupportedSchemaError,
+    as_emitted,
+    normalize,
+    unenforced_violations,
+    validate,
+)
+
+# An empty vocabulary: string acceptance only, and compiles in microseconds.
+_COMPILER = xgrammar.GrammarCompiler(xgrammar.TokenizerInfo([]), cache_enabled=False)
+
+
+def accepts(schema, instance) -> bool:
+    """Does the grammar of ``normalize(schema)`` accept ``instance`` as our dialects emit it?"""
+    norm = normalize(schema)
+    grammar = xgrammar.Grammar.from_json_schema(json.dumps(norm.schema), any_whitespace=False, strict_mode=True)
+    matcher = xgrammar.GrammarMatcher(_COMPILER.compile_grammar(grammar), terminate_without_stop_token=True)
+    text = json.dumps(as_emitted(instance, norm), ensure_ascii=False)
+    return matcher.accept_string(text) and matcher.is_completed()
+
+
+def keywords(schema) -> set[str]:
+    return {u.keyword for u in normalize(schema).unenforced}
+
+
+# --------------------------------------------------------------------------- no arguments
+
+
+@pytest.mark.parametrize("schema", [None, {}, True, {"type": "object"}, {"type": "object", "description": "x"}])
+def test_tool_without_arguments_accepts_empty_object_only(schema):
+    assert accepts(schema, {})
+    assert not accepts(schema, {"a": 1})
+    assert not accepts(schema, [])
+    assert validate({"a": 1}, normalize(schema))
+
+
+def test_nested_bare_object_stays_free_form():
+    schema = {"type": "object", "properties": {"meta": {"type": "object"}}}
+    assert accepts(schema, {"meta": {"anything": [1, "x"]}})
+
+
+def test_undeclared_properties_are_not_generated():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    assert accepts(schema, {"a": 1})
+    assert not accepts(schema, {"a": 1, "hallucinated": 2})
+
+
+# --------------------------------------------------------------------------- type names
+
+
+@pytest.mark.parametrize(
+    ("name", "good", "bad"),
+    [
+        ("dict", {"k": 1}, [1]),
+        ("float", 1.5, "1.5"),
+        ("int", 3, 3.5),
+        ("bool", True, 1),
+        ("Boolean", False, "false"),
+        ("str", "x", 1),
+        ("String", "x", None),
+        ("list", [1, "a"], {}),
+        ("tuple", [1, 2], "12"),
+        ("ArrayList", [1], {}),
+        ("HashMap", {"k": "v"}, "k"),
+        ("long", 12, 1.5),
+        ("double", 2.5, "x"),
+        ("char", "c", 1),
+    ],
+)
+def test_python_and_java_type_names_map(name, good, bad):
+    schema = {"type": "object", "properties": {"x": {"type": name}}, "required": ["x"]}
+    assert accepts(schema, {"x": good})
+    assert not accepts(schema, {"x": bad})
+    assert validate({"x": good}, normalize(schema)) == []
+
+
+@pytest.mark.parametrize("name", ["any", "Any"])
+def test_any_removes_the_type(name):
+    schema = {"type": "object", "properties": {"x": {"type": name}}, "required": ["x"]}
+    for value in (1, "s", [1], {"a": None}, None):
+        assert accepts(schema, {"x": value})
+
+
+def test_type_lists_map_and_keep_null():
+    norm = normalize({"type": "object", "properties": {"x": {"type": ["float", "int"]}, "y": {"type": ["string", "null"]}}})
+    assert norm.schema["properties"]["x"]["type"] == ["number", "integer"]
+    assert norm.schema["properties"]["y"]["type"] == ["string", "null"]
+
+
+def test_unknown_type_names_raise_with_keyword_and_path():
+    with pytest.raises(UnsupportedSchemaError) as info:
+        normalize({"type": "object", "properties": {"x": {"type": "Widget"}}})
+    assert info.value.keyword == "type"
+    assert info.value.path == "$.properties.x.type"
+    assert "'type'" in str(info.value) and "$.properties.x.type" in str(info.value)
+
+
+# --------------------------------------------------------------------------- OpenAI strict
+
+
+def test_openai_strict_shape_passes_through():
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "unit": {"anyOf": [{"type": "string", "enum": ["c", "f"]}, {"type": "null"}]},
+            "note": {"type": ["string", "null"]},
+        },
+        "required": ["city", "unit", "note"],
+        "additionalProperties": False,
+    }
+    norm = normalize(schema)
+    assert norm.unenforced == ()
+    assert accepts(schema, {"city": "Paris", "unit": None, "note": "x"})
+    assert accepts(schema, {"city": "Paris", "unit": "c", "note": None})
+    assert not accepts(schema, {"city": "Paris", "unit": "k", "note": None})
+    assert not accepts(schema, {"city": "Paris", "unit": "c"})
+
+
+def test_openapi_nullable_becomes_a_null_union():
+    schema = {"type": "object", "properties": {"x": {"type": "integer", "nullable": True}}, "required": ["x"]}
+    assert accepts(schema, {"x": None})
+    assert validate({"x": None}, normalize(schema)) == []
+
+
+# --------------------------------------------------------------------------- $ref
+
+
+def test_recursive_defs_compile_and_recurse():
+    schema = {
+        "$defs": {"node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}},
+        "$ref": "#/$defs/node",
+    }
+    assert accepts(schema, {"kids": [{"kids": []}, {"kids": [{"kids": []}]}]})
+    assert not accepts(schema, {"kids": [{"kids": [1]}]})
+
+
+def test_definitions_and_escaped_pointers_are_hoisted():
+    schema = {
+        "definitions": {"a/b": {"type": "integer"}},
+        "type": "object",
+        "properties": {"x": {"$ref": "#/definitions/a~1b"}, "y": {"$ref": "#/properties/x"}},
+    }
+    assert accepts(schema, {"x": 1, "y": 2})
+    assert not accepts(schema, {"x": "1"})
+
+
+@pytest.mark.parametrize("ref", ["http://example.com/s.json", "other.json#/a", "#/definitions/missing"])
+def test_remote_or_unresolvable_refs_raise(ref):
+    with pytest.raises(UnsupportedSchemaError) as info:
+        normalize({"type": "object", "properties": {"x": {"$ref": ref}}})
+    assert info.value.keyword == "$ref"
+    assert info.value.path == "$.properties.x.$ref"
+
+
+# --------------------------------------------------------------------------- rewritten keywords
+
+
+def test_patterns_search_like_json_schema():
+    schema = {"type": "object", "properties": {"x": {"type": "string", "pattern": "[0-9]"}}, "required": ["x"]}
+    assert accepts(schema, {"x": "ab1cd"})
+    assert not accepts(schema, {"x": "abcd"})
+    anchored = {"type": "string", "pattern": "^ab"}
+    assert accepts(anchored, "abc") and not accepts(anchored, "cab")
+
+
+def test_pattern_properties_keys_search():
+    schema = {"type": "object", "patternProperties": {"^a": {"type": "integer"}}}
+    assert accepts(schema, {"abc": 1})
+    assert not accepts(schema, {"abc": "x"})
+
+
+def test_unsupported_regex_is_unenforced_not_fatal():
+    schema = {"type": "string", "pattern": r"^(?!admin).*\b$"}
+    norm = normalize(schema)
+    assert norm.unenforced == (Unenforced("pattern", "$.pattern"),)
+    assert unenforced_violations("admin", norm) == [Unenforced("pattern", "$.pattern")]
+
+
+def test_allof_is_merged():
+    schema = {"allOf": [
+        {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+        {"properties": {"b": {"type": "string"}, "a": {"minimum": 3}}, "required": ["b"]},
+    ]}
+    assert accepts(schema, {"a": 3, "b": "x"})
+    assert not accepts(schema, {"a": 3})
+    assert not accepts(schema, {"a": 2, "b": "x"})
+
+
+def test_anyof_siblings_are_distributed():
+    schema = {"type": "integer", "anyOf": [{"minimum": 5}, {"maximum": 0}]}
+    assert accepts(schema, 7) and accepts(schema, -1)
+    assert not accepts(schema, 3)
+
+
+def test_draft4_boolean_exclusive_minimum_and_tuple_items():
+    schema = {"type": "array", "items": [{"type": "integer", "minimum": 0, "exclusiveMinimum": True}], "additionalItems": {"type": "string"}}
+    assert accepts(schema, [1, "a", "b"])
+    assert not accepts(schema, [0])
+    assert not accepts(schema, [1, 2])
+
+
+def test_draft3_required_true_moves_to_the_parent():
+    schema = {"type": "object", "properties": {"a": {"type": "string", "required": True}, "b": {"type": "string", "optional": True}}}
+    assert normalize(schema).schema["required"] == ["a"]
+    assert not accepts(schema, {"b": "x"})
+    assert validate({"b": "x"}, normalize(schema))
+
+
+def test_object_and_array_constants_match_json_dumps_output():
+    schema = {"type": "object", "properties": {"x": {"const": {"a": [1, 2]}}, "y": {"enum": [[1], {"k": None}]}}}
+    assert accepts(schema, {"x": {"a": [1, 2]}, "y": {"k": None}})
+    assert not accepts(schema, {"x": {"a": [1, 3]}})
+
+
+def test_required_but_undeclared_property_is_declared():
+    schema = {"type": "object", "properties": {"a": {}}, "required": ["b"]}
+    assert accepts(schema, {"b": 1})
+
+
+def test_fractional_integer_bounds_round_inwards():
+    schema = {"type": "integer", "minimum": 0.5, "exclusiveMaximum": 3.5}
+    assert accepts(schema, 1) and accepts(schema, 3)
+    assert not accepts(schema, 0) and not accepts(schema, 4)
+
+
+def test_not_type_becomes_the_complement():
+    schema = {"not": {"type": "string"}}
+    assert normalize(schema).unenforced == ()
+    assert accepts(schema, 1) and not accepts(schema, "s")
+
+
+def test_not_empty_schema_removes_the_property():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "gone": {"not": {}}}}
+    assert accepts(schema, {"a": 1})
+    assert not accepts(schema, {"gone": 1})
+
+
+# --------------------------------------------------------------------------- unenforced
+
+
+@pytest.mark.parametrize(
+    ("schema", "keyword", "violating"),
+    [
+        ({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, "uniqueItems", [1, 1]),
+        ({"type": "number", "multipleOf": 0.5}, "multipleOf", 0.3),
+        ({"type": "string", "format": "regex"}, "format", "(unclosed"),
+        ({"type": "string", "format": "date"}, "format", "2024-02-30"),
+        ({"type": "array", "items": {}, "contains": {"const": 5}}, "contains", [1]),
+        ({"type": "object", "properties": {"a": {}, "b": {}}, "dependentRequired": {"a": ["b"]}}, "dependentRequired", {"a": 1}),
+        ({"type": "object", "properties": {"a": {}, "b": {}}, "dependencies": {"a": ["b"]}}, "dependentRequired", {"a": 1}),
+        ({"type": "object", "properties": {"a": {}, "b": {}}, "if": {"properties": {"a": {"const": 1}}, "required": ["a"]}, "then": {"required": ["b"]}}, "if", {"a": 1}),
+        ({"type": "integer", "not": {"const": 3}}, "not", 3),
+        ({"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 0}]}, "oneOf", 2),
+        ({"type": "string", "maxLength": 100}, "maxLength", "x" * 101),
+        ({"type": "string", "minLength": 5}, "minLength", "abc"),
+        ({"type": "integer", "minimum": 0, "multipleOf": 12}, "multipleOf", 25),
+    ],
+)
+def test_unenforced_keywords_are_listed_and_caught_after_decoding(schema, keyword, violating):
+    norm = normalize(schema)
+    assert keyword in {u.keyword for u in norm.unenforced}
+    assert accepts(schema, violating)  # the grammar lets it through ...
+    assert validate(violating, norm)  # ... validation after decoding does not
+    assert keyword in {u.keyword for u in unenforced_violations(violating, norm)}
+
+
+def test_disjoint_oneof_is_fully_enforced():
+    assert "oneOf" not in keywords({"oneOf": [{"type": "integer"}, {"type": "string"}]})
+
+
+def test_small_lengths_and_integer_multiple_of_are_enforced():
+    schema = {"type": "object", "properties": {"s": {"type": "string", "minLength": 1, "maxLength": 3}, "n": {"type": "integer", "multipleOf": 3}}}
+    assert normalize(schema).unenforced == ()
+    assert accepts(schema, {"s": "abc", "n": 9})
+    assert not accepts(schema, {"s": ""}) and not accepts(schema, {"s": "abcd"}) and not accepts(schema, {"n": 4})
+
+
+@pytest.mark.parametrize("keyword", ["disallow", "extends"])
+def test_draft3_only_keywords_raise(keyword):
+    with pytest.raises(UnsupportedSchemaError) as info:
+        normalize({"type": "object", "properties": {"x": {keyword: "string"}}})
+    assert info.value.keyword == keyword
+
+
+def test_unknown_keywords_are_annotations():
+    norm = normalize({"type": "object", "properties": {"x": {"type": "string", "x-ui": 1, "_format": "k", "emum": [1]}}})
+    assert norm.schema["properties"]["x"] == {"type": "string"}
+    assert norm.unenforced == ()
+
+
+def test_normalize_is_pure():
+    schema = {"type": "object", "properties": {"x": {"type": "dict", "required": True}}}
+    before = json.dumps(schema)
+    assert normalize(schema) == normalize(schema)
+    assert json.dumps(schema) == before
+
+
+def test_emitted_form_follows_the_schema():
+    norm = normalize({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"const": 0}}})
+    assert list(as_emitted({"b": 1.0, "a": 2}, norm)) == ["a", "b"]
+    assert json.dumps(as_emitted({"c": 0.0, "b": 1.0, "z": 1}, norm)) == '{"b": 1, "c": 0, "z": 1}'
+    assert as_emitted({"z": 1, "a": 2}, norm, drop_undeclared=True) == {"a": 2}
+
+
+# --------------------------------------------------------------------------- property test
+
+_SCALARS = st.one_of(
+    st.fixed_dictionaries({"type": st.just("integer")}, optional={"minimum": st.integers(-5, 5), "maximum": st.integers(-5, 5)}),
+    st.fixed_dictionaries({"type": st.just("string")}, optional={"maxLength": st.integers(0, 3), "enum": st.lists(st.text("ab", max_size=2), min_size=1, max_size=3, unique=True)}),
+    st.fixed_dictionaries({"type": st.just("boolean")}),
+    st.fixed_dictionaries({"type": st.sampled_from([["number", "null"], ["string", "null"]])}),
+)
+_OBJECTS = st.dictionaries(st.sampled_from("abc"), _SCALARS, min_size=1, max_size=3).flatmap(
+    lambda props: st.fixed_dictionaries({
+        "type": st.just("object"),
+        "properties": st.just(props),
+        "required": st.lists(st.sampled_from(sorted(props)), unique=True),
+        "additionalProperties": st.just(False),
+    })
+)
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-7, 7), st.floats(-3, 3, allow_nan=False).map(lambda f: round(f, 2)), st.text("ab", max_size=4))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schema=_OBJECTS, instance=st.dictionaries(st.sampled_from("abcd"), _VALUES, max_size=4))
+def test_grammar_and_validation_agree_on_enforced_keywords(schema, instance):
+    try:
+        norm = normalize(schema)
+    except UnsupportedSchemaError as exc:  # crossed bounds on a required property
+        assert exc.keyword == "minimum"
+        assume(False)
+    assert norm.unenforced == ()
+    assert accepts(schema, instance) == (validate(instance, norm) == [])

@@ -28,7 +28,7 @@ Arrays declaring no ``items`` take any items. Properties are generated in declar
 | ``properties``, ``required``, ``additionalProperties`` | enforced; a required name not declared is declared (any value); a ``false`` property is removed; draft-3 ``required: true`` on a property moves to the parent's list |
 | ``patternProperties``, ``propertyNames``, ``pattern`` | enforced; patterns rewritten from search to full-match semantics; a pattern xgrammar cannot parse or would only approximate (look-around, back-references, ``\\b``, ``\\p{}``, ``\\Z``...) is dropped -> unenforced ``pattern`` |
 | ``minLength``/``maxLength`` | enforced up to 2 / 8: xgrammar unrolls them, ~25 ms of compile time per unit with a 129k vocabulary (``maxLength: 100`` takes ~3 s); larger bounds, and any next to ``pattern`` (ignored there by xgrammar), -> unenforced |
-| ``format`` | enforced for date, date-time, time, duration, email, hostname, ipv4, ipv6, uuid, uri, uri-reference, uri-template, json-pointer, relative-json-pointer (date, date-time and time by shape only, so also listed unenforced); others -> unenforced |
+| ``format`` | enforced for date, date-time, time, duration, email, hostname, ipv4, ipv6, uuid, uri, uri-reference, uri-template, json-pointer, relative-json-pointer (date exactly, by a calendar regex with leap years; date-time and time by shape only, so also listed unenforced); others -> unenforced |
 | ``minimum``/``maximum``/``exclusive*`` | enforced; draft-4 boolean ``exclusiveMinimum``/``Maximum`` converted; bounds of integers rounded inwards |
 | ``multipleOf`` | enforced for integers with an integer divisor and no bound (xgrammar ignores it next to ``minimum``/``maximum``); otherwise unenforced (draft-3 ``divisibleBy`` mapped) |
 | ``items``, ``prefixItems``, ``minItems``, ``maxItems`` | enforced; draft-4 ``items: [...]``/``additionalItems`` mapped |
@@ -64,7 +64,7 @@ Upstream xgrammar 0.2.8 issues worked around here:
   inside a pattern are ignored with a warning.
 - an integral float constant (``const: 0.0``) only matches ``0``.
 - a ``false`` subschema or crossed bounds (``minimum`` > ``maximum``) fail to compile.
-- ``format: date``/``date-time`` check the shape only (``2024-02-30`` passes).
+- ``format: date``/``date-time`` check the shape only (``2024-02-30`` passes); we replace ``date`` by an exact calendar pattern.
 """
 
 from __future__ import annotations
@@ -141,6 +141,14 @@ _XGRAMMAR_FORMATS = frozenset({
     "uri-reference", "uri-template", "json-pointer", "relative-json-pointer"})
 # Kept in the grammar, which checks their shape only (2024-02-30 passes): also checked after decoding.
 _APPROXIMATE_FORMATS = frozenset({"date", "date-time", "time"})
+# ...except `date`, which a regular expression can state exactly: real calendar dates from
+# 0001-01-01 to 9999-12-31, February 29 in leap years only (what `datetime.date` accepts).
+_YEAR = r"([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+_LEAP_YEAR = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+DATE_PATTERN = (
+    rf"^({_YEAR}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    rf"|02-(0[1-9]|1[0-9]|2[0-8]))|{_LEAP_YEAR}-02-29)$"
+)
 # xgrammar unrolls string length bounds; larger ones are checked after decoding (compile time).
 _LENGTH_LIMITS = {"minLength": 2, "maxLength": 8}
 # allOf of anyOfs is expanded into their cross product, up to this many branches.
@@ -623,6 +631,9 @@ def _pattern(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -
 
 
 def _format(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
+    if value == "date" and "pattern" not in s:
+        out["pattern"] = DATE_PATTERN
+        return
     if value in _XGRAMMAR_FORMATS:
         out[key] = value
     if value not in _XGRAMMAR_FORMATS or value in _APPROXIMATE_FORMATS:

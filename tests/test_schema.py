@@ -257,7 +257,7 @@ def test_not_empty_schema_removes_the_property():
         ({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, "uniqueItems", [1, 1]),
         ({"type": "number", "multipleOf": 0.5}, "multipleOf", 0.3),
         ({"type": "string", "format": "regex"}, "format", "(unclosed"),
-        ({"type": "string", "format": "date"}, "format", "2024-02-30"),
+        ({"type": "string", "format": "date-time"}, "format", "2024-02-30T10:00:00Z"),
         ({"type": "array", "items": {}, "contains": {"const": 5}}, "contains", [1]),
         ({"type": "object", "properties": {"a": {}, "b": {}}, "dependentRequired": {"a": ["b"]}}, "dependentRequired", {"a": 1}),
         ({"type": "object", "properties": {"a": {}, "b": {}}, "dependencies": {"a": ["b"]}}, "dependentRequired", {"a": 1}),
@@ -344,3 +344,24 @@ def test_grammar_and_validation_agree_on_enforced_keywords(schema, instance):
         assume(False)
     assert norm.unenforced == ()
     assert accepts(schema, instance) == (validate(instance, norm) == [])
+
+
+def test_format_date_is_enforced_exactly_against_the_calendar():
+    import datetime
+    import re
+
+    from constrained.schema import DATE_PATTERN
+
+    norm = normalize({"type": "object", "properties": {"d": {"type": "string", "format": "date"}}})
+    assert norm.unenforced == () and norm.schema["properties"]["d"]["pattern"] == DATE_PATTERN
+    rx = re.compile(DATE_PATTERN)
+    for year in (0, 1, 4, 100, 400, 1900, 2000, 2023, 2024, 2100, 9999):
+        for month in range(0, 14):
+            for day in range(0, 33):
+                text = f"{year:04d}-{month:02d}-{day:02d}"
+                try:
+                    datetime.date.fromisoformat(text)
+                    real = True
+                except ValueError:
+                    real = False
+                assert bool(rx.match(text)) == real, text

@@ -27,6 +27,25 @@ def special_token_ids(tokenizer: Any, markers: Sequence[str]) -> dict[str, int]:
     return {m: vocab[m] for m in markers if m in vocab}
 
 
+# In the grammar's copy of the vocabulary, a dialect's marker tokens are spelled with this byte in
+# front. No text rule can then produce them: JSON and Python strings never contain it, and
+# free text excludes it. Only `Token(id)` at the grammar's structural positions can. Without this,
+# a marker token (e.g. Kimi's <|tool_call_end|>) is legal *inside* an argument string, because
+# xgrammar treats an added token as the text it decodes to.
+MARKER_BYTE = b"\x01"  # a control character: JSON and Python strings never contain it raw
+
+
+def marker_tokenizer_info(info: xgr.TokenizerInfo, marker_ids: Sequence[int]) -> xgr.TokenizerInfo:
+    if not marker_ids:
+        return info
+    vocab = [bytes(b) for b in info.decoded_vocab]
+    for i in marker_ids:
+        vocab[i] = MARKER_BYTE + vocab[i]
+    return xgr.TokenizerInfo(
+        vocab, xgr.VocabType.RAW, vocab_size=info.vocab_size, stop_token_ids=info.stop_token_ids, add_prefix_space=info.add_prefix_space
+    )
+
+
 def eos_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
     ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if ids is None:
@@ -42,18 +61,28 @@ class CompileStats:
 
 
 class GrammarCache:
-    """Per-tokenizer compiler with a content-keyed LRU of compiled grammars."""
+    """Per-tokenizer compilers (one per dialect marker set) with a content-keyed LRU of grammars."""
 
     def __init__(self, tokenizer: Any, vocab_size: int | None = None, max_entries: int = 256, max_threads: int = 8):
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size or len(tokenizer)
         self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=self.vocab_size)
-        self.compiler = xgr.GrammarCompiler(self.info, max_threads=max_threads)
+        self.max_threads = max_threads
         self.max_entries = max_entries
         self._cache: OrderedDict[str, xgr.CompiledGrammar] = OrderedDict()
         self._lock = threading.Lock()
+        self._compilers: dict[tuple[int, ...], xgr.GrammarCompiler] = {}
+        self.compiler = self.compiler_for(())
         self.stats = CompileStats()
         self.last_compile_seconds = 0.0
+
+    def compiler_for(self, marker_ids: Sequence[int]) -> xgr.GrammarCompiler:
+        key = tuple(sorted(marker_ids))
+        with self._lock:
+            if key not in self._compilers:
+                info = marker_tokenizer_info(self.info, key)
+                self._compilers[key] = xgr.GrammarCompiler(info, max_threads=self.max_threads)
+            return self._compilers[key]
 
     def ebnf(self, dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> str:
         return build_ebnf(dialect, tools, options, special_token_ids(self.tokenizer, dialect.special_tokens))
@@ -70,7 +99,8 @@ class GrammarCache:
                 self.last_compile_seconds = 0.0
                 return hit
         t0 = time.perf_counter()
-        compiled = self.compiler.compile_grammar(xgr.Grammar.from_ebnf(self.ebnf(dialect, tools, options)))
+        compiler = self.compiler_for(special_token_ids(self.tokenizer, dialect.special_tokens).values())
+        compiled = compiler.compile_grammar(xgr.Grammar.from_ebnf(self.ebnf(dialect, tools, options)))
         elapsed = time.perf_counter() - t0
         with self._lock:
             self._cache[key] = compiled

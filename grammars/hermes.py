@@ -8,5 +8,7 @@ HERMES = Dialect(
     call_template='<tool_call>\n{{"name": "{name}", "arguments": {arguments}}}\n</tool_call>',
     call_separator="\n",
     arguments="json",
+    # single tokens in Qwen2.5/Qwen3 vocabularies; a tokenizer without them gets them spelled
+    special_tokens=("<tool_call>", "</tool_call>", "<think>", "</think>"),
     reasoning=("<think>", "</think>"),
 )

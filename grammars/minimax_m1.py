@@ -10,5 +10,7 @@ MINIMAX_M1 = Dialect(
     section_end="</tool_calls>",
     call_template='{{"name": "{name}", "arguments": {arguments}}}\n',
     arguments="json",
+    # forced as single tokens where the tokenizer has them, spelled otherwise
+    special_tokens=("<tool_calls>", "</tool_calls>", "<think>", "</think>"),
     reasoning=("<think>", "</think>"),
 )

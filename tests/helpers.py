@@ -12,29 +12,43 @@ from constrained.grammars import get_dialect
 
 
 class Nudge(LogitsProcessor):
-    """Raise the logits of tokens that close structures (quotes, brackets, EOS, the call trigger).
+    """Raise the logits of tokens that close structures (quotes, brackets), of the call trigger and
+    of EOS.
 
-    A uniformly random model almost never closes a string in a 129K vocabulary; the nudge makes it
-    finish within a test's token budget. It runs BEFORE the grammar mask, so the grammar alone still
-    decides what is allowed: the guarantee under test is unchanged.
+    A uniformly random model almost never closes a string in a 129K vocabulary, nor opens a tool
+    section in `auto`; the nudge makes it do both within a test's token budget. It runs BEFORE the
+    grammar mask, so the grammar alone still decides what is allowed: the guarantee under test is
+    unchanged.
     """
 
-    STRINGS = ['"', "}", "]", ")", ",", "0", "1", "7", "true", "false", "null", "True", "False", "None", "\n", "x"]
+    CLOSERS = ['"', "}", "]", ")", ",", "0", "1", "7", "true", "false", "null", "True", "False", "None", "\n", "x"]
 
-    def __init__(self, tokenizer, dialect, bias: float = 9.0):
+    def __init__(self, tokenizer, dialect, bias: float = 9.0, trigger_bias: float = 14.0, eos_bias: float = 12.0):
         d = get_dialect(dialect)
-        ids = {tokenizer.eos_token_id}
-        for s in self.STRINGS + [d.trigger, d.section_end.strip()] + list(d.special_tokens):
-            enc = tokenizer.encode(s, add_special_tokens=False) if s else []
-            if len(enc) == 1:
-                ids.add(enc[0])
-        self.ids = torch.tensor(sorted(ids))
-        self.bias = bias
-        self.eos = tokenizer.eos_token_id  # stopping after a complete call beats opening another
+
+        def single_tokens(strings):
+            encoded = (tokenizer.encode(s, add_special_tokens=False) for s in strings if s)
+            return sorted({ids[0] for ids in encoded if len(ids) == 1})
+
+        structure = [d.section_end.strip(), *d.special_tokens]
+        self.biases = [
+            (torch.tensor(single_tokens(self.CLOSERS + structure)), bias),
+            (torch.tensor([tokenizer.eos_token_id]), eos_bias),  # stopping after a call beats opening another
+        ]
+        # in auto: open a section more often than stop. A one-character trigger (pythonic "[") is
+        # favoured at the first step only, or it would flood every string.
+        self.trigger = (torch.tensor(single_tokens([d.trigger])), trigger_bias)
+        self.trigger_always = len(d.trigger) > 1
+        self.first_length = None
 
     def __call__(self, input_ids, scores):
-        scores[:, self.ids] += self.bias
-        scores[:, self.eos] += self.bias / 2
+        if self.first_length is None or input_ids.shape[1] <= self.first_length:
+            self.first_length = input_ids.shape[1]
+        biases = self.biases
+        if self.trigger_always or input_ids.shape[1] == self.first_length:
+            biases = biases + [self.trigger]
+        for ids, bias in biases:
+            scores[:, ids] += bias
         return scores
 
 
@@ -55,7 +69,7 @@ class GumbelSample(LogitsProcessor):
         return scores - torch.from_numpy(noise)
 
 
-def sample(model, tok, dialect, tools, tool_choice="required", *, n=8, seed=0, max_new_tokens=96, first_index=0, bias=9.0, parallel=True):
+def sample(model, tok, dialect, tools, tool_choice="required", *, n=8, seed=0, max_new_tokens=96, first_index=0, parallel=True):
     """-> list of (text, finished) for n sequences sampled at temperature 1 under the grammar
     (Gumbel-max; see GumbelSample)."""
     d = get_dialect(dialect)
@@ -66,7 +80,7 @@ def sample(model, tok, dialect, tools, tool_choice="required", *, n=8, seed=0, m
     torch.manual_seed(seed)
     out = model.generate(
         **enc,
-        logits_processor=LogitsProcessorList([Nudge(tok, d, bias), proc, GumbelSample(seed)]),
+        logits_processor=LogitsProcessorList([Nudge(tok, d), proc, GumbelSample(seed)]),
         do_sample=False,
         max_new_tokens=max_new_tokens,
         pad_token_id=tok.pad_token_id,

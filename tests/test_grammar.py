@@ -152,3 +152,18 @@ def test_unsupported_schema_keyword_is_named_with_its_path():
     err = info.value
     assert err.keyword == "$ref" and err.path == "$.properties.x.$ref" and err.tool == "f"
     assert "$ref" in str(err) and "$.properties.x" in str(err)
+
+
+@pytest.mark.parametrize("dialect, prefix, marker", [
+    ("kimi_k2", '<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>{"city": "x', "<|tool_call_end|>"),
+    ("hermes", '<tool_call>\n{"name": "get_weather", "arguments": {"city": "x', "</tool_call>"),
+    ("hermes", "Some text ", "</tool_call>"),
+])
+def test_marker_tokens_cannot_hide_in_strings_or_text(dialect, prefix, marker):
+    """xgrammar treats an added token as its text, which would make Kimi's <|tool_call_end|> token
+    legal inside an argument string; the grammar's vocabulary spells markers with \\x01 so it is not."""
+    tok = load_tokenizer(dialect)
+    compiled = grammar_cache(tok).compile(DIALECTS[dialect], [WEATHER], GrammarOptions("auto"))
+    m = xgr.GrammarMatcher(compiled)
+    assert all(m.accept_token(t) for t in tok.encode(prefix, add_special_tokens=False))
+    assert not m.accept_token(tok.convert_tokens_to_ids(marker))

@@ -111,8 +111,9 @@ def test_random_model_outputs_parse_and_validate(demo_models, dialect, mode):
             if result.tool_calls:
                 check_roundtrip(dialect, tok, tools, result.tool_calls, first_index)
     assert finished >= BATCHES * BATCH // 2, f"only {finished} outputs finished"
-    if mode != "auto":
-        assert total_calls >= finished
+    # required/named: every finished output has a call; auto: calls are common too (the nudge
+    # favours the trigger), so the section grammar is exercised in auto mode as well
+    assert total_calls >= (finished if mode != "auto" else finished // 4), (total_calls, finished)
 
 
 @pytest.mark.parametrize("dialect", DIALECT_NAMES)

@@ -15,3 +15,11 @@ def demo_models():
         return cache[dialect]
 
     return get
+
+
+def pytest_configure(config):
+    # One thread: the demo model's matmuls are tiny, and two threads spinning on a shared 2-core
+    # machine made each step ~5x slower. Also keeps runs deterministic.
+    import torch
+
+    torch.set_num_threads(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
@@ -52,26 +51,27 @@ class Nudge(LogitsProcessor):
         return scores
 
 
-class GumbelSample(LogitsProcessor):
-    """Exact sampling at temperature 1 by the Gumbel-max trick: argmax(logits + Gumbel noise).
+class ExactSample(LogitsProcessor):
+    """Exact sampling at temperature 1 by inverse CDF, then greedy picks the sampled token.
 
-    Used with greedy decoding because torch.multinomial over a 129K vocabulary costs ~100 ms per
-    step on CPU; the distribution sampled is the same.
+    `torch.multinomial` over a 129K vocabulary costs ~100 ms per step on this CPU; softmax, cumsum
+    and searchsorted cost a fifth of that and sample the same distribution.
     """
 
     def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)  # numpy's ziggurat is ~10x faster than torch's CPU RNG
+        self.gen = torch.Generator().manual_seed(seed)
 
     def __call__(self, input_ids, scores):
-        noise = self.rng.standard_exponential(scores.shape, dtype=np.float32)
-        np.maximum(noise, np.float32(1e-30), out=noise)  # an exact 0 would give +inf to a masked token
-        np.log(noise, out=noise)
-        return scores - torch.from_numpy(noise)
+        cdf = torch.softmax(scores.float(), dim=-1).cumsum_(dim=-1)
+        u = torch.rand(scores.shape[0], 1, generator=self.gen) * cdf[:, -1:]
+        picked = torch.searchsorted(cdf, u, right=True).clamp_(max=scores.shape[1] - 1)  # right: never a 0-probability token
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, picked, 0.0)
 
 
 def sample(model, tok, dialect, tools, tool_choice="required", *, n=8, seed=0, max_new_tokens=96, first_index=0, parallel=True):
     """-> list of (text, finished) for n sequences sampled at temperature 1 under the grammar
-    (Gumbel-max; see GumbelSample)."""
+    (see ExactSample)."""
     d = get_dialect(dialect)
     history = prepare_history([{"role": "user", "content": "Use the tools."}], d)
     prompt = render_prompt(d, history, tools)
@@ -80,7 +80,7 @@ def sample(model, tok, dialect, tools, tool_choice="required", *, n=8, seed=0, m
     torch.manual_seed(seed)
     out = model.generate(
         **enc,
-        logits_processor=LogitsProcessorList([Nudge(tok, d), proc, GumbelSample(seed)]),
+        logits_processor=LogitsProcessorList([Nudge(tok, d), proc, ExactSample(seed)]),
         do_sample=False,
         max_new_tokens=max_new_tokens,
         pad_token_id=tok.pad_token_id,

@@ -9,7 +9,6 @@ from .dialect import Dialect
 from .errors import ToolSpecError
 from .grammar import GrammarOptions
 from .parsing import ParseResult, StreamingParser, parse
-from .processor import ToolCallLogitsProcessor
 from .schema import UnsupportedSchemaError
 
 __all__ = [
@@ -29,3 +28,12 @@ def get_dialect(name):
     from constrained.grammars import get_dialect as _get
 
     return _get(name)
+
+
+def __getattr__(name):
+    # The processor pulls in torch and transformers: import it only when asked for.
+    if name == "ToolCallLogitsProcessor":
+        from .processor import ToolCallLogitsProcessor
+
+        return ToolCallLogitsProcessor
+    raise AttributeError(f"module 'constrained' has no attribute {name!r}")

@@ -27,8 +27,18 @@ def special_token_ids(tokenizer: Any, markers: Sequence[str]) -> dict[str, int]:
     return {m: vocab[m] for m in markers if m in vocab}
 
 
-# In the grammar's copy of the vocabulary, a dialect's marker tokens are spelled with this byte in
-# front. No text rule can then produce them: JSON and Python strings never contain it, and
+def never_text_ids(tokenizer: Any, markers: Sequence[str]) -> list[int]:
+    """Tokens no text rule may produce: the dialect's marker tokens and every special added token
+    (chat tokens such as <|im_end|>). Stop tokens are left to the matcher."""
+    special = {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(t, "special", False)}
+    special |= set(getattr(tokenizer, "all_special_ids", []))
+    special |= set(special_token_ids(tokenizer, markers).values())
+    stops = set(eos_token_ids(tokenizer))
+    return sorted(i for i in special if i not in stops)
+
+
+# In the grammar's copy of the vocabulary, special tokens (a dialect's markers, chat tokens) are
+# spelled with this byte in front. No text rule can then produce them: JSON and Python strings never contain it, and
 # free text excludes it. Only `Token(id)` at the grammar's structural positions can. Without this,
 # a marker token (e.g. Kimi's <|tool_call_end|>) is legal *inside* an argument string, because
 # xgrammar treats an added token as the text it decodes to.
@@ -99,7 +109,7 @@ class GrammarCache:
                 self.last_compile_seconds = 0.0
                 return hit
         t0 = time.perf_counter()
-        compiler = self.compiler_for(special_token_ids(self.tokenizer, dialect.special_tokens).values())
+        compiler = self.compiler_for(never_text_ids(self.tokenizer, dialect.special_tokens))
         compiled = compiler.compile_grammar(xgr.Grammar.from_ebnf(self.ebnf(dialect, tools, options)))
         elapsed = time.perf_counter() - t0
         with self._lock:

@@ -130,8 +130,8 @@ class _Builder:
         return " ".join(parts) if parts else '""'
 
     def free_text(self, rule: str, excludes: Sequence[str]) -> str:
-        if self.token_ids:  # marker tokens are spelled with \x01 in the grammar's vocabulary (compiler.py)
-            excludes = [*excludes, "\x01"]
+        # special tokens are spelled with \x01 in the grammar's vocabulary (compiler.py): never text
+        excludes = [*excludes, "\x01"]
         ex = ", ".join(E.literal(x) for x in excludes)
         self.rules[rule] = f"TagDispatch(loop_after_dispatch=false, excludes=({ex}{',' if len(excludes) == 1 else ''}))"
         return rule

@@ -51,10 +51,24 @@ class GrammarBatch:
         self, grammars: Sequence[xgr.CompiledGrammar | None], vocab_size: int, stop_token_ids: Sequence[int] | None = None
     ):
         stops = list(stop_token_ids) if stop_token_ids else None
-        self.matchers = [xgr.GrammarMatcher(g, override_stop_tokens=stops) if g is not None else None for g in grammars]
+        matchers = [xgr.GrammarMatcher(g, override_stop_tokens=stops) if g is not None else None for g in grammars]
+        self._init(matchers, vocab_size, None)
+
+    @classmethod
+    def from_matchers(
+        cls, matchers: Sequence[xgr.GrammarMatcher | None], vocab_size: int, batch_matcher: xgr.BatchGrammarMatcher | None = None
+    ) -> "GrammarBatch":
+        """A batch over existing matchers: an engine's rows join and leave between steps."""
+        batch = cls.__new__(cls)
+        batch._init(list(matchers), vocab_size, batch_matcher)
+        return batch
+
+    def _init(self, matchers: list, vocab_size: int, batch_matcher: xgr.BatchGrammarMatcher | None) -> None:
+        self.matchers = matchers
         self.vocab_size = vocab_size
-        self.bitmask = xgr.allocate_token_bitmask(len(grammars), vocab_size)
-        self._batch = xgr.BatchGrammarMatcher(max_threads="auto") if len(grammars) > 1 else None
+        self.bitmask = xgr.allocate_token_bitmask(max(1, len(matchers)), vocab_size)
+        multi = len(matchers) > 1
+        self._batch = (batch_matcher or xgr.BatchGrammarMatcher(max_threads="auto")) if multi else None
 
     def __len__(self) -> int:
         return len(self.matchers)

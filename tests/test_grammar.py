@@ -167,3 +167,12 @@ def test_marker_tokens_cannot_hide_in_strings_or_text(dialect, prefix, marker):
     m = xgr.GrammarMatcher(compiled)
     assert all(m.accept_token(t) for t in tok.encode(prefix, add_special_tokens=False))
     assert not m.accept_token(tok.convert_tokens_to_ids(marker))
+
+
+def test_chat_special_tokens_cannot_appear_in_arguments():
+    tok = load_tokenizer("kimi_k2")
+    compiled = grammar_cache(tok).compile(DIALECTS["kimi_k2"], [WEATHER], GrammarOptions("required"))
+    m = xgr.GrammarMatcher(compiled)
+    prefix = '<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>{"city": "x'
+    assert all(m.accept_token(t) for t in tok.encode(prefix, add_special_tokens=False))
+    assert not m.accept_token(tok.convert_tokens_to_ids("<|im_end|>"))

@@ -1,0 +1,81 @@
+"""`constrained serve`: the OpenAI-compatible server (registered by `constrained.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import ServerConfig, build_state, create_app
+    from .engine import EngineConfig
+    from .loader import LoadError
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.max_batch < 1 or args.max_queue < 1:
+        print("error: --max-batch and --max-queue must be >= 1", file=sys.stderr)
+        return 2
+    if args.demo_nudge and args.model:
+        print("error: --demo-nudge is for the built-in demo model only", file=sys.stderr)
+        return 2
+    bias = first = None
+    if args.demo_nudge:
+        from constrained import demo
+
+        from .loader import resolve_dialect
+        from .testing import demo_bias, demo_first_token_bias
+
+        try:
+            name = resolve_dialect(args.dialect).name
+        except LoadError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        tok = demo.load_tokenizer(name)
+        bias, first = demo_bias(tok, name), demo_first_token_bias(tok, name)
+    try:
+        state = build_state(
+            args.model, args.dialect, served_name=args.served_model_name, device=args.device,
+            engine_config=EngineConfig(max_batch=args.max_batch, max_queue=args.max_queue, continuous=not args.no_continuous, default_seed=args.seed, jump_forward=args.jump_forward,
+                                       torch_threads=args.threads if args.threads is not None else (None if args.model else 1),
+                                       logits_bias=bias, first_token_bias=first),
+            config=ServerConfig(api_key=args.api_key or os.environ.get("CONSTRAINED_API_KEY") or None,
+                                max_body_bytes=int(args.max_body_mb * 1024 * 1024), default_max_tokens=args.default_max_tokens),
+        )
+    except LoadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    app = create_app(state)
+    print(f"constrained: serving {state.names[0]!r} (dialect {state.dialect.name}) on http://{args.host}:{args.port}/v1", file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
+    finally:
+        state.close()
+    return 0
+
+
+def add_serve_command(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("serve", help="run the OpenAI-compatible server (chat completions with constrained tool calls)")
+    p.add_argument("--model", help="a local Hugging Face checkpoint (default: the built-in demo model)")
+    p.add_argument("--dialect", default="auto", help="kimi_k2, minimax_m1, pythonic, hermes, or auto (detect from the tokenizer; demo: kimi_k2)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (or set CONSTRAINED_API_KEY)")
+    p.add_argument("--max-batch", type=int, default=16, help="rows decoded together (default 16)")
+    p.add_argument("--max-queue", type=int, default=256, help="requests allowed to wait; beyond it: 429 (default 256)")
+    p.add_argument("--served-model-name", help="the model id clients send (default: the path, or constrained-demo-DIALECT)")
+    p.add_argument("--default-max-tokens", type=int, default=1024, help="max_tokens when a chat request sets none (default 1024)")
+    p.add_argument("--max-body-mb", type=float, default=4.0, help="request body limit in MB; beyond it: 413 (default 4)")
+    p.add_argument("--seed", type=int, default=None, help="derive a seed from this and the prompt for requests without one (deterministic server)")
+    p.add_argument("--no-continuous", action="store_true", help="admit new requests only when the running batch drains")
+    p.add_argument("--jump-forward", action="store_true", help="feed text the grammar forces (markers, names, JSON keys) without sampling it token by token")
+    p.add_argument("--demo-nudge", action="store_true",
+                   help="demo model only: bias it toward closing quotes/brackets and toward calling or stopping at once, so that the random model finishes its calls (the grammar still decides what is allowed)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 for the demo model, else torch's default)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=_serve)
+    return p

@@ -1,0 +1,111 @@
+"""Load what the server serves: the built-in demo model or a local Hugging Face checkpoint, and
+the dialect (named, or detected from the tokenizer's special tokens and chat template)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from constrained.dialect import Dialect
+from constrained.grammars import DIALECTS, get_dialect
+
+log = logging.getLogger("constrained.server")
+
+# Marker -> dialect, checked in this order (most specific first).
+DETECTION = (
+    ("<|tool_calls_section_begin|>", "kimi_k2"),
+    ("<tool_calls>", "minimax_m1"),
+    ("<tool_call>", "hermes"),
+)
+DEFAULT_DEMO_DIALECT = "kimi_k2"
+
+
+class LoadError(ValueError):
+    pass
+
+
+def _template_text(tokenizer: Any) -> str:
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if isinstance(template, dict):
+        template = "\n".join(str(v) for v in template.values())
+    return str(template)
+
+
+def detect_dialect(tokenizer: Any) -> str:
+    """The dialect whose markers the tokenizer has as tokens or its chat template writes."""
+    try:
+        vocab = tokenizer.get_vocab()
+    except Exception:
+        vocab = {}
+    template = _template_text(tokenizer)
+    for marker, name in DETECTION:
+        if marker in vocab or marker in template:
+            return name
+    raise LoadError(
+        "cannot detect the tool-call dialect from the tokenizer (no known marker among its special tokens "
+        f"or in its chat template); pass --dialect, one of: {', '.join(DIALECTS)}"
+    )
+
+
+def resolve_dialect(name: str | None, tokenizer: Any = None) -> Dialect:
+    if name in (None, "", "auto"):
+        if tokenizer is None:
+            return get_dialect(DEFAULT_DEMO_DIALECT)
+        return get_dialect(detect_dialect(tokenizer))
+    if name not in DIALECTS:
+        raise LoadError(f"unknown dialect {name!r}; known dialects: {', '.join(DIALECTS)} (or auto)")
+    return get_dialect(name)
+
+
+@dataclass
+class Served:
+    model: Any
+    tokenizer: Any
+    dialect: Dialect
+    name: str
+    use_chat_template: bool  # False: our render_prompt (demo model, or a checkpoint without a template)
+    vocab_size: int
+    max_context: int
+
+
+def _vocab_size(model: Any, tokenizer: Any) -> int:
+    out = getattr(model, "get_output_embeddings", lambda: None)()
+    if out is not None and getattr(out, "weight", None) is not None:
+        return int(out.weight.shape[0])
+    return int(getattr(model.config, "vocab_size", None) or len(tokenizer))
+
+
+def _max_context(model: Any, tokenizer: Any) -> int:
+    limits = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 10_000_000]
+    return min(limits) if limits else 4096
+
+
+def load(model_path: str | None = None, dialect: str | None = "auto", *, served_name: str | None = None, device: str = "auto") -> Served:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not model_path:
+        from constrained import demo
+
+        d = resolve_dialect(dialect)
+        model, tok = demo.load(d)
+        model = model.to(device)
+        return Served(model, tok, d, served_name or tok.name_or_path, False, _vocab_size(model, tok), _max_context(model, tok))
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model_path)
+    except Exception as err:
+        raise LoadError(f"cannot load a tokenizer from {model_path!r}: {err}") from err
+    d = resolve_dialect(dialect, tok)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto").eval().to(device)
+    except Exception as err:
+        raise LoadError(f"cannot load a causal LM from {model_path!r}: {err}") from err
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    log.info("loaded %s (dialect %s)", model_path, d.name)
+    return Served(model, tok, d, served_name or model_path, bool(_template_text(tok)), _vocab_size(model, tok), _max_context(model, tok))

@@ -10,4 +10,4 @@ PY=${PYTHON:-python3}
 python -m pip install --quiet --upgrade pip
 python -c "import torch" 2>/dev/null || python -m pip install --quiet "torch==2.13.0"
 python -m pip install --quiet -e ".[test,bench]"
-python -c "import constrained, torch, xgrammar; print('constrained ready: torch', torch.__version__, '| xgrammar', xgrammar.__version__)"
+python -c "import importlib.metadata as m, constrained; print('constrained ready: torch', m.version('torch'), '| xgrammar', m.version('xgrammar'))"

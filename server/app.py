@@ -214,6 +214,19 @@ async def _watch_disconnect(request: Request, greq: GenerationRequest) -> None:
         return
 
 
+async def _run_to_end(request: Request, greq: GenerationRequest, run: "_Run") -> None:
+    """Wait for a non-streamed generation, freeing its row if the client goes away."""
+    watcher = asyncio.ensure_future(_watch_disconnect(request, greq))
+    try:
+        async for _ in run.events():
+            pass
+    finally:
+        watcher.cancel()
+        greq.cancel()
+    if run.error:
+        raise ApiError(500, run.error, type="server_error", code="generation_failed")
+
+
 def _sse(obj: Any) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
@@ -359,15 +372,7 @@ async def chat_completions(state: ServerState, request: Request) -> Response:
     if req.stream:
         return StreamingResponse(_stream_chat(state, job, run, cid, created), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    watcher = asyncio.ensure_future(_watch_disconnect(request, greq))
-    try:
-        async for _ in run.events():
-            pass
-    finally:
-        watcher.cancel()
-        greq.cancel()
-    if run.error:
-        raise ApiError(500, run.error, type="server_error", code="generation_failed")
+    await _run_to_end(request, greq, run)
     result = parse(tracker.text, state.dialect, tools=job.tools or None, first_index=job.first_index)
     if run.reason == "length":
         result = _cut_off(state, job, tracker.text)
@@ -543,15 +548,7 @@ async def completions(state: ServerState, request: Request) -> Response:
                 greq.cancel()
 
         return StreamingResponse(gen(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    watcher = asyncio.ensure_future(_watch_disconnect(request, greq))
-    try:
-        async for _ in run.events():
-            pass
-    finally:
-        watcher.cancel()
-        greq.cancel()
-    if run.error:
-        raise ApiError(500, run.error, type="server_error", code="generation_failed")
+    await _run_to_end(request, greq, run)
     state.metrics.finished(greq, len(ids), run.completion_tokens)
     return JSONResponse({
         "id": cid, "object": "text_completion", "created": created, "model": req.model, "system_fingerprint": SYSTEM_FINGERPRINT,

@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             mod = __import__(module, fromlist=[hook])
         except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
+            if not (err.name and module.startswith(err.name)):
+                raise  # a missing dependency inside the module is a real error
             continue
         getattr(mod, hook)(sub)
     return parser

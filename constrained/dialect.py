@@ -97,11 +97,12 @@ class Dialect:
 
     @property
     def text_excludes(self) -> tuple[str, ...]:
-        """Strings that free text (content, not reasoning) must not spell: the parser would take
-        them for structure. A whole-output dialect's trigger is handled by the grammar instead."""
-        found = [] if self.calls_are_whole_output else [self.trigger]
-        found += list(self.special_tokens) + list(self.reasoning or ())
-        return tuple(dict.fromkeys(found))
+        """Strings that free text (content, not reasoning) must not spell, or the parser would take
+        them for structure: only the trigger, since the parser looks for nothing else in content
+        (special tokens are barred separately, see compiler.MARKER_BYTE; reasoning markers only
+        count at the start). Each exclude costs compile time, so the list stays minimal. A
+        whole-output dialect's trigger is handled by the grammar instead."""
+        return () if self.calls_are_whole_output else (self.trigger,)
 
     @property
     def vocab_markers(self) -> tuple[str, ...]:

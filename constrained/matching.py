@@ -34,6 +34,10 @@ def apply_bitmask_(scores: torch.Tensor, bitmask: torch.Tensor, rows: Sequence[i
         return
     vocab = scores.shape[-1]
     packed = bitmask.numpy() if rows is None else bitmask.numpy()[list(rows)]
+    words = (vocab + 31) // 32
+    dense = (packed[:, :words] == -1).all(axis=1)  # every token allowed (e.g. inside a string): nothing to do
+    if dense.all():
+        return
     penalty = _PENALTY[packed.view(np.uint8)].reshape(len(packed), -1)[:, :vocab]
     if rows is None and scores.dtype == torch.float32 and scores.is_contiguous():
         np.add(scores.numpy(), penalty, out=scores.numpy())

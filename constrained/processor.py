@@ -35,13 +35,15 @@ class ToolCallLogitsProcessor(LogitsProcessor):
         first_index: int = 0,
         reasoning: bool = True,
         max_calls: int = 8,
+        content_schema: Any = None,
         eos_token_id: "int | Sequence[int] | None" = None,
         vocab_size: int | None = None,
     ):
         from constrained.grammars import get_dialect
 
         self.dialect = get_dialect(dialect)
-        self.options = GrammarOptions(tool_choice, parallel_tool_calls, first_index, max_calls, reasoning)
+        # content_schema: True (any JSON object) or a JSON schema the text must match (response_format)
+        self.options = GrammarOptions(tool_choice, parallel_tool_calls, first_index, max_calls, reasoning, content_schema)
         self.cache = grammar_cache(tokenizer, vocab_size)
         self.compiled = self.cache.compile(self.dialect, tools, self.options)  # errors surface here, not mid-generate
         if eos_token_id is None:

@@ -1,0 +1,427 @@
+"""Speed: mask fill, mask application, time per output token constrained/free, time to first token,
+compile time vs number of tools, server throughput.
+
+Every generate comparison runs the same model on the same prompt in the same process, modes
+interleaved within each repetition (order rotated), one warm-up repetition dropped, and the same
+tokens decoded in every mode (teacher forcing of a grammatical reference, see `common.Force`), so
+each mode does the same number of forward passes through the same grammar states. Time per token
+is measured between consecutive decoding steps (`common.Clock`), so prompt prefill is excluded.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import xgrammar as xgr
+
+from .common import (
+    BenchConfig,
+    Clock,
+    Force,
+    ModelSource,
+    case_prompt,
+    encode_batch,
+    make_cases,
+    median,
+    now,
+    summary_us,
+    tool_pool,
+    vocab_size,
+)
+
+# A tool whose call is long and fully determined by its arguments: the forced reference output.
+LONG_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "record_items",
+        "description": "Record inventory items.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "warehouse": {"type": "string", "enum": ["north", "south", "east"]},
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "sku": {"type": "string"},
+                            "qty": {"type": "integer", "minimum": 1, "maximum": 999},
+                            "fragile": {"type": "boolean"},
+                        },
+                        "required": ["sku", "qty", "fragile"],
+                    },
+                },
+            },
+            "required": ["warehouse", "items"],
+        },
+    },
+}
+
+
+def long_arguments(n_items: int) -> dict:
+    return {"warehouse": "north", "items": [{"sku": f"SKU-{1000 + 37 * i}", "qty": 1 + (7 * i) % 90, "fragile": i % 3 == 0} for i in range(n_items)]}
+
+
+# -- mask fill -----------------------------------------------------------------------------------
+def mask_fill(source: ModelSource, dialect, cfg: BenchConfig, extra_walks: Sequence = ()) -> dict:
+    """Time `fill_next_token_bitmask` along reference outputs (the drift corpus' calls, tool_choice
+    auto) and along the random model's constrained outputs; batched fill of whole groups through
+    `GrammarBatch`; the share of tokens the grammar forces (jump-forward potential)."""
+    from constrained import GrammarOptions
+    from constrained.compiler import eos_token_ids, grammar_cache
+    from constrained.matching import GrammarBatch
+
+    model, tok = source.load(dialect.name)
+    vocab = vocab_size(model)
+    cache = grammar_cache(tok, vocab)
+    stops = eos_token_ids(tok)
+    groups = make_cases(dialect, cfg, cfg.mask_walks, seed=cfg.seed + 2)
+    single: list[float] = []
+    forced = total = 0
+    batch_step: list[float] = []
+    batch_rows: list[int] = []
+    bitmask = xgr.allocate_token_bitmask(1, vocab)
+    masks: list[torch.Tensor] = []  # a sample of real masks for the application benchmark
+    walks = []
+    for cases in groups:
+        compiled = cache.compile(dialect, cases[0].tools, GrammarOptions("auto", True, cases[0].first_index))
+        refs = [tok.encode(dialect.render_calls(c.openai_calls(), c.first_index), add_special_tokens=False) + [tok.eos_token_id] for c in cases]
+        walks += [(compiled, r, True) for r in refs]
+        # batched: the whole group at once, as the processor does
+        batch = GrammarBatch([compiled] * len(refs), vocab, stops)
+        for k in range(max(len(r) for r in refs)):
+            if k:
+                batch.accept([r[min(k - 1, len(r) - 1)] if k - 1 < len(r) else tok.eos_token_id for r in refs])
+            t0 = time.perf_counter()
+            rows = batch.fill()
+            dt = time.perf_counter() - t0
+            if not rows:
+                break
+            batch_step.append(dt)
+            batch_rows.append(len(rows))
+    for case, ids in extra_walks:
+        compiled = cache.compile(dialect, case.tools, GrammarOptions("required", True, case.first_index))
+        walks.append((compiled, list(ids), False))
+    rng = random.Random(0)
+    token_bytes = cache.info.decoded_vocab  # a property that rebuilds the list: read once
+    for compiled, ids, is_ref in walks:
+        m = xgr.GrammarMatcher(compiled, override_stop_tokens=stops)
+        for t in ids:
+            if m.is_terminated():
+                break
+            t0 = time.perf_counter()
+            m.fill_next_token_bitmask(bitmask, 0)
+            single.append(time.perf_counter() - t0)
+            if len(masks) < 64 and rng.random() < 0.2:
+                masks.append(bitmask[0].clone())
+            if is_ref:
+                jf = m.find_jump_forward_string().encode()
+                tb = token_bytes[t] if t != tok.eos_token_id else b"\x00"
+                total += 1
+                forced += bool(jf) and jf.startswith(tb)
+            if not m.accept_token(int(t)):
+                break
+    per_row = [s / r for s, r in zip(batch_step, batch_rows)]
+    return {
+        "single": summary_us(single),
+        "batched_step": summary_us(batch_step),
+        "batched_per_row": summary_us(per_row),
+        "batch_rows_mean": float(np.mean(batch_rows)) if batch_rows else None,
+        "forced_token_share": forced / total if total else None,
+        "walks": len(walks),
+        "_samples_us": (np.asarray(single) * 1e6).tolist(),
+        "_masks": masks,
+    }
+
+
+# -- mask application ----------------------------------------------------------------------------
+def mask_apply(masks: Sequence[torch.Tensor], vocab: int, cfg: BenchConfig, device: str) -> dict:
+    """Per 129K row: ours (`constrained.matching.apply_bitmask_`) vs `xgrammar.apply_token_bitmask_inplace`,
+    on a sample of real grammar states and on the two extremes (every token allowed, as inside a
+    JSON string; a single token allowed, as at a forced marker): xgrammar's CPU kernel writes only
+    the forbidden entries, so its cost follows the number of forbidden tokens."""
+    from constrained.matching import apply_bitmask_
+
+    if not masks:
+        return {}
+    words = masks[0].shape[-1]
+    one = torch.zeros(words, dtype=torch.int32)
+    one[0] = 1
+    sets = {"real": list(masks), "dense": [torch.full((words,), -1, dtype=torch.int32)], "sparse": [one]}
+    allowed = [int(np.unpackbits(m.numpy().view(np.uint8)).sum()) for m in masks]
+    out: dict[str, Any] = {"vocab": vocab, "real_states": len(masks), "real_allowed_share_median": float(np.median(allowed)) / vocab}
+    gen = torch.Generator().manual_seed(0)
+    for set_name, pool in sets.items():
+        for batch in (1, 8):
+            # each repetition applies the next masks of the pool (every state gets its turn)
+            stacks = [torch.stack([pool[(j * batch + i) % len(pool)] for i in range(batch)]) for j in range(min(len(pool), 64))]
+            stacks_dev = [b.to(device) for b in stacks] if device != "cpu" else stacks
+            logits = torch.randn(batch, vocab, generator=gen).to(device)
+            cur = [0]
+            fns = {
+                "ours": lambda lg=logits, st=stacks, c=cur: apply_bitmask_(lg, st[c[0]]),
+                "xgrammar": lambda lg=logits, st=stacks_dev, c=cur: xgr.apply_token_bitmask_inplace(lg, st[c[0]]),
+            }
+            res: dict[str, list[float]] = {k: [] for k in fns}
+            for _ in range(5):
+                for f in fns.values():
+                    f()
+            reps = cfg.apply_reps if set_name == "real" else max(10, cfg.apply_reps // 4)
+            for rep in range(reps):
+                cur[0] = rep % len(stacks)
+                for name in (list(fns) if rep % 2 == 0 else list(fns)[::-1]):
+                    t0 = now(device)
+                    fns[name]()
+                    res[name].append((now(device) - t0) / batch)
+            key = f"batch{batch}" if set_name == "real" else f"{set_name}_batch{batch}"
+            out[key] = {k: summary_us(v) for k, v in res.items()}
+    return out
+
+
+# -- generate: time per token --------------------------------------------------------------------
+def _interleaved(model, tok, enc, refs, factories: dict[str, Callable[[], list]], reps: int, device: str, tick=lambda: None) -> dict:
+    plen = enc["input_ids"].shape[1]
+    steps = max(len(r) for r in refs)
+    names = list(factories)
+    per_rep: dict[str, list[dict]] = {n: [] for n in names}
+    outputs: dict[str, list] = {}
+    for rep in range(reps + 1):
+        order = names[rep % len(names):] + names[: rep % len(names)]
+        for name in order:
+            procs = factories[name]()
+            clock = Clock(device)
+            with torch.no_grad():
+                out = model.generate(**enc, logits_processor=[Force(plen, refs), *procs, clock], do_sample=False,
+                                     max_new_tokens=steps, min_new_tokens=0, pad_token_id=tok.pad_token_id)
+            if rep == 0:
+                outputs[name] = out[:, plen:].tolist()
+                continue  # warm-up
+            dts = clock.step_times()
+            per_rep[name].append({"median": float(np.median(dts)), "mean": float(np.mean(dts)), "steps": len(dts) + 1})
+        tick()
+    same = all(o == outputs[names[0]] for o in outputs.values())
+    result: dict[str, Any] = {"tokens": steps, "reps": reps, "same_tokens_in_every_mode": same, "engines": {}}
+    base = per_rep[names[0]]
+    for name in names:
+        runs = per_rep[name]
+        result["engines"][name] = {
+            "ms_per_token_median": 1e3 * median([r["median"] for r in runs]),
+            "ms_per_token_mean": 1e3 * median([r["mean"] for r in runs]),
+            "ratio_median": median([r["median"] / b["median"] for r, b in zip(runs, base)]),
+            "ratio_mean": median([r["mean"] / b["mean"] for r, b in zip(runs, base)]),
+        }
+    return result
+
+
+def generate_ratio(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: None) -> dict:
+    """Tool-call grammar: free vs ours vs the stock xgrammar HF processor at each batch size."""
+    from .baselines import TOOL_ENGINES, tool_call_factory
+    from .common import Case
+
+    model, tok = source.load(dialect.name)
+    tools = [LONG_TOOL] + [t for t, _ in tool_pool(dialect, cfg)[:7]]
+    case = Case(0, tools, [("record_items", long_arguments(cfg.gen_items))], 0)
+    ref = tok.encode(dialect.render_calls(case.openai_calls(), 0), add_special_tokens=False) + [tok.eos_token_id]
+    prompt = case_prompt(tok, dialect, case, use_chat_template=not source.is_demo)
+    engines = [e for e in TOOL_ENGINES if e in cfg.engines]
+    out = {}
+    for batch in cfg.gen_batches:
+        enc = encode_batch(tok, [prompt] * batch, source.device)
+        factories = {e: tool_call_factory(e, tok, model, dialect, tools, "auto") for e in engines}
+        out[f"batch{batch}"] = _interleaved(model, tok, enc, [ref] * batch, factories, cfg.gen_reps, source.device, tick)
+    return out
+
+
+def json_args_ratio(source: ModelSource, dialect_name: str, cfg: BenchConfig, tick=lambda: None) -> dict:
+    """The arguments JSON schema alone, through every engine that can express it."""
+    from .baselines import JSON_ENGINES, engine_available, json_schema_factory
+
+    model, tok = source.load(dialect_name)
+    schema = LONG_TOOL["function"]["parameters"]
+    text = json.dumps(long_arguments(cfg.gen_items))
+    ref = tok.encode(text, add_special_tokens=False) + [tok.eos_token_id]
+    prompt = "<|im_start|>user\nRecord the items as JSON.<|im_end|>\n<|im_start|>assistant\n"
+    if not source.is_demo and getattr(tok, "chat_template", None):
+        prompt = tok.apply_chat_template([{"role": "user", "content": "Record the items as JSON."}], tokenize=False, add_generation_prompt=True)
+    skipped, factories = {}, {}
+    setup_s = {}
+    for e in JSON_ENGINES:
+        if e not in cfg.engines:
+            continue
+        why = engine_available(e)
+        if why:
+            skipped[e] = why
+            continue
+        try:
+            t0 = time.perf_counter()
+            factories[e] = json_schema_factory(e, tok, model, schema)
+            factories[e]()  # one processor built outside the timings (index/compile)
+            setup_s[e] = time.perf_counter() - t0
+        except Exception as err:  # noqa: BLE001 - an engine that fails is reported, not fatal
+            skipped[e] = f"{type(err).__name__}: {err}"[:300]
+    out: dict[str, Any] = {"schema": "record_items arguments", "skipped": skipped, "setup_seconds": setup_s}
+    for batch in cfg.gen_batches:
+        enc = encode_batch(tok, [prompt] * batch, source.device)
+        out[f"batch{batch}"] = _interleaved(model, tok, enc, [ref] * batch, factories, cfg.gen_reps, source.device, tick)
+    return out
+
+
+# -- time to first token ---------------------------------------------------------------------------
+def _renamed(tools: Sequence[dict], suffix: str) -> list[dict]:
+    out = []
+    for t in tools:
+        t = json.loads(json.dumps(t))
+        t["function"]["name"] = f"{t['function']['name']}_{suffix}"
+        out.append(t)
+    return out
+
+
+def ttft(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: None) -> dict:
+    """Wall time from the request (processor construction, i.e. grammar build + compile) to the first
+    token: free, ours with a grammar never seen (cold), ours with the same request again (cached)."""
+    from constrained import ToolCallLogitsProcessor
+
+    model, tok = source.load(dialect.name)
+    vocab = vocab_size(model)
+    base_tools = [LONG_TOOL] + [t for t, _ in tool_pool(dialect, cfg)[:7]]
+    res: dict[str, list[float]] = {"free": [], "ours_cold": [], "ours_cached": []}
+    nonce = random.Random().randrange(1 << 30)
+    for rep in range(cfg.ttft_reps + 1):
+        tools = _renamed(base_tools, f"t{nonce}x{rep}")
+        from .common import Case
+
+        case = Case(rep, tools, [(tools[0]["function"]["name"], long_arguments(1))], 0)
+        enc = encode_batch(tok, [case_prompt(tok, dialect, case, use_chat_template=not source.is_demo)], source.device)
+
+        def run(make, enc=enc):
+            t0 = now(source.device)
+            procs = make()
+            with torch.no_grad():
+                model.generate(**enc, logits_processor=procs, do_sample=False, max_new_tokens=1, pad_token_id=tok.pad_token_id)
+            return now(source.device) - t0
+
+        make = lambda tools=tools: [ToolCallLogitsProcessor(tok, dialect, tools, "auto", vocab_size=vocab)]  # noqa: E731
+        times = {"free": run(lambda: []), "ours_cold": run(make), "ours_cached": run(make)}
+        if rep:
+            for k, v in times.items():
+                res[k].append(v)
+        tick()
+    return {k: {"ms_median": 1e3 * median(v), "ms_min": 1e3 * min(v)} for k, v in res.items() if v}
+
+
+# -- compile vs number of tools ----------------------------------------------------------------------
+def compile_scaling(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: None) -> dict:
+    from constrained import GrammarOptions
+    from constrained.compiler import GrammarCache, grammar_cache
+
+    model, tok = source.load(dialect.name)
+    vocab = vocab_size(model)
+    t0 = time.perf_counter()
+    GrammarCache(tok, vocab)
+    tokenizer_info_s = time.perf_counter() - t0
+    cache = grammar_cache(tok, vocab)
+    pool = [t for t, _ in tool_pool(dialect, cfg.__class__(**{**cfg.to_json(), "bfcl_tools": max(cfg.compile_sizes)}))]
+    nonce = random.Random().randrange(1 << 30)
+    out: dict[str, Any] = {"tokenizer_info_seconds": tokenizer_info_s, "pool": len(pool), "sizes": {}}
+    fresh = xgr.GrammarCompiler(cache.info, cache_enabled=False)
+    for n in (0, *cfg.compile_sizes):
+        base = [pool[i % len(pool)] for i in range(n)]
+        base = [_renamed([t], f"c{i}")[0] if i >= len(pool) else t for i, t in enumerate(base)]
+        cold, ebnf, hit = [], [], []
+        for rep in range(cfg.compile_reps):
+            tools = _renamed(base, f"k{nonce}r{rep}")
+            opts = GrammarOptions("auto")
+            t0 = time.perf_counter()
+            text = cache.ebnf(dialect, _renamed(base, f"e{nonce}r{rep}") if n else tools, opts)  # other names: nothing reused
+            ebnf.append(time.perf_counter() - t0)
+            if not n:
+                # no tools: the dialect's text-only grammar, the fixed part of every grammar; compiled
+                # by a compiler without xgrammar's own cache, since the text is the same every time
+                t0 = time.perf_counter()
+                fresh.compile_grammar(xgr.Grammar.from_ebnf(text))
+                cold.append(time.perf_counter() - t0 + ebnf[-1])
+                hit.append(0.0)
+                continue
+            t0 = time.perf_counter()
+            cache.compile(dialect, tools, opts)
+            cold.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            cache.compile(dialect, tools, opts)
+            hit.append(time.perf_counter() - t0)
+            tick()
+        out["sizes"][str(n)] = {"cold_ms": 1e3 * median(cold), "ebnf_build_ms": 1e3 * median(ebnf), "cache_hit_ms": 1e3 * median(hit)}
+    return out
+
+
+# -- server ----------------------------------------------------------------------------------------------
+def server_throughput(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: None) -> dict:
+    """Throughput of the real server (`constrained.server`, uvicorn on 127.0.0.1 in a thread) at
+    1/4/16 concurrent chat requests with tool_choice required (the long tool, so the random demo
+    model writes until max_tokens): requests/s and completion tokens/s per level."""
+    try:
+        from constrained.server.app import create_app, build_state
+        from constrained.server.engine import EngineConfig
+        from constrained.server.testing import BackgroundServer
+    except Exception as err:  # noqa: BLE001 - the server is optional for the benchmark
+        return {"status": "todo", "reason": f"constrained.server is not importable yet ({type(err).__name__}: {err})"}
+    try:
+        state = build_state(source.path, dialect.name, engine_config=EngineConfig(max_batch=max(cfg.server_concurrency), default_seed=cfg.seed),
+                            device=source.device)
+    except Exception as err:  # noqa: BLE001
+        return {"status": "error", "reason": f"build_state failed: {type(err).__name__}: {err}"[:400]}
+    try:
+        with BackgroundServer(create_app(state)) as url:
+            return _load_levels(url, state.names[0], cfg, tick)
+    except Exception as err:  # noqa: BLE001
+        return {"status": "error", "reason": f"{type(err).__name__}: {err}"[:400]}
+    finally:
+        state.close()
+
+
+def _load_levels(url: str, model_name: str, cfg: BenchConfig, tick) -> dict:
+    import asyncio
+
+    import httpx
+
+    max_tokens = 32 if cfg.preset != "full" else 64
+    body = {"model": model_name, "messages": [{"role": "user", "content": "Record the items."}], "tools": [LONG_TOOL],
+            "tool_choice": "required", "max_tokens": max_tokens, "temperature": 1.0}
+
+    async def level(c: int) -> dict:
+        async with httpx.AsyncClient(base_url=url, timeout=900) as client:
+            async def one(i: int):
+                t0 = time.perf_counter()
+                r = await client.post("/v1/chat/completions", json={**body, "seed": i})
+                if r.status_code != 200:
+                    raise RuntimeError(f"HTTP {r.status_code} from the server: {r.text[:300]}")
+                return r.json().get("usage", {}).get("completion_tokens", 0), time.perf_counter() - t0
+
+            await one(-1)  # warm-up
+            sem = asyncio.Semaphore(c)
+
+            async def guarded(i: int):
+                async with sem:
+                    return await one(i)
+
+            n = max(c, cfg.server_requests)
+            t0 = time.perf_counter()
+            got = await asyncio.gather(*[guarded(i) for i in range(n)])
+            dt = time.perf_counter() - t0
+        tokens = sum(g[0] for g in got)
+        return {"requests": n, "seconds": dt, "requests_per_s": n / dt, "tokens_per_s": tokens / dt,
+                "latency_s_median": median([g[1] for g in got]), "completion_tokens_mean": tokens / n}
+
+    out: dict[str, Any] = {"status": "ok", "max_tokens": max_tokens, "levels": {}}
+    for c in cfg.server_concurrency:
+        out["levels"][str(c)] = asyncio.run(level(c))
+        tick()
+    lv, top = out["levels"], str(max(cfg.server_concurrency))
+    if "1" in lv and top in lv:
+        out["speedup_max_vs_1"] = lv[top]["tokens_per_s"] / lv["1"]["tokens_per_s"]
+        out["speedup_levels"] = f"{top} vs 1 concurrent, completion tokens/s"
+    return out

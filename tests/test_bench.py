@@ -1,0 +1,45 @@
+"""Smoke run of `constrained bench` (tiny preset, one dialect): the files are written and every
+finished constrained output parses and validates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from constrained.cli import build_parser
+
+
+def test_bench_tiny_writes_results(tmp_path):
+    from constrained.benchmarks.cli import run
+    from constrained.benchmarks.common import make_config
+
+    cfg = make_config("tiny", dialects=["kimi_k2"], out=str(tmp_path), parts=["validity", "mask", "generate", "compile"])
+    res = run(cfg, progress=False)
+    json_path, md_path = tmp_path / "bench_cpu.json", tmp_path / "bench_cpu.md"
+    assert json_path.exists() and md_path.exists()
+    data = json.loads(json_path.read_text())
+    for key in ("platform", "cpu_model", "cpu_count", "torch", "xgrammar", "transformers", "date"):
+        assert data["machine"][key]
+    v = data["validity"]["kimi_k2"]
+    for part in ("model", "drift"):
+        con = v[part]["constrained"]
+        assert con["n_finished"] > 0
+        assert con["valid_of_finished"] == 1.0, v[part]
+    # the drift model knows the answer: under the grammar every output is a valid call
+    assert v["drift"]["constrained"]["valid"] == 1.0
+    assert v["drift"]["constrained"]["exact"] >= v["drift"]["free"]["exact"]
+    assert v["model"]["free"]["valid"] == 0.0  # a random model writes no valid call by itself
+    g = data["generate"]["kimi_k2"]["batch1"]
+    assert g["same_tokens_in_every_mode"] and g["engines"]["ours"]["ratio_median"] > 0
+    assert data["mask_fill"]["kimi_k2"]["single"]["n"] > 0
+    assert data["compile"]["kimi_k2"]["sizes"]["1"]["cold_ms"] > 0
+    assert "| kimi_k2 |" in md_path.read_text()
+    assert any(t["target"].startswith("finished constrained outputs") and t["met"] for t in data["targets"])
+    pytest.importorskip("matplotlib")
+    assert res["plots"] and all((tmp_path / p).exists() for p in res["plots"])
+
+
+def test_bench_command_is_registered():
+    args = build_parser().parse_args(["bench", "--quick", "--dialects", "hermes", "--out", "x"])
+    assert args.command == "bench" and args.preset == "quick" and args.dialects == ["hermes"] and callable(args.func)

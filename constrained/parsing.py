@@ -52,7 +52,7 @@ def _match_literal(text: str, pos: int, lit: str) -> int:
     return pos
 
 
-def _held_back(text: str, markers: Sequence[str]) -> int:
+def held_back(text: str, markers: Sequence[str]) -> int:
     """Length of the longest suffix of `text` that is a proper prefix of a marker (may grow into it)."""
     best = 0
     for m in markers:
@@ -68,7 +68,7 @@ def _settled(text: str, final: bool, markers: Sequence[str] = ()) -> str:
     if final:
         return text.strip()
     text = text.lstrip()
-    text = text[: len(text) - _held_back(text, markers)]
+    text = text[: len(text) - held_back(text, markers)]
     return text.rstrip()
 
 

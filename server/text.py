@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-
-def _held_back(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest suffix of text that is a proper prefix of a stop sequence."""
-    best = 0
-    for s in stops:
-        for k in range(min(len(s) - 1, len(text)), best, -1):
-            if text.endswith(s[:k]):
-                best = k
-                break
-    return best
+from constrained.parsing import held_back as _held_back
 
 
 class TextTracker:

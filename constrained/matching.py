@@ -23,28 +23,51 @@ def _penalty_table() -> np.ndarray:
 _PENALTY = _penalty_table()
 
 
+# Rows allowing tokens in at most this many 32-token words take the sparse path.
+SPARSE_WORDS = 64
+
+
+def _apply_sparse_row(row: torch.Tensor, packed: np.ndarray, words: np.ndarray) -> None:
+    """Few tokens allowed (structure): keep their logits, set every other one to -inf."""
+    bits = np.unpackbits(packed[words].view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
+    allowed = (words[:, None] * 32 + np.flatnonzero(np.ones(32))[None, :])[bits.astype(bool)]
+    allowed = torch.from_numpy(allowed[allowed < row.shape[0]])
+    kept = row[allowed]
+    row.fill_(float("-inf"))
+    row[allowed] = kept
+
+
 def apply_bitmask_(scores: torch.Tensor, bitmask: torch.Tensor, rows: Sequence[int] | None = None) -> None:
     """Set the logits of tokens the bitmask forbids to -inf, in place.
 
-    On CPU, one table lookup per bitmask byte plus one add is faster than
-    `xgrammar.apply_token_bitmask_inplace` (see benchmarks); on GPU xgrammar's kernel is used.
+    On CPU: an all-allowed row is left alone; a row allowing few tokens keeps just those (most
+    tool-call states); otherwise one table lookup per bitmask byte plus one add. All three beat
+    `xgrammar.apply_token_bitmask_inplace` on CPU (see benchmarks). On GPU xgrammar's kernel is used.
     """
     if scores.device.type != "cpu":
         xgr.apply_token_bitmask_inplace(scores, bitmask.to(scores.device, non_blocking=True), indices=list(rows) if rows is not None else None)
         return
     vocab = scores.shape[-1]
-    packed = bitmask.numpy() if rows is None else bitmask.numpy()[list(rows)]
     words = (vocab + 31) // 32
-    dense = (packed[:, :words] == -1).all(axis=1)  # every token allowed (e.g. inside a string): nothing to do
-    if dense.all():
+    row_ids = list(range(scores.shape[0])) if rows is None else list(rows)
+    packed = bitmask.numpy()[row_ids, :words]
+    dense_rows = []
+    for k, r in enumerate(row_ids):
+        if (packed[k] == -1).all():
+            continue  # every token allowed (e.g. inside a string): nothing to do
+        nonzero = np.flatnonzero(packed[k])
+        if len(nonzero) <= SPARSE_WORDS:
+            _apply_sparse_row(scores[r], packed[k], nonzero)
+        else:
+            dense_rows.append(k)
+    if not dense_rows:
         return
-    penalty = _PENALTY[packed.view(np.uint8)].reshape(len(packed), -1)[:, :vocab]
-    if rows is None and scores.dtype == torch.float32 and scores.is_contiguous():
+    penalty = _PENALTY[packed[dense_rows].view(np.uint8)].reshape(len(dense_rows), -1)[:, :vocab]
+    targets = [row_ids[k] for k in dense_rows]
+    if len(targets) == scores.shape[0] and scores.dtype == torch.float32 and scores.is_contiguous():
         np.add(scores.numpy(), penalty, out=scores.numpy())
-    elif rows is None:
-        scores.add_(torch.from_numpy(penalty).to(scores.dtype))
     else:
-        idx = torch.as_tensor(list(rows))
+        idx = torch.as_tensor(targets)
         scores[idx] = scores[idx] + torch.from_numpy(penalty).to(scores.dtype)
 
 

@@ -20,3 +20,18 @@ def test_apply_bitmask_matches_xgrammar(dtype, rows):
     xgr.apply_token_bitmask_inplace(expected, bitmask, indices=rows)
     apply_bitmask_(scores, bitmask, rows)
     assert torch.equal(scores, expected.to(dtype))
+
+
+@pytest.mark.parametrize("allowed", [[0], [5, 31, 32, 4000, V - 1], list(range(0, V, 997))])
+def test_sparse_and_dense_paths_match_xgrammar(allowed):
+    bitmask = torch.zeros(2, (V + 31) // 32, dtype=torch.int32)
+    for t in allowed:
+        word, bit = divmod(t, 32)
+        bitmask[0, word] |= torch.tensor(1 << bit, dtype=torch.int64).to(torch.int32) if bit < 31 else torch.tensor(-(2**31), dtype=torch.int32)
+    bitmask[1] = -1  # all allowed
+    scores = torch.randn(2, V, generator=torch.Generator().manual_seed(1))
+    expected = scores.clone()
+    xgr.apply_token_bitmask_inplace(expected, bitmask)
+    apply_bitmask_(scores, bitmask)
+    assert torch.equal(scores, expected)
+    assert torch.isfinite(scores[0]).sum() == len(allowed)

@@ -20,35 +20,10 @@ from . import ebnf as E
 from .errors import ToolSpecError
 
 
-def _skip_ws(text: str, pos: int) -> int:
+def skip_ws(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1
     return pos
-
-
-def order_by_schema(value: Any, schema: Any, defs: dict | None = None) -> Any:
-    """Reorder object keys as the schema declares them (the grammar writes properties in that order)."""
-    if not isinstance(schema, dict):
-        return value
-    defs = defs if defs is not None else {**schema.get("definitions", {}), **schema.get("$defs", {})}
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        name = ref.rsplit("/", 1)[-1]
-        return order_by_schema(value, defs.get(name), defs)
-    for key in ("anyOf", "oneOf", "allOf"):
-        for branch in schema.get(key, []):
-            if isinstance(value, dict) and isinstance(branch, dict) and set(value) <= set(branch.get("properties", {})):
-                return order_by_schema(value, branch, defs)
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        ordered = {k: order_by_schema(value[k], props[k], defs) for k in props if k in value}
-        ordered.update({k: order_by_schema(v, schema.get("additionalProperties"), defs) for k, v in value.items() if k not in ordered})
-        return ordered
-    if isinstance(value, list):
-        items = schema.get("items")
-        prefix = schema.get("prefixItems", [])
-        return [order_by_schema(v, prefix[i] if i < len(prefix) else items, defs) for i, v in enumerate(value)]
-    return value
 
 
 class ArgumentCodec:
@@ -83,7 +58,7 @@ class JsonArguments(ArgumentCodec):
         return json.dumps(arguments, ensure_ascii=False)
 
     def scan(self, text: str, pos: int) -> int | None:
-        i = _skip_ws(text, pos)
+        i = skip_ws(text, pos)
         if i >= len(text):
             return None
         if text[i] != "{":

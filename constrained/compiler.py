@@ -13,7 +13,7 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import xgrammar as xgr
 
@@ -21,18 +21,17 @@ from .dialect import Dialect
 from .grammar import GrammarOptions, build_ebnf
 
 
-def special_token_ids(tokenizer: Any, markers: Sequence[str]) -> dict[str, int]:
-    """Markers that the tokenizer has as ONE token (else the grammar spells them as text)."""
-    vocab = tokenizer.get_vocab()
+def special_token_ids(vocab: Mapping[str, int], markers: Sequence[str]) -> dict[str, int]:
+    """Markers that the vocabulary has as ONE token (else the grammar spells them as text)."""
     return {m: vocab[m] for m in markers if m in vocab}
 
 
-def never_text_ids(tokenizer: Any, markers: Sequence[str]) -> list[int]:
+def never_text_ids(tokenizer: Any, marker_ids: Iterable[int]) -> list[int]:
     """Tokens no text rule may produce: the dialect's marker tokens and every special added token
     (chat tokens such as <|im_end|>). Stop tokens are left to the matcher."""
     special = {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(t, "special", False)}
     special |= set(getattr(tokenizer, "all_special_ids", []))
-    special |= set(special_token_ids(tokenizer, markers).values())
+    special |= set(marker_ids)
     stops = set(eos_token_ids(tokenizer))
     return sorted(i for i in special if i not in stops)
 
@@ -80,8 +79,11 @@ class GrammarCache:
         self.max_threads = max_threads
         self.max_entries = max_entries
         self._cache: OrderedDict[str, xgr.CompiledGrammar] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._compilers: dict[tuple[int, ...], xgr.GrammarCompiler] = {}
+        # per dialect marker set: (marker -> token id, compiler). get_vocab() alone costs ~90 ms on
+        # a 129K vocabulary, so it is read once here rather than on every compile.
+        self._dialects: dict[tuple[str, ...], tuple[dict[str, int], xgr.GrammarCompiler]] = {}
         self.compiler = self.compiler_for(())
         self.stats = CompileStats()
         self.last_compile_seconds = 0.0
@@ -94,8 +96,16 @@ class GrammarCache:
                 self._compilers[key] = xgr.GrammarCompiler(info, max_threads=self.max_threads)
             return self._compilers[key]
 
+    def _dialect(self, dialect: Dialect) -> tuple[dict[str, int], xgr.GrammarCompiler]:
+        with self._lock:
+            if dialect.special_tokens not in self._dialects:
+                ids = special_token_ids(self.tokenizer.get_vocab(), dialect.special_tokens)
+                compiler = self.compiler_for(never_text_ids(self.tokenizer, ids.values()))
+                self._dialects[dialect.special_tokens] = (ids, compiler)
+            return self._dialects[dialect.special_tokens]
+
     def ebnf(self, dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> str:
-        return build_ebnf(dialect, tools, options, special_token_ids(self.tokenizer, dialect.special_tokens))
+        return build_ebnf(dialect, tools, options, self._dialect(dialect)[0])
 
     def compile(self, dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> xgr.CompiledGrammar:
         key = hashlib.sha256(
@@ -109,8 +119,8 @@ class GrammarCache:
                 self.last_compile_seconds = 0.0
                 return hit
         t0 = time.perf_counter()
-        compiler = self.compiler_for(never_text_ids(self.tokenizer, dialect.special_tokens))
-        compiled = compiler.compile_grammar(xgr.Grammar.from_ebnf(self.ebnf(dialect, tools, options)))
+        token_ids, compiler = self._dialect(dialect)
+        compiled = compiler.compile_grammar(xgr.Grammar.from_ebnf(build_ebnf(dialect, tools, options, token_ids)))
         elapsed = time.perf_counter() - t0
         with self._lock:
             self._cache[key] = compiled

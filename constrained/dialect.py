@@ -32,9 +32,6 @@ class Field:
     name: FieldName
 
 
-Piece = "str | Field"
-
-
 def _split_template(template: str) -> tuple[str | Field, ...]:
     pieces: list[str | Field] = []
     for literal, field_name, spec, conv in string.Formatter().parse(template):

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from .codecs import skip_ws
 from .dialect import Dialect
 
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]")
@@ -33,17 +34,11 @@ class _Mismatch(Exception):
     """The text is not this construct."""
 
 
-def _skip_ws(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
-
-
 def _match_literal(text: str, pos: int, lit: str) -> int:
     for ch in lit:
         if ch in " \t\r\n":
             continue
-        pos = _skip_ws(text, pos)
+        pos = skip_ws(text, pos)
         if pos >= len(text):
             raise _Incomplete
         if text[pos] != ch:
@@ -129,7 +124,7 @@ class Scanner:
                 continue
             # name or index: read up to the next literal's first visible character
             stop = next(c for c in pieces[i + 1] if not c.isspace())
-            pos = _skip_ws(text, pos)
+            pos = skip_ws(text, pos)
             start = pos
             allowed = str.isdigit if piece.name == "index" else (lambda c: bool(_NAME_CHARS.match(c)))
             while pos < len(text) and text[pos] != stop:
@@ -188,7 +183,7 @@ class Scanner:
         reasoning, rest = None, 0
         if d.reasoning:
             open_, close = d.reasoning
-            s = _skip_ws(text, 0)
+            s = skip_ws(text, 0)
             if text.startswith(open_, s):
                 body = s + len(open_)
                 c = text.find(close, body)
@@ -215,7 +210,7 @@ class Scanner:
         return Scan(reasoning, _settled(content, final), calls)
 
     def _whole_output(self, text: str, rest: int, reasoning: str | None, final: bool) -> Scan:
-        s = _skip_ws(text, rest)
+        s = skip_ws(text, rest)
         if s >= len(text) or text[s] != self.d.section_begin:
             return Scan(reasoning, _settled(text[rest:], final))
         calls, stop = self._section(text, s, final)

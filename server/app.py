@@ -348,14 +348,21 @@ class _Run:
                 return
 
 
-async def chat_completions(state: ServerState, request: Request) -> Response:
+async def _read_request(state: ServerState, request: Request, model_cls: Any) -> Any:
+    """Body -> validated request model for a served model (400/404 naming the problem)."""
     body = await read_json(request, state.config.max_body_bytes)
     try:
-        req = ChatCompletionRequest.model_validate(body)
+        req = model_cls.model_validate(body)
     except ValidationError as err:
         raise validation_error(err) from None
-    req.check()
+    if hasattr(req, "check"):
+        req.check()
     _check_model(state, req.model)
+    return req
+
+
+async def chat_completions(state: ServerState, request: Request) -> Response:
+    req = await _read_request(state, request, ChatCompletionRequest)
     job = await run_in_threadpool(prepare_chat, state, req)
     sink = AsyncSink()
     greq = GenerationRequest(
@@ -479,12 +486,7 @@ def _completion_ids(state: ServerState, req: CompletionRequest) -> tuple[list[in
 
 
 async def completions(state: ServerState, request: Request) -> Response:
-    body = await read_json(request, state.config.max_body_bytes)
-    try:
-        req = CompletionRequest.model_validate(body)
-    except ValidationError as err:
-        raise validation_error(err) from None
-    _check_model(state, req.model)
+    req = await _read_request(state, request, CompletionRequest)
     ids, prompt_text = await run_in_threadpool(_completion_ids, state, req)
     asked = req.max_tokens if req.max_tokens is not None else 16  # OpenAI's default for completions
     sink = AsyncSink()

@@ -66,9 +66,13 @@ def evaluate_targets(res: dict) -> list[dict]:
     for d, c in res.get("compile", {}).items():
         sz = c.get("sizes", {})
         if "1" in sz:
-            add(f"compile 1 tool cold ({d})", "≤ 20 ms", f"{sz['1']['cold_ms']:.1f} ms", sz["1"]["cold_ms"] <= 20)
+            add(f"compile 1 tool, new tool set ({d})", "≤ 20 ms", f"{sz['1']['cold_ms']:.1f} ms", sz["1"]["cold_ms"] <= 20)
+        first = c.get("first_grammar")
+        if first:
+            add(f"compile 1 tool, first grammar of a process after warm-up ({d})", "≤ 20 ms",
+                f"{first['after_warm_up_ms']:.1f} ms (no warm-up: {first['cold_ms']:.0f} ms)", first["after_warm_up_ms"] <= 20)
         if "100" in sz:
-            add(f"compile 100 tools cold ({d})", "≤ 200 ms", f"{sz['100']['cold_ms']:.0f} ms", sz["100"]["cold_ms"] <= 200)
+            add(f"compile 100 tools, new tool set ({d})", "≤ 200 ms", f"{sz['100']['cold_ms']:.0f} ms", sz["100"]["cold_ms"] <= 200)
         hits = [v["cache_hit_ms"] for v in sz.values()]
         if hits:
             add(f"compile cache hit ({d})", "≤ 1 ms", f"{max(hits):.2f} ms (largest tool set)", max(hits) <= 1)
@@ -196,7 +200,7 @@ def markdown(res: dict) -> str:
     co = res.get("compile", {})
     if co:
         sizes = sorted({int(s) for v in co.values() for s in v["sizes"]})
-        L.append("\n## Grammar compile vs number of tools (cold: a tool set never seen), ms\n")
+        L.append("\n## Grammar compile vs number of tools (a tool set never seen), ms\n")
         L.append("| dialect | " + " | ".join(f"{n} tools" if n else "no tools (text-only grammar)" for n in sizes) + " | of which EBNF build at max | cache hit at max | TokenizerInfo (once per tokenizer) |")
         L.append("|---|" + "---|" * len(sizes) + "---|---|---|")
         for d, v in co.items():
@@ -204,6 +208,14 @@ def markdown(res: dict) -> str:
             big = sz[str(sizes[-1])] if str(sizes[-1]) in sz else {}
             L.append(f"| {d} | " + " | ".join(_num(sz.get(str(n), {}).get("cold_ms")) for n in sizes)
                      + f" | {_num(big.get('ebnf_build_ms'))} | {_num(big.get('cache_hit_ms'), '{:.3f}')} | {_num(1e3 * v['tokenizer_info_seconds'], '{:.0f}')} |")
+        firsts = {d: v["first_grammar"] for d, v in co.items() if v.get("first_grammar")}
+        if firsts:
+            L.append("\nA tool set never seen, on the process's compiler: xgrammar reuses the masks of rules it compiled before."
+                     " The first grammar of a process (1 tool), with and without the start-up warm-up (`GrammarCache.warm`), ms:\n")
+            L.append("| dialect | first grammar, no warm-up | warm-up (once, at start) | first grammar after warm-up |")
+            L.append("|---|---|---|---|")
+            for d, f in firsts.items():
+                L.append(f"| {d} | {_num(f['cold_ms'])} | {_num(f['warm_up_ms'])} | {_num(f['after_warm_up_ms'])} |")
     srv = res.get("server")
     if srv:
         L.append("\n## Server throughput\n")

@@ -327,7 +327,8 @@ def compile_scaling(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda:
     cache = grammar_cache(tok, vocab)
     pool = [t for t, _ in tool_pool(dialect, cfg.__class__(**{**cfg.to_json(), "bfcl_tools": max(cfg.compile_sizes)}))]
     nonce = random.Random().randrange(1 << 30)
-    out: dict[str, Any] = {"tokenizer_info_seconds": tokenizer_info_s, "pool": len(pool), "sizes": {}}
+    out: dict[str, Any] = {"tokenizer_info_seconds": tokenizer_info_s, "pool": len(pool), "sizes": {},
+                           "first_grammar": _first_grammar(tok, vocab, dialect, pool[0], cfg.compile_reps)}
     fresh = xgr.GrammarCompiler(cache.info, cache_enabled=False)
     for n in (0, *cfg.compile_sizes):
         base = [pool[i % len(pool)] for i in range(n)]
@@ -356,6 +357,26 @@ def compile_scaling(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda:
             tick()
         out["sizes"][str(n)] = {"cold_ms": 1e3 * median(cold), "ebnf_build_ms": 1e3 * median(ebnf), "cache_hit_ms": 1e3 * median(hit)}
     return out
+
+
+def _first_grammar(tok, vocab: int, dialect, tool: dict, reps: int) -> dict:
+    """The first grammar of a process (a fresh GrammarCache: xgrammar's rule cache is empty), with
+    and without `GrammarCache.warm` first (what the server does at start-up), 1 tool."""
+    from constrained import GrammarOptions
+    from constrained.compiler import GrammarCache
+
+    cold, warm_up, after = [], [], []
+    for rep in range(reps):
+        tools = _renamed([tool], f"f{rep}")
+        for warmed in (False, True):
+            cache = GrammarCache(tok, vocab)
+            cache._dialect(dialect)  # marker ids and the compiler: once per process, not per grammar
+            if warmed:
+                warm_up.append(cache.warm(dialect))
+            t0 = time.perf_counter()
+            cache.compile(dialect, tools, GrammarOptions("auto"))
+            (after if warmed else cold).append(time.perf_counter() - t0)
+    return {"cold_ms": 1e3 * median(cold), "warm_up_ms": 1e3 * median(warm_up), "after_warm_up_ms": 1e3 * median(after)}
 
 
 # -- server ----------------------------------------------------------------------------------------------

@@ -2,18 +2,24 @@
 
 `TokenizerInfo` takes ~0.5 s to build for a 129K vocabulary, so it is built once per tokenizer.
 Compiled grammars are cached under (dialect, tools, options): a repeated request costs a dict lookup.
+
+xgrammar's compiler also keeps the token masks of the rules it has compiled, and reuses them for a
+*different* grammar with the same rules (every JSON string, number, object...). A first grammar
+costs 20-50 ms on a 129K vocabulary, later new ones 2-10 ms, so `GrammarCache.warm` compiles a
+grammar with every JSON value type at start-up. That cache is bounded by `cache_limit_bytes`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import threading
 import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import xgrammar as xgr
 
@@ -62,6 +68,26 @@ def eos_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
     return [ids] if isinstance(ids, int) else list(ids or [])
 
 
+# A tool whose arguments use every JSON value type: compiling it fills xgrammar's rule cache.
+WARM_UP_TOOL = {"type": "function", "function": {"name": "warm_up", "parameters": {
+    "type": "object", "properties": {
+        "s": {"type": "string"}, "n": {"type": "number"}, "i": {"type": "integer"}, "b": {"type": "boolean"},
+        "z": {"type": "null"}, "a": {"type": "array"}, "o": {"type": "object"}, "x": {},
+    }}}}
+
+
+def compile_grammar(compiler: xgr.GrammarCompiler, grammar: xgr.Grammar, uncached: "Callable[[], xgr.GrammarCompiler]") -> xgr.CompiledGrammar:
+    """``compiler.compile_grammar``, retried without xgrammar's cache where its cross-grammar rule
+    hashing fails (xgrammar 0.2.8: "Check failed: per_rule_fsm_hashes[ref_rule_id].has_value()",
+    e.g. a bounded pattern property; the check upstream reports in mlc-ai/xgrammar PRs #647, #809)."""
+    try:
+        return compiler.compile_grammar(grammar)
+    except RuntimeError as err:
+        if "per_rule_fsm_hashes" not in str(err):
+            raise
+        return uncached().compile_grammar(grammar)
+
+
 @dataclass
 class CompileStats:
     compiles: int = 0
@@ -72,15 +98,21 @@ class CompileStats:
 class GrammarCache:
     """Per-tokenizer compilers (one per dialect marker set) with a content-keyed LRU of grammars."""
 
-    def __init__(self, tokenizer: Any, vocab_size: int | None = None, max_entries: int = 256, max_threads: int = 8):
+    def __init__(
+        self, tokenizer: Any, vocab_size: int | None = None, max_entries: int = 256, max_threads: int = 8,
+        cache_limit_bytes: int = 512 * 1024 * 1024,
+    ):
         self.tokenizer = tokenizer
+        # per xgrammar compiler (one per dialect marker set); unbounded, it grows with every new tool set
+        self.cache_limit_bytes = cache_limit_bytes
         self.vocab_size = vocab_size or len(tokenizer)
         self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=self.vocab_size)
         self.max_threads = max_threads
         self.max_entries = max_entries
-        self._cache: OrderedDict[str, xgr.CompiledGrammar] = OrderedDict()
+        self._cache: OrderedDict[bytes, xgr.CompiledGrammar] = OrderedDict()
         self._lock = threading.RLock()
         self._compilers: dict[tuple[int, ...], xgr.GrammarCompiler] = {}
+        self._uncached: dict[int, xgr.GrammarCompiler] = {}  # id(cached compiler) -> its fallback
         # per dialect marker set: (marker -> token id, compiler). get_vocab() alone costs ~90 ms on
         # a 129K vocabulary, so it is read once here rather than on every compile.
         self._dialects: dict[tuple[str, ...], tuple[dict[str, int], xgr.GrammarCompiler]] = {}
@@ -93,8 +125,24 @@ class GrammarCache:
         with self._lock:
             if key not in self._compilers:
                 info = marker_tokenizer_info(self.info, key)
-                self._compilers[key] = xgr.GrammarCompiler(info, max_threads=self.max_threads)
+                self._compilers[key] = xgr.GrammarCompiler(
+                    info, max_threads=self.max_threads, cache_limit_bytes=self.cache_limit_bytes
+                )
             return self._compilers[key]
+
+    def compile_grammar(self, compiler: xgr.GrammarCompiler, grammar: xgr.Grammar) -> xgr.CompiledGrammar:
+        """Compile with ``compiler`` (one of ours), falling back to an uncached twin (see ``compile_grammar``)."""
+
+        def uncached() -> xgr.GrammarCompiler:
+            with self._lock:
+                if id(compiler) not in self._uncached:
+                    key = next(k for k, c in self._compilers.items() if c is compiler)
+                    self._uncached[id(compiler)] = xgr.GrammarCompiler(
+                        marker_tokenizer_info(self.info, key), max_threads=self.max_threads, cache_enabled=False
+                    )
+                return self._uncached[id(compiler)]
+
+        return compile_grammar(compiler, grammar, uncached)
 
     def _dialect(self, dialect: Dialect) -> tuple[dict[str, int], xgr.GrammarCompiler]:
         with self._lock:
@@ -104,13 +152,19 @@ class GrammarCache:
                 self._dialects[dialect.special_tokens] = (ids, compiler)
             return self._dialects[dialect.special_tokens]
 
+    def warm(self, dialect: Dialect) -> float:
+        """Compile a grammar with every JSON value type for `dialect`, so that the first request's
+        grammar finds those rules' masks already computed. Returns the seconds it took."""
+        t0 = time.perf_counter()
+        token_ids, compiler = self._dialect(dialect)
+        self.compile_grammar(compiler, xgr.Grammar.from_ebnf(build_ebnf(dialect, [WARM_UP_TOOL], GrammarOptions(), token_ids)))
+        return time.perf_counter() - t0
+
     def ebnf(self, dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> str:
         return build_ebnf(dialect, tools, options, self._dialect(dialect)[0])
 
     def compile(self, dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> xgr.CompiledGrammar:
-        key = hashlib.sha256(
-            json.dumps([dialect.name, tools or [], options.key()], sort_keys=True, default=str).encode()
-        ).hexdigest()
+        key = _cache_key(dialect, tools, options)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
@@ -120,7 +174,7 @@ class GrammarCache:
                 return hit
         t0 = time.perf_counter()
         token_ids, compiler = self._dialect(dialect)
-        compiled = compiler.compile_grammar(xgr.Grammar.from_ebnf(build_ebnf(dialect, tools, options, token_ids)))
+        compiled = self.compile_grammar(compiler, xgr.Grammar.from_ebnf(build_ebnf(dialect, tools, options, token_ids)))
         elapsed = time.perf_counter() - t0
         with self._lock:
             self._cache[key] = compiled
@@ -130,6 +184,19 @@ class GrammarCache:
             self.stats.compile_seconds += elapsed
             self.last_compile_seconds = elapsed
         return compiled
+
+
+def _cache_key(dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> bytes:
+    """Digest of the request's grammar inputs. marshal is ~5x faster than json.dumps on 100 tools
+    and loads back to an equal value, so equal bytes mean equal inputs (version 2 writes no
+    back-references, whose bytes would depend on reference counts). Equal inputs written
+    differently (key order, 1 vs 1.0) only miss the cache. Other Mapping types go through JSON."""
+    payload = [dialect.name, list(tools or []), options.key()]
+    try:
+        data = marshal.dumps(payload, 2)
+    except ValueError:
+        data = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.blake2b(data, digest_size=20).digest()
 
 
 _CACHES: "weakref.WeakKeyDictionary[Any, dict[int, GrammarCache]]" = weakref.WeakKeyDictionary()

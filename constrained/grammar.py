@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 from . import ebnf as E
 from .dialect import Dialect, check_tool_names
 from .errors import ToolSpecError
-from .schema import NormalizedSchema, UnsupportedSchemaError, normalize
+from .schema import ADDITIONAL_PROPERTIES, NormalizedSchema, UnsupportedSchemaError, normalize
 
 # The longest run of whitespace the grammar lets through between reasoning and a forced section.
 MAX_GAP_WHITESPACE = 2
@@ -37,25 +37,38 @@ class GrammarOptions:
     reasoning: bool = True  # allow the dialect's reasoning block first (left unconstrained)
     # response_format: None (free text), True (any JSON object) or a JSON schema the content must match
     content_schema: Any = None
+    # properties a schema does not declare (constrained.schema): "forbid" (never generated) or
+    # "schema" (JSON Schema's meaning: allowed unless additionalProperties says otherwise)
+    additional_properties: str = "forbid"  # tool arguments
+    content_additional_properties: str = "schema"  # response_format (its `strict: true` -> "forbid")
+
+    def __post_init__(self) -> None:
+        for name in ("additional_properties", "content_additional_properties"):
+            if getattr(self, name) not in ADDITIONAL_PROPERTIES:
+                raise ToolSpecError(f"{name} must be one of {', '.join(ADDITIONAL_PROPERTIES)}, got {getattr(self, name)!r}", name)
 
     def key(self) -> str:
         return json.dumps(
-            [self.tool_choice, self.parallel_tool_calls, self.first_index, self.max_calls, self.reasoning, self.content_schema],
+            [self.tool_choice, self.parallel_tool_calls, self.first_index, self.max_calls, self.reasoning, self.content_schema,
+             self.additional_properties, self.content_additional_properties],
             sort_keys=True,
         )
 
 
-def content_schema_from_response_format(response_format: Mapping | None) -> Any:
-    """OpenAI `response_format` -> GrammarOptions.content_schema."""
+def content_from_response_format(response_format: Mapping | None) -> tuple[Any, str]:
+    """OpenAI `response_format` -> (GrammarOptions.content_schema, .content_additional_properties).
+
+    As with OpenAI, `json_schema.strict: true` closes every object to its declared properties;
+    otherwise the schema means what JSON Schema says."""
     if not response_format or response_format.get("type", "text") == "text":
-        return None
+        return None, "schema"
     if response_format["type"] == "json_object":
-        return True
+        return True, "schema"
     if response_format["type"] == "json_schema":
         spec = response_format.get("json_schema") or {}
         if not isinstance(spec.get("schema"), Mapping):
             raise ToolSpecError("response_format.json_schema.schema must be a JSON schema object", "response_format")
-        return dict(spec["schema"])
+        return dict(spec["schema"]), "forbid" if spec.get("strict") is True else "schema"
     raise ToolSpecError(f"response_format type {response_format['type']!r} is not one of text, json_object, json_schema", "response_format")
 
 
@@ -70,7 +83,7 @@ def tool_function(tool: Mapping) -> Mapping:
     return tool["function"] if isinstance(tool.get("function"), Mapping) else tool
 
 
-def prepare_tools(dialect: Dialect, tools: Sequence[Mapping] | None) -> list[Tool]:
+def prepare_tools(dialect: Dialect, tools: Sequence[Mapping] | None, additional_properties: str = "forbid") -> list[Tool]:
     """Check names and normalise each tool's parameters; errors name the tool and the keyword path."""
     tools = list(tools or [])
     functions = []
@@ -82,7 +95,7 @@ def prepare_tools(dialect: Dialect, tools: Sequence[Mapping] | None) -> list[Too
     out = []
     for i, fn in enumerate(functions):
         try:
-            out.append(Tool(fn["name"], normalize(fn.get("parameters"))))
+            out.append(Tool(fn["name"], normalize(fn.get("parameters"), additional_properties=additional_properties)))
         except UnsupportedSchemaError as err:
             err.tool = fn["name"]
             raise
@@ -188,14 +201,14 @@ class _Builder:
         self.rules["section"] = " ".join(body)
         return "section"
 
-    def text(self, content_schema: Any = None) -> str:
+    def text(self, content_schema: Any = None, additional_properties: str = "schema") -> str:
         """Free text that cannot be mistaken for calls, or JSON when response_format asks for it."""
         if content_schema is not None:
             if content_schema is True:
                 schema = {"type": "object", "additionalProperties": True}
             else:
                 try:
-                    schema = normalize(content_schema).schema
+                    schema = normalize(content_schema, additional_properties=additional_properties).schema
                 except UnsupportedSchemaError as err:
                     err.tool = "response_format"
                     raise
@@ -213,7 +226,7 @@ class _Builder:
 def build_ebnf(
     dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions, token_ids: Mapping[str, int]
 ) -> str:
-    mode, chosen = selected_tools(prepare_tools(dialect, tools), options.tool_choice)
+    mode, chosen = selected_tools(prepare_tools(dialect, tools, options.additional_properties), options.tool_choice)
     b = _Builder(dialect, token_ids)
     head = ""
     if options.reasoning and dialect.reasoning:
@@ -224,10 +237,10 @@ def build_ebnf(
         b.rules["reasoning"] = f'"" | ({b.lit(open_)} {think} {b.lit(close)})'
         head = "reasoning "
     if mode == "none":
-        root = f"{head}{b.text(options.content_schema)}"
+        root = f"{head}{b.text(options.content_schema, options.content_additional_properties)}"
     elif mode == "auto":
         section = b.section(chosen, options, single=False)
-        text = b.text(options.content_schema)
+        text = b.text(options.content_schema, options.content_additional_properties)
         whole = dialect.calls_are_whole_output or options.content_schema is not None  # JSON content XOR calls
         root = f"{head}({section} | {text})" if whole else f'{head}{text} ("" | {section})'
     else:

@@ -247,9 +247,12 @@ def _openai_call(dialect: Dialect, call: CallScan, position: int, first_index: i
 
 
 def parse(
-    text: str, dialect: "Dialect | str", tools: Sequence[Mapping] | None = None, first_index: int = 0
+    text: str, dialect: "Dialect | str", tools: Sequence[Mapping] | None = None, first_index: int = 0,
+    *, additional_properties: str = "forbid",
 ) -> ParseResult:
-    """Parse a whole model output. Never raises on malformed text: what is not a call stays content."""
+    """Parse a whole model output. Never raises on malformed text: what is not a call stays content.
+    With ``tools``, ``violations`` lists the calls' schema errors (``additional_properties`` as in
+    ``GrammarOptions``)."""
     from constrained.grammars import get_dialect  # here: the dialect files import this package
 
     d = get_dialect(dialect)
@@ -259,7 +262,7 @@ def parse(
     if tools:
         from .validation import call_violations
 
-        result.violations = call_violations(calls, tools)
+        result.violations = call_violations(calls, tools, additional_properties)
     return result
 
 

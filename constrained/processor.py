@@ -36,6 +36,7 @@ class ToolCallLogitsProcessor(LogitsProcessor):
         reasoning: bool = True,
         max_calls: int = 8,
         content_schema: Any = None,
+        additional_properties: str = "forbid",
         eos_token_id: "int | Sequence[int] | None" = None,
         vocab_size: int | None = None,
     ):
@@ -43,7 +44,10 @@ class ToolCallLogitsProcessor(LogitsProcessor):
 
         self.dialect = get_dialect(dialect)
         # content_schema: True (any JSON object) or a JSON schema the text must match (response_format)
-        self.options = GrammarOptions(tool_choice, parallel_tool_calls, first_index, max_calls, reasoning, content_schema)
+        # additional_properties: "forbid" undeclared argument names, or follow the "schema" (constrained.schema)
+        self.options = GrammarOptions(
+            tool_choice, parallel_tool_calls, first_index, max_calls, reasoning, content_schema, additional_properties
+        )
         self.cache = grammar_cache(tokenizer, vocab_size)
         self.compiled = self.cache.compile(self.dialect, tools, self.options)  # errors surface here, not mid-generate
         if eos_token_id is None:

@@ -15,18 +15,30 @@ Two passes, each copying the tree once:
 Paths (``$.properties.x.items``) are in canonical coordinates, which equal the user's except for
 the draft-4 ``items: [...]`` -> ``prefixItems`` rename.
 
-Policy: argument objects follow xgrammar strict mode: properties not declared are not generated
-(hallucinated argument names are the common failure). A *nested* object with no ``properties``,
-``patternProperties`` or ``additionalProperties`` stays a free-form object. The *root* schema
-``None``/``True``/``{}``/``{"type": "object"}`` (a tool without arguments) accepts ``{}`` only.
-Arrays declaring no ``items`` take any items. Properties are generated in declared order.
+Policy for properties a schema does not declare (``additional_properties``):
+
+- ``"forbid"`` (the default for tool arguments): argument objects follow xgrammar strict mode:
+  properties not declared are not generated, because a hallucinated argument name is the common
+  failure and a Python tool called with an unexpected keyword raises. A *nested* object with no
+  ``properties``, ``patternProperties`` or ``additionalProperties`` stays a free-form object. The
+  *root* schema ``None``/``True``/``{}``/``{"type": "object"}`` (a tool without arguments) accepts
+  ``{}`` only.
+- ``"schema"`` (JSON Schema's own meaning; the default for ``response_format``): an object without
+  ``additionalProperties`` takes any other property, as the specification says. Only a root of
+  ``None`` (no parameters at all) means ``{}``. An object that must lack some property (a ``false``
+  property schema) or says ``unevaluatedProperties: false`` stays closed: the grammar can only
+  exclude declared names from the extra keys. Extra keys cost compile time: xgrammar builds a
+  string automaton that excludes every declared name (~40 ms cold per object).
+
+Either way, arrays declaring no ``items`` take any items and properties are generated in
+declared order (extra properties after the declared ones).
 
 | keyword | decision |
 |---|---|
 | ``type`` | enforced; ``dict``/``HashMap``/``Map``/``Hashtable``->object, ``float``/``double``->number, ``int``/``long``/``short``/``byte``->integer, ``bool``->boolean, ``str``/``char``->string, ``list``/``tuple``/``ArrayList``/``Array``/``Queue``/``Stack``->array, ``any``->no constraint; other names case-insensitively; unknown -> error |
 | ``enum``, ``const`` | enforced; object/array values rewritten into structural schemas (xgrammar compares them as text with other separators) |
 | ``properties``, ``required``, ``additionalProperties`` | enforced; a required name not declared is declared (any value); a ``false`` property is removed; draft-3 ``required: true`` on a property moves to the parent's list |
-| ``patternProperties``, ``propertyNames``, ``pattern`` | enforced; patterns rewritten from search to full-match semantics; a pattern xgrammar cannot parse or would only approximate (look-around, back-references, ``\\b``, ``\\p{}``, ``\\Z``...) is dropped -> unenforced ``pattern`` |
+| ``patternProperties``, ``propertyNames``, ``pattern`` | enforced; patterns rewritten from search to full-match semantics; a pattern xgrammar cannot parse or would only approximate (look-around, back-references, ``\\b``, ``\\p{}``, ``\\Z``...) is dropped -> unenforced ``pattern``; a declared name matching a pattern gets both schemas, and so does the pattern's value; ``additionalProperties`` values also get every pattern's schema (xgrammar picks one path per key) |
 | ``minLength``/``maxLength`` | enforced up to 2 / 8: xgrammar unrolls them, ~25 ms of compile time per unit with a 129k vocabulary (``maxLength: 100`` takes ~3 s); larger bounds, and any next to ``pattern`` (ignored there by xgrammar), -> unenforced |
 | ``format`` | enforced for date, date-time, time, duration, email, hostname, ipv4, ipv6, uuid, uri, uri-reference, uri-template, json-pointer, relative-json-pointer (date exactly, by a calendar regex with leap years; date-time and time by shape only, so also listed unenforced); others -> unenforced |
 | ``minimum``/``maximum``/``exclusive*`` | enforced; draft-4 boolean ``exclusiveMinimum``/``Maximum`` converted; bounds of integers rounded inwards |
@@ -53,6 +65,11 @@ Upstream xgrammar 0.2.8 issues worked around here:
 - ``anyOf``/``oneOf`` next to other keywords: one side is ignored.
 - ``allOf`` with more than one branch: only the first is used.
 - ``minLength``/``maxLength`` next to ``pattern`` are ignored.
+- each key takes one of ``properties``, ``patternProperties``, ``additionalProperties``: a declared
+  name may take (or repeat under) a pattern's schema, and a key matching a pattern may take the
+  ``additionalProperties`` schema, where JSON Schema applies all that match.
+- with its cache enabled, compiling some grammars fails ("Check failed: per_rule_fsm_hashes...",
+  e.g. a bounded pattern property); ``constrained.compiler.compile_grammar`` retries uncached.
 - strict mode: a ``required`` property that is not declared makes the object unsatisfiable; an
   array with ``minItems`` but no ``items`` fails to compile; a bare object with ``minProperties``
   fails to compile; integer bounds must be whole numbers; draft-4 boolean ``exclusiveMinimum``
@@ -116,6 +133,9 @@ class NormalizedSchema:
     # Draft 2020-12 form with the user's meaning (type names mapped); what ``validate`` checks.
     validation: Any = field(default=None, repr=False, compare=False)
 
+
+# What an object does with properties its schema does not declare (see the module docstring).
+ADDITIONAL_PROPERTIES = ("forbid", "schema")
 
 # --------------------------------------------------------------------------- vocabularies
 
@@ -325,8 +345,9 @@ def _find_anchor(root: Any, name: str) -> Any:
 class _Builder:
     """Build the schema handed to xgrammar from a canonical schema."""
 
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: Any, open_objects: bool = False) -> None:
         self.root = root
+        self.open_objects = open_objects  # additional_properties="schema"
         self.unenforced: list[Unenforced] = []
         self.def_names: dict[str, str] = {}
         self.defs: dict[str, Any] = {}
@@ -361,6 +382,10 @@ class _Builder:
                 ref = self.ref(value, _child(path, key))
             # anything else is an annotation or a canonical-only location ($defs, definitions)
         _fix_object(out, s)
+        if self.open_objects:
+            _open_object(out, s)
+        if out.get("patternProperties"):
+            self.fix_pattern_properties(out, s, path)
         _fix_array(out)
         self.fix_multiple_of(out, path)
         _check_bounds(out, path)
@@ -509,6 +534,63 @@ class _Builder:
         _check_bounds(out, path)
         return out
 
+    def fix_pattern_properties(self, out: dict, s: dict, path: str) -> None:
+        """xgrammar lets each key take ONE of ``properties``, ``patternProperties`` and
+        ``additionalProperties`` (a declared name may even take a pattern's schema, or repeat as a
+        pattern key), where JSON Schema applies every one that matches. Merge the schemas so that
+        whichever way xgrammar goes, the value satisfies all that can apply:
+        a declared name gets the schemas of the patterns it matches; a pattern's value also those of
+        the declared names it matches; an additional value those of every pattern."""
+        props = out.get("properties") or {}
+        required = set(out.get("required") or ())
+        built = out["patternProperties"]
+        originals = list(built.values())
+        where = _child(path, "patternProperties")
+        for source, sub in (s.get("patternProperties") or {}).items():
+            key = _fullmatch_pattern(source)
+            if key not in built:
+                continue  # dropped: unenforced already
+            try:
+                matched = [n for n in props if re.search(source, n)]
+            except re.error:  # an ECMA-262 pattern Python cannot read: which names it matches is unknown
+                matched = list(props)
+                self.unenforce("patternProperties", _child(where, source))
+            pattern_schema = built[key]
+            for name in matched:
+                pattern_schema = self.merge_or_false(pattern_schema, props[name], where)
+                if name in props and not isinstance(props[name], bool):
+                    merged = self.merge_or_false(props[name], built[key], where)
+                    if merged is False:
+                        if name in required:
+                            raise _Unsatisfiable("patternProperties", where, f"property {name!r} cannot match its pattern's schema")
+                        del props[name]  # must be absent; as an extra key it would escape its schema:
+                        if out.get("additionalProperties") not in (None, False):
+                            out["additionalProperties"] = False
+                    else:
+                        props[name] = merged
+            if pattern_schema is False:
+                del built[key]  # no value fits: keys matching it cannot appear through it
+            else:
+                built[key] = pattern_schema
+        extra = out.get("additionalProperties")
+        if extra not in (None, False):
+            extra = {} if extra is True else extra
+            for sub in originals:
+                extra = self.merge_or_false(extra, sub, where) if extra is not False else False
+            out["additionalProperties"] = True if extra == {} else extra
+        if not built:
+            del out["patternProperties"]
+
+    def merge_or_false(self, a: Any, b: Any, path: str) -> Any:
+        """``merge``; ``False`` when nothing matches both; ``a`` (and ``b`` unenforced) when one is recursive."""
+        try:
+            return self.merge(a, b, path)
+        except _InProgress:
+            self.unenforce("patternProperties", path)
+            return a
+        except _Unsatisfiable:
+            return False
+
     def fix_multiple_of(self, out: dict, path: str) -> None:
         """xgrammar ignores multipleOf next to a bound: keep the bound, check multipleOf later."""
         if "multipleOf" in out and {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} & set(out):
@@ -578,6 +660,18 @@ def _fix_object(out: dict, s: dict) -> None:
     combined = {"anyOf", "oneOf", "allOf", "$ref"} & set(s)  # the branches declare the shape
     if "object" in _types(out) and not declared and implied and not combined:
         out["additionalProperties"] = True  # free-form object, explicitly
+
+
+def _open_object(out: dict, s: dict) -> None:
+    """additional_properties="schema": an object that does not say otherwise takes extra keys."""
+    if "object" not in _types(out) or "additionalProperties" in out or {"anyOf", "$ref"} & set(out):
+        return
+    if out.get("type") is None and not {"properties", "patternProperties", "required"} & set(out):
+        return  # not about objects (a bare {} is already any value)
+    pruned = set(s.get("properties") or ()) - set(out.get("properties") or ())
+    if pruned or s.get("unevaluatedProperties") is False:
+        return  # a name that must be absent cannot be excluded from the extra keys: stay closed
+    out["additionalProperties"] = True
 
 
 def _fix_array(out: dict) -> None:
@@ -860,13 +954,21 @@ def _ends_with_anchor(p: str) -> bool:
 # --------------------------------------------------------------------------- public API
 
 
-def normalize(schema: dict | bool | None) -> NormalizedSchema:
-    """Normalise a tool's parameter schema for xgrammar (see the module docstring)."""
+def normalize(schema: dict | bool | None, *, additional_properties: str = "forbid") -> NormalizedSchema:
+    """Normalise a tool's parameter schema for xgrammar (see the module docstring).
+
+    ``additional_properties``: ``"forbid"`` generates declared properties only; ``"schema"``
+    follows JSON Schema (an object without ``additionalProperties`` takes any other property)."""
+    if additional_properties not in ADDITIONAL_PROPERTIES:
+        raise ValueError(f"additional_properties must be one of {ADDITIONAL_PROPERTIES}, got {additional_properties!r}")
     canonical = None if schema is None else _Canonicalizer().run(schema)
-    if _takes_no_arguments(canonical):
+    open_objects = additional_properties == "schema"
+    if canonical is None or (not open_objects and _takes_no_arguments(canonical)):
         # validation too: a tool without arguments gets ``{}``
         return NormalizedSchema(_no_arguments(), (), schema, _no_arguments())
-    builder = _Builder(canonical)
+    if open_objects and (canonical is True or canonical == {}):
+        canonical = {"type": "object"}  # arguments are an object, whatever the schema allows
+    builder = _Builder(canonical, open_objects)
     grammar_schema = builder.build()
     return NormalizedSchema(grammar_schema, tuple(builder.unenforced), schema, canonical)
 

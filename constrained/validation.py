@@ -13,8 +13,11 @@ from .grammar import tool_function
 from .schema import normalize, validate
 
 
-def call_violations(tool_calls: Sequence[Mapping], tools: Sequence[Mapping]) -> list[str]:
-    """One message per problem, naming the call index and the tool; [] when every call is valid."""
+def call_violations(tool_calls: Sequence[Mapping], tools: Sequence[Mapping], additional_properties: str = "forbid") -> list[str]:
+    """One message per problem, naming the call index and the tool; [] when every call is valid.
+
+    ``additional_properties`` is the grammar's policy; it decides only what a schema with no
+    arguments (``{"type": "object"}``) accepts. Otherwise the schema's JSON Schema meaning is checked."""
     schemas = {tool_function(t)["name"]: tool_function(t).get("parameters") for t in tools}
     problems = []
     for i, call in enumerate(tool_calls):
@@ -27,6 +30,6 @@ def call_violations(tool_calls: Sequence[Mapping], tools: Sequence[Mapping]) -> 
         except ValueError as err:
             problems.append(f"tool_calls[{i}] ({fn['name']}): arguments are not JSON: {err}")
             continue
-        for message in validate(args, normalize(schemas[fn["name"]])):
+        for message in validate(args, normalize(schemas[fn["name"]], additional_properties=additional_properties)):
             problems.append(f"tool_calls[{i}] ({fn['name']}): {message}")
     return problems

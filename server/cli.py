@@ -43,7 +43,8 @@ def _serve(args: argparse.Namespace) -> int:
                                        torch_threads=args.threads if args.threads is not None else (None if args.model else 1),
                                        logits_bias=bias, first_token_bias=first),
             config=ServerConfig(api_key=args.api_key or os.environ.get("CONSTRAINED_API_KEY") or None,
-                                max_body_bytes=int(args.max_body_mb * 1024 * 1024), default_max_tokens=args.default_max_tokens),
+                                max_body_bytes=int(args.max_body_mb * 1024 * 1024), default_max_tokens=args.default_max_tokens,
+                                additional_properties=args.additional_properties),
         )
     except LoadError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -71,6 +72,8 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=float, default=4.0, help="request body limit in MB; beyond it: 413 (default 4)")
     p.add_argument("--seed", type=int, default=None, help="derive a seed from this and the prompt for requests without one (deterministic server)")
     p.add_argument("--no-continuous", action="store_true", help="admit new requests only when the running batch drains")
+    p.add_argument("--additional-properties", choices=["forbid", "schema"], default="forbid",
+                   help="tool arguments: forbid properties the schema does not declare (default), or allow them where JSON Schema does")
     p.add_argument("--jump-forward", action="store_true", help="feed text the grammar forces (markers, names, JSON keys) without sampling it token by token")
     p.add_argument("--demo-nudge", action="store_true",
                    help="demo model only: bias it toward closing quotes/brackets and toward calling or stopping at once, so that the random model finishes its calls (the grammar still decides what is allowed)")

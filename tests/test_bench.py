@@ -34,6 +34,9 @@ def test_bench_tiny_writes_results(tmp_path):
     assert g["same_tokens_in_every_mode"] and g["engines"]["ours"]["ratio_median"] > 0
     assert data["mask_fill"]["kimi_k2"]["single"]["n"] > 0
     assert data["compile"]["kimi_k2"]["sizes"]["1"]["cold_ms"] > 0
+    first = data["compile"]["kimi_k2"]["first_grammar"]
+    assert first["cold_ms"] > 0 and first["warm_up_ms"] > 0 and first["after_warm_up_ms"] > 0
+    assert "first grammar after warm-up" in md_path.read_text()
     assert "| kimi_k2 |" in md_path.read_text()
     assert any(t["target"].startswith("finished constrained outputs") and t["met"] for t in data["targets"])
     pytest.importorskip("matplotlib")

@@ -52,13 +52,50 @@ def test_invalid_instances_are_rejected_or_accounted_for(sample_result):
     assert r["invalid"] > 25
     assert r["invalid_rejected"] >= 0.95 * r["invalid"]
     assert r["unexplained"] == 0, r["examples"]["unexplained"]
-    assert r["invalid_rejected"] + sum(r["unenforced"].values()) == r["invalid"]
+    assert r["invalid_rejected"] + sum(r["unenforced"].values()) + r["label_disagrees"] == r["invalid"]
 
 
-def test_report_table_names_both_pipelines(sample_result):
+def test_schema_policy_accepts_every_valid_instance_and_accounts_for_invalid_ones(sample_result):
+    r = sample_result["schema_policy"]
+    assert r["additional_properties"] == "schema" and sample_result["additional_properties"] == "forbid"
+    assert r["schemas"] == 60 and r["compiled"] >= 59
+    assert r["valid_accepted"] >= 0.995 * r["valid"], r["examples"]["valid_rejected"]
+    assert r["unexplained"] == 0
+    assert r["invalid_rejected"] + sum(r["unenforced"].values()) + r["label_disagrees"] == r["invalid"]
+
+
+def test_compile_times_are_measured_cold_and_warm(sample_result):
+    for r in (sample_result, sample_result["schema_policy"]):
+        assert 0 < r["warm_compile_ms_p50"] <= r["warm_compile_ms_p99"]
+    assert 0 < sample_result["compile_ms_p50"] <= sample_result["compile_ms_p99"]
+    assert sample_result["schema_policy"]["compile_ms_p50"] is None  # cold is not measured for it
+
+
+def test_schema_that_breaks_xgrammars_rule_cache_is_compiled_without_it():
+    r = run_coverage(files=[CORPUS / "Github_trivial---o9840.json"], strict_xgrammar_baseline=False, progress=False)
+    assert r["compiled"] == 1 and r["schema_policy"]["compiled"] == 1, r["examples"]["errors"]
+
+
+def test_draft4_integer_label_is_told_apart_from_a_grammar_miss():
+    """12345.0 is labelled invalid for a draft-4 "integer"; draft 2020-12 calls it an integer, the
+    grammar emits it as 12345, and validate() agrees: not a grammar miss."""
+    r = run_coverage(files=[CORPUS / "Github_trivial---o14485.json"], strict_xgrammar_baseline=False, progress=False)
+    assert r["label_disagrees"] == 1 and r["unexplained"] == 0
+    assert r["examples"]["label_disagrees"][0]["data"]["userId"] == 12345.0
+
+
+def test_pattern_property_values_stay_valid_under_the_schema_policy():
+    """o85971: patternProperties ".*" string; xgrammar would let an extra key take any value."""
+    r = run_coverage(files=[CORPUS / "Github_trivial---o85971.json"], strict_xgrammar_baseline=False, progress=False)
+    for result in (r, r["schema_policy"]):
+        assert result["unexplained"] == 0 and result["invalid_rejected"] == result["invalid"] > 0
+
+
+def test_report_table_names_every_pipeline(sample_result):
     table = format_coverage_table({**sample_result, "baseline": sample_result})
     assert "| valid instances accepted |" in table
-    assert "raw xgrammar" in table
+    assert "ours, `forbid` (tool default) | ours, `schema` | raw xgrammar" in table
+    assert "warm compiler" in table
 
 
 def test_cli_prints_one_json_object(capsys):
@@ -68,7 +105,7 @@ def test_cli_prints_one_json_object(capsys):
     assert args.func(args) == 0
     result = json.loads(capsys.readouterr().out)
     for key in ("schemas", "compiled", "errors", "valid", "valid_accepted", "invalid", "invalid_rejected",
-                "unenforced", "unexplained", "compile_ms_p50", "compile_ms_p99"):
+                "unenforced", "unexplained", "compile_ms_p50", "compile_ms_p99", "warm_compile_ms_p50"):
         assert key in result
 
 

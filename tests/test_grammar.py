@@ -7,6 +7,7 @@ import xgrammar as xgr
 
 from constrained import GrammarOptions, ToolSpecError, UnsupportedSchemaError
 from constrained.compiler import grammar_cache
+from constrained.grammar import content_from_response_format
 from constrained.demo import load_tokenizer
 from constrained.grammars import DIALECTS
 
@@ -114,6 +115,63 @@ def test_response_format_json_schema_constrains_content():
     assert accepts("hermes", [WEATHER], '{"answer": 42}', tool_choice="auto", content_schema=schema)
     assert not accepts("hermes", [WEATHER], "42", tool_choice="auto", content_schema=schema)
     assert accepts("hermes", [], '{"anything": [1]}', tool_choice="none", content_schema=True)
+
+
+def test_response_format_follows_json_schema_unless_strict():
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}
+    extra = '{"answer": 42, "why": "because"}'
+    assert accepts("hermes", [], extra, tool_choice="none", content_schema=schema)
+    assert not accepts("hermes", [], extra, tool_choice="none", content_schema=schema, content_additional_properties="forbid")
+    assert content_from_response_format({"type": "json_schema", "json_schema": {"name": "v", "schema": schema}}) == (schema, "schema")
+    strict = {"type": "json_schema", "json_schema": {"name": "v", "schema": schema, "strict": True}}
+    assert content_from_response_format(strict) == (schema, "forbid")
+
+
+@pytest.mark.parametrize("policy, accepted", [("forbid", False), ("schema", True)])
+def test_tool_arguments_take_undeclared_properties_only_under_the_schema_policy(policy, accepted):
+    text = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "units": "C"}}\n</tool_call>'
+    assert accepts("hermes", [WEATHER], text, tool_choice="required", additional_properties=policy) is accepted
+
+
+def test_unknown_policy_is_a_tool_spec_error():
+    with pytest.raises(ToolSpecError, match="additional_properties must be one of forbid, schema"):
+        GrammarOptions(additional_properties="allow")
+
+
+def test_grammar_that_breaks_xgrammars_rule_cache_still_compiles():
+    """xgrammar 0.2.8 raises "Check failed: per_rule_fsm_hashes..." from its cross-grammar cache on
+    this schema (a bounded pattern property); GrammarCache retries without that cache."""
+    data = {"type": "object", "patternProperties": {"^[a-z]{1,255}$": {"type": "number"}}, "additionalProperties": False}
+    tool = {"type": "function", "function": {"name": "put", "parameters": {"type": "object", "properties": {"data": data}}}}
+    tok = load_tokenizer("hermes")
+    cache = grammar_cache(tok)
+    token_ids, compiler = cache._dialect(DIALECTS["hermes"])
+    ebnf = cache.ebnf(DIALECTS["hermes"], [tool], GrammarOptions("required"))
+    with pytest.raises(RuntimeError, match="per_rule_fsm_hashes"):
+        compiler.compile_grammar(xgr.Grammar.from_ebnf(ebnf))  # the upstream bug, still there
+    text = '<tool_call>\n{"name": "put", "arguments": {"data": {"abc": 1}}}\n</tool_call>'
+    assert accepts("hermes", [tool], text, tool_choice="required")
+    assert not accepts("hermes", [tool], text.replace("abc", "ABC"), tool_choice="required")
+
+
+def test_cache_key_is_the_content_of_the_request():
+    """Requests decoded separately (new dicts, new strings) hit; any change misses; a Mapping type
+    marshal cannot write still gets a key."""
+    import json
+    from types import MappingProxyType
+
+    from constrained.compiler import _cache_key
+
+    d, opts = DIALECTS["hermes"], GrammarOptions("auto")
+    text = json.dumps([WEATHER, TIME])
+    assert _cache_key(d, json.loads(text), opts) == _cache_key(d, json.loads(text), opts)
+    changed = json.loads(text)
+    changed[0]["function"]["parameters"]["properties"]["city"]["type"] = "integer"
+    assert _cache_key(d, changed, opts) != _cache_key(d, json.loads(text), opts)
+    assert _cache_key(d, json.loads(text), GrammarOptions("required")) != _cache_key(d, json.loads(text), opts)
+    assert _cache_key(DIALECTS["kimi_k2"], json.loads(text), opts) != _cache_key(d, json.loads(text), opts)
+    assert _cache_key(d, [1], opts) != _cache_key(d, [1.0], opts) != _cache_key(d, [True], opts)
+    assert _cache_key(d, [MappingProxyType(WEATHER)], opts) == _cache_key(d, [MappingProxyType(dict(WEATHER))], opts)
 
 
 def test_compile_is_cached_by_content():

@@ -22,9 +22,9 @@ from constrained.schema import (
 _COMPILER = xgrammar.GrammarCompiler(xgrammar.TokenizerInfo([]), cache_enabled=False)
 
 
-def accepts(schema, instance) -> bool:
+def accepts(schema, instance, additional_properties="forbid") -> bool:
     """Does the grammar of ``normalize(schema)`` accept ``instance`` as our dialects emit it?"""
-    norm = normalize(schema)
+    norm = normalize(schema, additional_properties=additional_properties)
     grammar = xgrammar.Grammar.from_json_schema(json.dumps(norm.schema), any_whitespace=False, strict_mode=True)
     matcher = xgrammar.GrammarMatcher(_COMPILER.compile_grammar(grammar), terminate_without_stop_token=True)
     text = json.dumps(as_emitted(instance, norm), ensure_ascii=False)
@@ -55,6 +55,58 @@ def test_undeclared_properties_are_not_generated():
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     assert accepts(schema, {"a": 1})
     assert not accepts(schema, {"a": 1, "hallucinated": 2})
+
+
+# --------------------------------------------------------------------------- additional_properties="schema"
+
+
+def test_schema_policy_takes_undeclared_properties_after_the_declared_ones():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a"]}
+    assert accepts(schema, {"a": 1, "b": "x", "extra": [1, {"k": None}], "more": 2}, "schema")
+    assert accepts(schema, {"a": 1, "extra": True}, "schema")
+    assert not accepts(schema, {"extra": True}, "schema")  # required still required
+    assert not accepts(schema, {"a": 1, "b": 2}, "schema")  # declared types still enforced
+
+
+@pytest.mark.parametrize("name", ["a", "b"])
+def test_schema_policy_never_repeats_a_declared_name_as_an_extra_key(name):
+    """{"a": 1, "a": "x"} parses to {"a": "x"}, which breaks a's type: the extra keys exclude declared names."""
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}
+    norm = normalize(schema, additional_properties="schema")
+    grammar = xgrammar.Grammar.from_json_schema(json.dumps(norm.schema), any_whitespace=False, strict_mode=True)
+    matcher = xgrammar.GrammarMatcher(_COMPILER.compile_grammar(grammar), terminate_without_stop_token=True)
+    assert not matcher.accept_string(f'{{"a": 1, "b": 2, "{name}": "x"}}')
+
+
+def test_schema_policy_keeps_explicit_additional_properties():
+    closed = {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": False}
+    assert not accepts(closed, {"a": 1, "x": 2}, "schema")
+    typed = {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string"}}
+    assert accepts(typed, {"a": 1, "x": "y"}, "schema")
+    assert not accepts(typed, {"a": 1, "x": 2}, "schema")
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"a": {"type": "integer"}, "gone": False}},  # "gone" must be absent
+    {"type": "object", "properties": {"a": {"type": "integer"}}, "unevaluatedProperties": False},
+])
+def test_schema_policy_stays_closed_where_extra_keys_cannot_be_exact(schema):
+    assert accepts(schema, {"a": 1}, "schema")
+    assert not accepts(schema, {"a": 1, "gone": 2}, "schema")
+
+
+def test_schema_policy_root_object_takes_any_object_but_no_parameters_means_none():
+    assert accepts({"type": "object"}, {"key": "value"}, "schema")
+    assert accepts({"type": "object", "properties": {}}, {"key": [1]}, "schema")
+    assert accepts({}, {"key": 1}, "schema")
+    assert not accepts({}, [1], "schema")  # arguments are an object
+    assert accepts(None, {}, "schema")
+    assert not accepts(None, {"key": 1}, "schema")
+
+
+def test_unknown_policy_is_refused():
+    with pytest.raises(ValueError, match="additional_properties"):
+        normalize({"type": "object"}, additional_properties="allow")
 
 
 # --------------------------------------------------------------------------- type names
@@ -180,6 +232,41 @@ def test_pattern_properties_keys_search():
     schema = {"type": "object", "patternProperties": {"^a": {"type": "integer"}}}
     assert accepts(schema, {"abc": 1})
     assert not accepts(schema, {"abc": "x"})
+
+
+def raw_accepts(schema, text, additional_properties="forbid") -> bool:
+    """Does the grammar accept this exact text (duplicate keys and key order included)?"""
+    norm = normalize(schema, additional_properties=additional_properties)
+    grammar = xgrammar.Grammar.from_json_schema(json.dumps(norm.schema), any_whitespace=False, strict_mode=True)
+    matcher = xgrammar.GrammarMatcher(_COMPILER.compile_grammar(grammar), terminate_without_stop_token=True)
+    return matcher.accept_string(text) and matcher.is_completed()
+
+
+def test_declared_name_matching_a_pattern_satisfies_both_schemas():
+    """xgrammar lets "n" take the pattern's schema instead of its own (or repeat as a pattern key)."""
+    schema = {"type": "object", "properties": {"n": {"type": ["integer", "string"]}},
+              "patternProperties": {"^.*$": {"type": "string"}}}
+    assert raw_accepts(schema, '{"n": "x"}') and raw_accepts(schema, '{"n": "x", "k": "y"}')
+    assert not raw_accepts(schema, '{"n": 1}')  # 1 is not a string: JSON Schema applies both
+    assert not raw_accepts(schema, '{"n": "x", "n": 1}')  # a repeated key would override n
+
+
+@pytest.mark.parametrize("policy", ["forbid", "schema"])
+def test_additional_value_satisfies_the_patterns_its_key_may_match(policy):
+    """xgrammar lets a key matching a pattern take the additionalProperties schema instead."""
+    schema = {"type": "object", "properties": {"basic": {"type": "string"}},
+              "patternProperties": {".*": {"type": "string"}}, "additionalProperties": {"type": ["string", "integer"]}}
+    assert raw_accepts(schema, '{"basic": "x", "other": "y"}', policy)
+    assert not raw_accepts(schema, '{"basic": "x", "other": 123}', policy)
+    open_schema = {"type": "object", "properties": {"basic": {"type": "string"}}, "patternProperties": {".*": {"type": "string"}}}
+    assert not raw_accepts(open_schema, '{"basic": "x", "other": 123}', "schema")
+
+
+def test_pattern_contradicting_a_required_property_is_unsatisfiable():
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "patternProperties": {"n": {"type": "string"}},
+              "required": ["n"]}
+    with pytest.raises(UnsupportedSchemaError, match="patternProperties"):
+        normalize(schema)
 
 
 def test_unsupported_regex_is_unenforced_not_fatal():

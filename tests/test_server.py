@@ -364,10 +364,13 @@ def test_stop_sequences(kimi, client):
 def test_response_format(kimi, client):
     schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}, "score": {"type": "integer"}}, "required": ["answer", "score"]}
     for seed in range(2):
+        # strict: true closes the object to its declared properties (as OpenAI); without it JSON Schema allows more
         r = client.chat.completions.create(model=kimi.model, messages=user("JSON please"), max_tokens=60, seed=seed,
-                                           response_format={"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}})
+                                           response_format={"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema, "strict": True}})
         assert r.choices[0].finish_reason == "stop"
-        jsonschema.validate(json.loads(r.choices[0].message.content), schema)
+        verdict = json.loads(r.choices[0].message.content)
+        jsonschema.validate(verdict, schema)
+        assert list(verdict) == ["answer", "score"]
     r = client.chat.completions.create(model=kimi.model, messages=user("JSON please"), max_tokens=60, response_format={"type": "json_object"})
     assert r.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(r.choices[0].message.content), dict)

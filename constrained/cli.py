@@ -38,14 +38,15 @@ def _generate(args: argparse.Namespace) -> int:
     choice = args.tool_choice
     if choice not in ("auto", "none", "required"):
         choice = {"type": "function", "function": {"name": choice}}
-    proc = ToolCallLogitsProcessor(tok, dialect, tools, choice, not args.no_parallel, first_index=history.calls_so_far, vocab_size=model.config.vocab_size)
+    proc = ToolCallLogitsProcessor(tok, dialect, tools, choice, not args.no_parallel, first_index=history.calls_so_far,
+                                   additional_properties=args.additional_properties, vocab_size=model.config.vocab_size)
     enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
     torch.manual_seed(args.seed)
     out = model.generate(**enc, logits_processor=[proc], do_sample=args.temperature > 0, temperature=args.temperature or None,
                          max_new_tokens=args.max_tokens, pad_token_id=tok.pad_token_id)
     ids = [t for t in out[0, enc["input_ids"].shape[1]:].tolist() if t not in (tok.eos_token_id, tok.pad_token_id)]
     text = tok.decode(ids)
-    result = parse(text, dialect, tools=tools, first_index=history.calls_so_far)
+    result = parse(text, dialect, tools=tools, first_index=history.calls_so_far, additional_properties=args.additional_properties)
     print("--- raw output ---")
     print(text)
     print("--- parsed (OpenAI) ---")
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--tool-choice", default="auto", help="auto, none, required, or a tool name")
     gen.add_argument("--no-parallel", action="store_true", help="parallel_tool_calls=false")
+    gen.add_argument("--additional-properties", choices=["forbid", "schema"], default="forbid",
+                     help="arguments: forbid properties the schema does not declare (default), or allow them where JSON Schema does")
     gen.add_argument("--model", help="a local Hugging Face checkpoint (default: the built-in demo model)")
     gen.add_argument("--max-tokens", type=int, default=256)
     gen.add_argument("--temperature", type=float, default=1.0)

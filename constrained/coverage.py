@@ -420,6 +420,7 @@ def check_tools(
     *,
     dialects: Iterable[str] | None = None,
     tokenizer_info: xgrammar.TokenizerInfo | None = None,
+    additional_properties: str = "forbid",
 ) -> list[dict]:
     """Lint OpenAI-style tools: does each compile, in how long, what is unenforced, and which
     names a dialect cannot carry. One dict per tool; ``ok`` is False when anything is wrong."""
@@ -428,16 +429,16 @@ def check_tools(
     if unknown:
         raise ValueError(f"unknown dialects {sorted(unknown)}; known: {', '.join(DIALECTS)}")
     compiler = xgrammar.GrammarCompiler(tokenizer_info or default_tokenizer_info(), cache_enabled=False)
-    return [_check_tool(tool, wanted, compiler) for tool in tools]
+    return [_check_tool(tool, wanted, compiler, additional_properties) for tool in tools]
 
 
-def _check_tool(tool: dict, dialects: tuple[str, ...], compiler: Any) -> dict:
+def _check_tool(tool: dict, dialects: tuple[str, ...], compiler: Any, additional_properties: str) -> dict:
     function = tool.get("function", tool) if isinstance(tool, dict) else {}
     name = function.get("name")
     report: dict[str, Any] = {"name": name, "compiled": False, "error": None, "compile_ms": None,
                               "unenforced": [], "problems": {}}
     try:
-        normalized = normalize(function.get("parameters"))
+        normalized = normalize(function.get("parameters"), additional_properties=additional_properties)
         _, report["compile_ms"] = _compile(compiler, normalized.schema)
         report["compiled"] = True
         report["unenforced"] = [f"{u.keyword} at {u.path}" for u in normalized.unenforced]
@@ -489,6 +490,8 @@ def add_coverage_commands(subparsers: argparse._SubParsersAction) -> None:
     tools.add_argument("tools", help="JSON file: a list of tools or {\"tools\": [...]}")
     tools.add_argument("--json", action="store_true", help="print one JSON object")
     tools.add_argument("--dialect", action="append", choices=DIALECTS, help="only these dialects")
+    tools.add_argument("--additional-properties", choices=["forbid", "schema"], default="forbid",
+                       help="the policy the tools will be served with (default forbid, as `constrained serve`)")
     tools.set_defaults(func=_check_tools_command)
 
 
@@ -510,7 +513,7 @@ def _check_tools_command(args: argparse.Namespace) -> int:
     with open(args.tools, encoding="utf-8") as f:
         data = json.load(f)
     tools = data.get("tools", []) if isinstance(data, dict) else data
-    reports = check_tools(tools, dialects=args.dialect)
+    reports = check_tools(tools, dialects=args.dialect, additional_properties=args.additional_properties)
     if args.json:
         print(json.dumps({"tools": reports, "ok": all(r["ok"] for r in reports)}, ensure_ascii=False))
     else:

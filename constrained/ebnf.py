@@ -128,7 +128,11 @@ def python_value_rules(schema: dict, prefix: str) -> Fragment:
 
 
 def python_kwargs_rules(schema: dict, prefix: str) -> Fragment:
-    """`a=1, b="x"` for an object schema: properties in declared order, required ones mandatory."""
+    """`a=1, b="x"` for an object schema: properties in declared order, required ones mandatory.
+
+    Declared properties only, whatever ``additionalProperties`` says: Python rejects a repeated
+    keyword argument (``f(x=1, x=2)`` is a SyntaxError), and a grammar cannot keep an open set of
+    extra names distinct, so extra keyword arguments could make a call that does not parse."""
     from .errors import ToolSpecError
 
     if schema.get("type") != "object" or any(k in schema for k in ("anyOf", "oneOf", "allOf")):

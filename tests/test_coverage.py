@@ -138,6 +138,13 @@ def test_check_tools_flags_pythonic_names_and_unsupported_keywords():
     assert set(bad["problems"]) == {"kimi_k2", "minimax_m1", "pythonic", "hermes"}
 
 
+def test_check_tools_follows_the_policy_it_is_given():
+    tool = _tool("lookup", {"type": "object", "properties": {"q": {"type": "string"}}})
+    (forbid,) = check_tools([tool], dialects=["hermes"])
+    (schema,) = check_tools([tool], dialects=["hermes"], additional_properties="schema")
+    assert forbid["ok"] and schema["ok"] and schema["compile_ms"] > 0
+
+
 def test_check_tools_rejects_unknown_dialects():
     with pytest.raises(ValueError):
         check_tools([], dialects=["nope"])

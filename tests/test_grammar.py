@@ -133,6 +133,13 @@ def test_tool_arguments_take_undeclared_properties_only_under_the_schema_policy(
     assert accepts("hermes", [WEATHER], text, tool_choice="required", additional_properties=policy) is accepted
 
 
+def test_pythonic_never_generates_extra_keyword_arguments():
+    """f(x=1, x=2) is a SyntaxError: extra kwargs could repeat, so none are generated under either policy."""
+    for policy in ("forbid", "schema"):
+        assert accepts("pythonic", [WEATHER], '[get_weather(city="Paris")]', tool_choice="required", additional_properties=policy)
+        assert not accepts("pythonic", [WEATHER], '[get_weather(city="Paris", units="C")]', tool_choice="required", additional_properties=policy)
+
+
 def test_unknown_policy_is_a_tool_spec_error():
     with pytest.raises(ToolSpecError, match="additional_properties must be one of forbid, schema"):
         GrammarOptions(additional_properties="allow")

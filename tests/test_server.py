@@ -469,3 +469,37 @@ def test_minimax_tool_loop(minimax):
         final = s.get_final_completion()
     assert final.choices[0].finish_reason == "tool_calls"
     check_calls(final.choices[0].message.tool_calls)
+
+
+# ------------------------------------------------------------------------------------- policies
+def _grammar_accepts(server, body, text):
+    """Does the grammar the server compiles for `body` accept `text`? (prepare_chat: what a request gets)"""
+    import xgrammar as xgr
+
+    from constrained.server.app import prepare_chat
+    from constrained.server.protocol import ChatCompletionRequest
+
+    job = prepare_chat(server.state, ChatCompletionRequest.model_validate(body))
+    tok = server.state.served.tokenizer
+    matcher = xgr.GrammarMatcher(job.grammar, terminate_without_stop_token=True)
+    return all(matcher.accept_token(t) for t in tok.encode(text, add_special_tokens=False)) and matcher.is_completed()
+
+
+def test_additional_properties_flag_reaches_the_grammar(kimi):
+    from constrained.server.app import ServerConfig
+
+    body = {"model": "m", "messages": user("Weather?"), "tools": [WEATHER], "tool_choice": "required"}
+    extra = ('<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>'
+             '{"city": "Paris", "unit": "celsius", "units": "C"}<|tool_call_end|><|tool_calls_section_end|>')
+    assert _grammar_accepts(kimi, body, extra.replace(', "units": "C"', ""))
+    assert not _grammar_accepts(kimi, body, extra)  # the default: forbid
+    server = DemoServer("kimi_k2", config=ServerConfig(additional_properties="schema"))
+    try:
+        assert _grammar_accepts(server, body, extra)
+        client = OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+        r = client.chat.completions.create(model=server.model, messages=user("Weather?"), tools=[WEATHER], tool_choice="required", max_tokens=80, seed=3)
+        assert r.choices[0].finish_reason == "tool_calls"
+        check_calls(r.choices[0].message.tool_calls)
+        assert r.model_extra["constrained"]["violations"] == []
+    finally:
+        server.close()

@@ -1,8 +1,11 @@
 """Our CPU mask application equals xgrammar's, for all rows, a subset, and other dtypes."""
 
+import numpy as np
 import pytest
 import torch
 import xgrammar as xgr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from constrained.matching import apply_bitmask_
 
@@ -35,3 +38,43 @@ def test_sparse_and_dense_paths_match_xgrammar(allowed):
     apply_bitmask_(scores, bitmask)
     assert torch.equal(scores, expected)
     assert torch.isfinite(scores[0]).sum() == len(allowed)
+
+
+def _mask_from(allowed_rows):
+    bitmask = torch.zeros(len(allowed_rows), (V + 31) // 32, dtype=torch.int32)
+    for r, allowed in enumerate(allowed_rows):
+        bits = torch.zeros(bitmask.shape[1] * 32, dtype=torch.uint8)
+        bits[torch.as_tensor(sorted(allowed), dtype=torch.long)] = 1
+        packed = torch.from_numpy(np.packbits(bits.numpy(), bitorder="little").view(np.int32).copy())
+        bitmask[r] = packed
+    return bitmask
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["few allowed", "few forbidden", "half", "all"]), min_size=1, max_size=4),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([torch.float32, torch.bfloat16]),
+)
+def test_every_path_matches_the_bitmask(kinds, seed, dtype):
+    """Rows of every kind in one batch: keep-allowed, write-forbidden, lookup table, untouched.
+    The oracle is the bitmask itself: xgrammar's CPU kernel, with padding bits zero and every real
+    token of the last word allowed, sets token 0 of the NEXT row to -inf (xgrammar 0.2.8)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kind in kinds:
+        if kind == "few allowed":
+            rows.append(set(rng.choice(V, size=int(rng.integers(1, 3000)), replace=False).tolist()))
+        elif kind == "few forbidden":
+            rows.append(set(range(V)) - set(rng.choice(V, size=int(rng.integers(1, 3000)), replace=False).tolist()))
+        elif kind == "half":
+            rows.append(set(np.flatnonzero(rng.random(V) < 0.5).tolist()))
+        else:
+            rows.append(set(range(V)))
+    bitmask = _mask_from(rows)
+    scores = torch.randn(len(rows), V, generator=torch.Generator().manual_seed(seed)).to(dtype)
+    bits = np.unpackbits(bitmask.numpy().view(np.uint8), axis=1, bitorder="little")[:, :V].astype(bool)
+    expected = torch.where(torch.from_numpy(bits), scores.float(), torch.tensor(float("-inf")))
+    apply_bitmask_(scores, bitmask)
+    assert torch.equal(scores, expected.to(dtype))
+    assert [int(torch.isfinite(scores[r]).sum()) for r in range(len(rows))] == [len(a) for a in rows]

@@ -546,7 +546,7 @@ class _Builder:
         built = out["patternProperties"]
         originals = list(built.values())
         where = _child(path, "patternProperties")
-        for source, sub in (s.get("patternProperties") or {}).items():
+        for source in s.get("patternProperties") or {}:
             key = _fullmatch_pattern(source)
             if key not in built:
                 continue  # dropped: unenforced already
@@ -558,16 +558,15 @@ class _Builder:
             pattern_schema = built[key]
             for name in matched:
                 pattern_schema = self.merge_or_false(pattern_schema, props[name], where)
-                if name in props and not isinstance(props[name], bool):
-                    merged = self.merge_or_false(props[name], built[key], where)
-                    if merged is False:
-                        if name in required:
-                            raise _Unsatisfiable("patternProperties", where, f"property {name!r} cannot match its pattern's schema")
-                        del props[name]  # must be absent; as an extra key it would escape its schema:
-                        if out.get("additionalProperties") not in (None, False):
-                            out["additionalProperties"] = False
-                    else:
-                        props[name] = merged
+                merged = self.merge_or_false(props[name], built[key], where)
+                if merged is False:
+                    if name in required:
+                        raise _Unsatisfiable("patternProperties", where, f"property {name!r} cannot match its pattern's schema")
+                    del props[name]  # must be absent; as an extra key it would escape its schema:
+                    if out.get("additionalProperties") not in (None, False):
+                        out["additionalProperties"] = False
+                else:
+                    props[name] = merged
             if pattern_schema is False:
                 del built[key]  # no value fits: keys matching it cannot appear through it
             else:
@@ -576,13 +575,16 @@ class _Builder:
         if extra not in (None, False):
             extra = {} if extra is True else extra
             for sub in originals:
-                extra = self.merge_or_false(extra, sub, where) if extra is not False else False
+                extra = self.merge_or_false(extra, sub, where)
             out["additionalProperties"] = True if extra == {} else extra
         if not built:
             del out["patternProperties"]
 
     def merge_or_false(self, a: Any, b: Any, path: str) -> Any:
-        """``merge``; ``False`` when nothing matches both; ``a`` (and ``b`` unenforced) when one is recursive."""
+        """``merge``; ``False`` when nothing matches both (or either is already ``False``); ``a``
+        (and ``b`` unenforced) when one is recursive."""
+        if a is False or b is False:
+            return False
         try:
             return self.merge(a, b, path)
         except _InProgress:

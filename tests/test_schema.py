@@ -262,6 +262,17 @@ def test_additional_value_satisfies_the_patterns_its_key_may_match(policy):
     assert not raw_accepts(open_schema, '{"basic": "x", "other": 123}', "schema")
 
 
+def test_pattern_matching_two_names_it_contradicts_once():
+    """The pattern's value must fit both names; after the first makes it unsatisfiable, the second
+    still gets its own (merged) schema and the pattern is dropped."""
+    schema = {"type": "object", "properties": {"ab": {"type": "integer"}, "ac": {"type": "string"}},
+              "patternProperties": {"^a": {"type": "string"}}}
+    norm = normalize(schema)
+    assert norm.schema["properties"] == {"ac": {"type": "string"}} and "patternProperties" not in norm.schema
+    assert raw_accepts(schema, '{"ac": "x"}')
+    assert not raw_accepts(schema, '{"ab": 1}')  # integer and string at once: ab must be absent
+
+
 def test_pattern_contradicting_a_required_property_is_unsatisfiable():
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "patternProperties": {"n": {"type": "string"}},
               "required": ["n"]}

@@ -103,7 +103,7 @@ class GrammarCache:
         cache_limit_bytes: int = 512 * 1024 * 1024,
     ):
         self.tokenizer = tokenizer
-        # per xgrammar compiler (one per dialect marker set); unbounded, it grows with every new tool set
+        # bound of each xgrammar compiler's own cache: without one it grows with every new tool set
         self.cache_limit_bytes = cache_limit_bytes
         self.vocab_size = vocab_size or len(tokenizer)
         self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=self.vocab_size)
@@ -111,53 +111,46 @@ class GrammarCache:
         self.max_entries = max_entries
         self._cache: OrderedDict[bytes, xgr.CompiledGrammar] = OrderedDict()
         self._lock = threading.RLock()
-        self._compilers: dict[tuple[int, ...], xgr.GrammarCompiler] = {}
-        self._uncached: dict[int, xgr.GrammarCompiler] = {}  # id(cached compiler) -> its fallback
-        # per dialect marker set: (marker -> token id, compiler). get_vocab() alone costs ~90 ms on
-        # a 129K vocabulary, so it is read once here rather than on every compile.
-        self._dialects: dict[tuple[str, ...], tuple[dict[str, int], xgr.GrammarCompiler]] = {}
+        self._compilers: dict[tuple[tuple[int, ...], bool], xgr.GrammarCompiler] = {}
+        # per dialect marker set: (marker -> token id, never-text token ids that key its compilers).
+        # get_vocab() alone costs ~90 ms on a 129K vocabulary, so it is read once here rather than
+        # on every compile.
+        self._dialects: dict[tuple[str, ...], tuple[dict[str, int], tuple[int, ...]]] = {}
         self.compiler = self.compiler_for(())
         self.stats = CompileStats()
         self.last_compile_seconds = 0.0
 
-    def compiler_for(self, marker_ids: Sequence[int]) -> xgr.GrammarCompiler:
-        key = tuple(sorted(marker_ids))
+    def compiler_for(self, marker_ids: Sequence[int], *, cached: bool = True) -> xgr.GrammarCompiler:
+        """The compiler for a set of never-text tokens; ``cached=False``: its twin without
+        xgrammar's cache (``compile_grammar``'s fallback), made the first time it is needed."""
+        key = (tuple(sorted(marker_ids)), cached)
         with self._lock:
             if key not in self._compilers:
-                info = marker_tokenizer_info(self.info, key)
+                info = marker_tokenizer_info(self.info, key[0])
                 self._compilers[key] = xgr.GrammarCompiler(
-                    info, max_threads=self.max_threads, cache_limit_bytes=self.cache_limit_bytes
+                    info, max_threads=self.max_threads, cache_enabled=cached, cache_limit_bytes=self.cache_limit_bytes
                 )
             return self._compilers[key]
 
-    def compile_grammar(self, compiler: xgr.GrammarCompiler, grammar: xgr.Grammar) -> xgr.CompiledGrammar:
-        """Compile with ``compiler`` (one of ours), falling back to an uncached twin (see ``compile_grammar``)."""
-
-        def uncached() -> xgr.GrammarCompiler:
-            with self._lock:
-                if id(compiler) not in self._uncached:
-                    key = next(k for k, c in self._compilers.items() if c is compiler)
-                    self._uncached[id(compiler)] = xgr.GrammarCompiler(
-                        marker_tokenizer_info(self.info, key), max_threads=self.max_threads, cache_enabled=False
-                    )
-                return self._uncached[id(compiler)]
-
-        return compile_grammar(compiler, grammar, uncached)
-
-    def _dialect(self, dialect: Dialect) -> tuple[dict[str, int], xgr.GrammarCompiler]:
+    def _dialect(self, dialect: Dialect) -> tuple[dict[str, int], tuple[int, ...]]:
         with self._lock:
             if dialect.special_tokens not in self._dialects:
                 ids = special_token_ids(self.tokenizer.get_vocab(), dialect.special_tokens)
-                compiler = self.compiler_for(never_text_ids(self.tokenizer, ids.values()))
-                self._dialects[dialect.special_tokens] = (ids, compiler)
+                markers = tuple(sorted(never_text_ids(self.tokenizer, ids.values())))
+                self.compiler_for(markers)  # its TokenizerInfo copy: built here, once, not in a timed compile
+                self._dialects[dialect.special_tokens] = (ids, markers)
             return self._dialects[dialect.special_tokens]
+
+    def _compile(self, dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> xgr.CompiledGrammar:
+        token_ids, markers = self._dialect(dialect)
+        grammar = xgr.Grammar.from_ebnf(build_ebnf(dialect, tools, options, token_ids))
+        return compile_grammar(self.compiler_for(markers), grammar, lambda: self.compiler_for(markers, cached=False))
 
     def warm(self, dialect: Dialect) -> float:
         """Compile a grammar with every JSON value type for `dialect`, so that the first request's
         grammar finds those rules' masks already computed. Returns the seconds it took."""
         t0 = time.perf_counter()
-        token_ids, compiler = self._dialect(dialect)
-        self.compile_grammar(compiler, xgr.Grammar.from_ebnf(build_ebnf(dialect, [WARM_UP_TOOL], GrammarOptions(), token_ids)))
+        self._compile(dialect, [WARM_UP_TOOL], GrammarOptions())
         return time.perf_counter() - t0
 
     def ebnf(self, dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> str:
@@ -173,8 +166,7 @@ class GrammarCache:
                 self.last_compile_seconds = 0.0
                 return hit
         t0 = time.perf_counter()
-        token_ids, compiler = self._dialect(dialect)
-        compiled = self.compile_grammar(compiler, xgr.Grammar.from_ebnf(build_ebnf(dialect, tools, options, token_ids)))
+        compiled = self._compile(dialect, tools, options)
         elapsed = time.perf_counter() - t0
         with self._lock:
             self._cache[key] = compiled
@@ -187,7 +179,7 @@ class GrammarCache:
 
 
 def _cache_key(dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> bytes:
-    """Digest of the request's grammar inputs. marshal is ~5x faster than json.dumps on 100 tools
+    """Digest of the request's grammar inputs. marshal is ~4x faster than json.dumps on 100 tools
     and loads back to an equal value, so equal bytes mean equal inputs (version 2 writes no
     back-references, whose bytes would depend on reference counts). Equal inputs written
     differently (key order, 1 vs 1.0) only miss the cache. Other Mapping types go through JSON."""

@@ -152,7 +152,7 @@ def test_grammar_that_breaks_xgrammars_rule_cache_still_compiles():
     tool = {"type": "function", "function": {"name": "put", "parameters": {"type": "object", "properties": {"data": data}}}}
     tok = load_tokenizer("hermes")
     cache = grammar_cache(tok)
-    token_ids, compiler = cache._dialect(DIALECTS["hermes"])
+    compiler = cache.compiler_for(cache._dialect(DIALECTS["hermes"])[1])
     ebnf = cache.ebnf(DIALECTS["hermes"], [tool], GrammarOptions("required"))
     with pytest.raises(RuntimeError, match="per_rule_fsm_hashes"):
         compiler.compile_grammar(xgr.Grammar.from_ebnf(ebnf))  # the upstream bug, still there

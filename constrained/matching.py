@@ -29,34 +29,30 @@ SCATTER_WORDS = 1024
 _BIT = np.arange(32)
 
 
-def _bit_tokens(packed: np.ndarray, words: np.ndarray, value: int) -> np.ndarray:
-    """Token ids of the bits equal to ``value`` (1 allowed, 0 forbidden) in these bitmask words."""
+def _bit_tokens(packed: np.ndarray, words: np.ndarray, value: int, vocab: int) -> np.ndarray:
+    """Token ids (below ``vocab``) of the bits equal to ``value`` (1 allowed, 0 forbidden) in these words."""
     bits = np.unpackbits(packed[words].view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
-    return (words[:, None] * 32 + _BIT[None, :])[bits == value]
+    tokens = (words[:, None] * 32 + _BIT[None, :])[bits == value]
+    return tokens[tokens < vocab]
 
 
-def _apply_row(row: Any, packed: np.ndarray, vocab: int, minus_inf: Any) -> bool:
-    """Mask one row (a numpy array, or a torch tensor for dtypes numpy lacks) by scattering:
-    keep the few allowed tokens (structure), or forbid the few forbidden ones (inside a string).
-    Returns False when both are many and the caller should use the lookup table."""
+def _apply_row(row: Any, packed: np.ndarray, vocab: int) -> bool:
+    """Mask one row (a numpy view, or a torch tensor for dtypes numpy lacks: both index alike) by
+    scattering: keep the few allowed tokens (structure), or forbid the few forbidden ones (inside
+    a string). Returns False when both are many and the caller should use the lookup table."""
     mixed = packed != -1
     if not mixed.any():
         return True  # every token allowed: nothing to do
     allowed_words = np.flatnonzero(packed)
     if len(allowed_words) <= SCATTER_WORDS:
-        allowed = _bit_tokens(packed, allowed_words, 1)
-        allowed = allowed[allowed < vocab]
-        if isinstance(row, torch.Tensor):
-            allowed = torch.from_numpy(allowed)
+        allowed = _bit_tokens(packed, allowed_words, 1, vocab)
         kept = row[allowed]
-        row.fill_(minus_inf) if isinstance(row, torch.Tensor) else row.fill(minus_inf)
+        row[...] = -np.inf
         row[allowed] = kept
         return True
     mixed_words = np.flatnonzero(mixed)
     if len(mixed_words) <= SCATTER_WORDS:
-        forbidden = _bit_tokens(packed, mixed_words, 0)
-        forbidden = forbidden[forbidden < vocab]
-        row[torch.from_numpy(forbidden) if isinstance(row, torch.Tensor) else forbidden] = minus_inf
+        row[_bit_tokens(packed, mixed_words, 0, vocab)] = -np.inf
         return True
     return False
 
@@ -79,9 +75,7 @@ def apply_bitmask_(scores: torch.Tensor, bitmask: torch.Tensor, rows: Sequence[i
     packed = bitmask.numpy()[row_ids, :words]
     as_numpy = scores.dtype == torch.float32 and scores.is_contiguous()
     view = scores.numpy() if as_numpy else None
-    minus_inf = -np.inf if as_numpy else float("-inf")
-    dense_rows = [k for k, r in enumerate(row_ids)
-                  if not _apply_row(view[r] if as_numpy else scores[r], packed[k], vocab, minus_inf)]
+    dense_rows = [k for k, r in enumerate(row_ids) if not _apply_row(view[r] if as_numpy else scores[r], packed[k], vocab)]
     if not dense_rows:
         return
     penalty = _PENALTY[packed[dense_rows].view(np.uint8)].reshape(len(dense_rows), -1)[:, :vocab]

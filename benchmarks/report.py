@@ -26,6 +26,11 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.0f} %"
 
 
+def _header(row: str) -> list[str]:
+    """A markdown table's header row and its separator, one column per cell of the row."""
+    return [row, "|" + "---|" * (row.count(" | ") + 1)]
+
+
 def _num(x, fmt="{:.1f}") -> str:
     return "–" if x is None else fmt.format(x)
 
@@ -109,8 +114,7 @@ def markdown(res: dict) -> str:
         L.append("## Validity and accuracy, free vs constrained\n")
         L.append("parsed: ≥ 1 call parsed (our lenient parser); valid: every call validates against its schema; exact: calls equal the "
                  "reference (name, arguments, Kimi id); canonical: written exactly in the dialect's own syntax (what strict parsers need).\n")
-        L.append("| dialect | model | n | free parsed | free valid | free exact | free canonical | constrained parsed | constrained valid | constrained exact | constrained finished | valid of finished |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        L += _header("| dialect | model | n | free parsed | free valid | free exact | free canonical | constrained parsed | constrained valid | constrained exact | constrained finished | valid of finished |")
         for d, v in val.items():
             for part, label in (("model", "random demo" if "demo" in str(v.get("model", {}).get("model")) else "model"), ("drift", f"format drift ({_pct(v.get('drift', {}).get('rate'))})")):
                 if part not in v:
@@ -130,8 +134,7 @@ def markdown(res: dict) -> str:
                 agg["cv"] += n * kv["constrained"]["valid"]
         if kinds:
             L.append("\nFormat-drift model, by error attempted (all dialects; an output can carry several errors):\n")
-            L.append("| error | outputs | free valid | free exact | constrained valid | constrained exact |")
-            L.append("|---|---|---|---|---|---|")
+            L += _header("| error | outputs | free valid | free exact | constrained valid | constrained exact |")
             for k, a in kinds.items():
                 n = a["n"] or 1
                 L.append(f"| {k} | {a['n']} | {_pct(a['fv'] / n)} | {_pct(a['fe'] / n)} | {_pct(a['cv'] / n)} | {_pct(a['ce'] / n)} |")
@@ -139,8 +142,7 @@ def markdown(res: dict) -> str:
     mf = res.get("mask_fill", {})
     if mf:
         L.append("\n## Mask fill (xgrammar matcher, 129K vocabulary, CPU)\n")
-        L.append("| dialect | states | p50 µs | p90 µs | p99 µs | max µs | batched (GrammarBatch) per row p50 µs | rows | tokens forced by the grammar |")
-        L.append("|---|---|---|---|---|---|---|---|---|")
+        L += _header("| dialect | states | p50 µs | p90 µs | p99 µs | max µs | batched (GrammarBatch) per row p50 µs | rows | tokens forced by the grammar |")
         for d, v in mf.items():
             s, b = v["single"], v["batched_per_row"]
             L.append(f"| {d} | {s.get('n')} | {_num(s.get('p50'))} | {_num(s.get('p90'))} | {_num(s.get('p99'))} | {_num(s.get('max'))} | "
@@ -150,8 +152,7 @@ def markdown(res: dict) -> str:
         L.append("\n## Mask application, per 129K row\n")
         L.append(f"Real states: {ma.get('real_states')} masks sampled along the walks above (median share of the vocabulary allowed: "
                  f"{_pct(ma.get('real_allowed_share_median'))}); dense: every token allowed (inside a JSON string); sparse: one token allowed.\n")
-        L.append("| implementation | real, batch 1 p50 µs | real, batch 1 p99 µs | real, batch 8 per row p50 µs | dense p50 µs | sparse p50 µs |")
-        L.append("|---|---|---|---|---|---|")
+        L += _header("| implementation | real, batch 1 p50 µs | real, batch 1 p99 µs | real, batch 8 per row p50 µs | dense p50 µs | sparse p50 µs |")
         for impl, label in (("ours", "ours: constrained.matching.apply_bitmask_"), ("xgrammar", "xgrammar.apply_token_bitmask_inplace")):
             b1, b8 = ma.get("batch1", {}).get(impl, {}), ma.get("batch8", {}).get(impl, {})
             dense, sparse = ma.get("dense_batch1", {}).get(impl, {}), ma.get("sparse_batch1", {}).get(impl, {})
@@ -161,8 +162,7 @@ def markdown(res: dict) -> str:
     if gen:
         L.append("\n## Time per output token, constrained / free (same model, same run, interleaved)\n")
         L.append("Tool-call grammar of the dialect (8 tools, tool_choice auto), a forced long call; ratio of per-step medians, median over repetitions.\n")
-        L.append("| dialect | batch | tokens | free ms/token | ours ratio | xgrammar.contrib.hf ratio | same tokens |")
-        L.append("|---|---|---|---|---|---|---|")
+        L += _header("| dialect | batch | tokens | free ms/token | ours ratio | xgrammar.contrib.hf ratio | same tokens |")
         for d, per_batch in gen.items():
             for b, r in per_batch.items():
                 e = r["engines"]
@@ -176,8 +176,7 @@ def markdown(res: dict) -> str:
         for b in batches:
             engines += [e for e in ja[b]["engines"] if e not in engines]
         L.append(f"The `record_items` arguments schema alone, {ja[batches[0]]['tokens'] if batches else '?'} forced tokens; same method as above.\n")
-        L.append("| engine | " + " | ".join(f"batch {b[5:]} ms/token | batch {b[5:]} ratio" for b in batches) + " | setup s |")
-        L.append("|---|" + "---|---|" * len(batches) + "---|")
+        L += _header("| engine | " + " | ".join(f"batch {b[5:]} ms/token | batch {b[5:]} ratio" for b in batches) + " | setup s |")
         for e in engines:
             cells = []
             for b in batches:
@@ -193,16 +192,14 @@ def markdown(res: dict) -> str:
     tt = res.get("ttft", {})
     if tt:
         L.append("\n## Time to first token (prefill + grammar), ms\n")
-        L.append("| dialect | free | ours, new grammar (cold compile) | ours, same request again (cached) |")
-        L.append("|---|---|---|---|")
+        L += _header("| dialect | free | ours, new grammar (cold compile) | ours, same request again (cached) |")
         for d, v in tt.items():
             L.append(f"| {d} | {_num(v.get('free', {}).get('ms_median'))} | {_num(v.get('ours_cold', {}).get('ms_median'))} | {_num(v.get('ours_cached', {}).get('ms_median'))} |")
     co = res.get("compile", {})
     if co:
         sizes = sorted({int(s) for v in co.values() for s in v["sizes"]})
         L.append("\n## Grammar compile vs number of tools (a tool set never seen), ms\n")
-        L.append("| dialect | " + " | ".join(f"{n} tools" if n else "no tools (text-only grammar)" for n in sizes) + " | of which EBNF build at max | cache hit at max | TokenizerInfo (once per tokenizer) |")
-        L.append("|---|" + "---|" * len(sizes) + "---|---|---|")
+        L += _header("| dialect | " + " | ".join(f"{n} tools" if n else "no tools (text-only grammar)" for n in sizes) + " | of which EBNF build at max | cache hit at max | TokenizerInfo (once per tokenizer) |")
         for d, v in co.items():
             sz = v["sizes"]
             big = sz[str(sizes[-1])] if str(sizes[-1]) in sz else {}
@@ -212,8 +209,7 @@ def markdown(res: dict) -> str:
         if firsts:
             L.append("\nA tool set never seen, on the process's compiler: xgrammar reuses the masks of rules it compiled before."
                      " The first grammar of a process (1 tool), with and without the start-up warm-up (`GrammarCache.warm`), ms:\n")
-            L.append("| dialect | first grammar, no warm-up | warm-up (once, at start) | first grammar after warm-up |")
-            L.append("|---|---|---|---|")
+            L += _header("| dialect | first grammar, no warm-up | warm-up (once, at start) | first grammar after warm-up |")
             for d, f in firsts.items():
                 L.append(f"| {d} | {_num(f['cold_ms'])} | {_num(f['warm_up_ms'])} | {_num(f['after_warm_up_ms'])} |")
     srv = res.get("server")
@@ -221,8 +217,7 @@ def markdown(res: dict) -> str:
         L.append("\n## Server throughput\n")
         if srv.get("status") == "ok":
             L.append(f"Real server (uvicorn, 127.0.0.1), chat completions with tool_choice required, max_tokens {srv.get('max_tokens')}.\n")
-            L.append("| concurrent requests | requests/s | completion tokens/s | median latency s |")
-            L.append("|---|---|---|---|")
+            L += _header("| concurrent requests | requests/s | completion tokens/s | median latency s |")
             for c, lv in srv["levels"].items():
                 L.append(f"| {c} | {lv['requests_per_s']:.2f} | {lv['tokens_per_s']:.1f} | {lv['latency_s_median']:.2f} |")
         else:
@@ -230,8 +225,7 @@ def markdown(res: dict) -> str:
     tg = res.get("targets", [])
     if tg:
         L.append("\n## Against the targets (docs/targets.md)\n")
-        L.append("| target | goal | measured | met |")
-        L.append("|---|---|---|---|")
+        L += _header("| target | goal | measured | met |")
         for t in tg:
             met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
             L.append(f"| {t['target']} | {t['goal']} | {t['measured']}{' — ' + t['note'] if t['note'] else ''} | {met} |")

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from .schema import ADDITIONAL_PROPERTIES
+
 
 def _generate(args: argparse.Namespace) -> int:
     import torch
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--tool-choice", default="auto", help="auto, none, required, or a tool name")
     gen.add_argument("--no-parallel", action="store_true", help="parallel_tool_calls=false")
-    gen.add_argument("--additional-properties", choices=["forbid", "schema"], default="forbid",
+    gen.add_argument("--additional-properties", choices=ADDITIONAL_PROPERTIES, default="forbid",
                      help="arguments: forbid properties the schema does not declare (default), or allow them where JSON Schema does")
     gen.add_argument("--model", help="a local Hugging Face checkpoint (default: the built-in demo model)")
     gen.add_argument("--max-tokens", type=int, default=256)

@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 
+from constrained.schema import ADDITIONAL_PROPERTIES
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -72,7 +74,7 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=float, default=4.0, help="request body limit in MB; beyond it: 413 (default 4)")
     p.add_argument("--seed", type=int, default=None, help="derive a seed from this and the prompt for requests without one (deterministic server)")
     p.add_argument("--no-continuous", action="store_true", help="admit new requests only when the running batch drains")
-    p.add_argument("--additional-properties", choices=["forbid", "schema"], default="forbid",
+    p.add_argument("--additional-properties", choices=ADDITIONAL_PROPERTIES, default="forbid",
                    help="tool arguments: forbid properties the schema does not declare (default), or allow them where JSON Schema does")
     p.add_argument("--jump-forward", action="store_true", help="feed text the grammar forces (markers, names, JSON keys) without sampling it token by token")
     p.add_argument("--demo-nudge", action="store_true",

@@ -145,20 +145,56 @@ def test_unknown_policy_is_a_tool_spec_error():
         GrammarOptions(additional_properties="allow")
 
 
-def test_grammar_that_breaks_xgrammars_rule_cache_still_compiles():
-    """xgrammar 0.2.8 raises "Check failed: per_rule_fsm_hashes..." from its cross-grammar cache on
-    this schema (a bounded pattern property); GrammarCache retries without that cache."""
+def test_bounded_pattern_property_compiles_and_is_enforced():
+    """A bounded pattern property (xgrammar 0.2.8's rule cache failed on it, 0.2.9 compiles it):
+    whatever the xgrammar version, the grammar compiles and enforces the pattern."""
     data = {"type": "object", "patternProperties": {"^[a-z]{1,255}$": {"type": "number"}}, "additionalProperties": False}
     tool = {"type": "function", "function": {"name": "put", "parameters": {"type": "object", "properties": {"data": data}}}}
-    tok = load_tokenizer("hermes")
-    cache = grammar_cache(tok)
-    compiler = cache.compiler_for(cache._dialect(DIALECTS["hermes"])[1])
-    ebnf = cache.ebnf(DIALECTS["hermes"], [tool], GrammarOptions("required"))
-    with pytest.raises(RuntimeError, match="per_rule_fsm_hashes"):
-        compiler.compile_grammar(xgr.Grammar.from_ebnf(ebnf))  # the upstream bug, still there
     text = '<tool_call>\n{"name": "put", "arguments": {"data": {"abc": 1}}}\n</tool_call>'
     assert accepts("hermes", [tool], text, tool_choice="required")
     assert not accepts("hermes", [tool], text.replace("abc", "ABC"), tool_choice="required")
+
+
+class _RuleCacheFailure:
+    """A compiler double that fails as xgrammar 0.2.8's cross-grammar rule cache did."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def compile_grammar(self, grammar):
+        self.calls += 1
+        raise RuntimeError("[12:00:00] cpp/grammar_compiler.cc:1: Check failed: (per_rule_fsm_hashes[ref_rule_id].has_value()) is false")
+
+
+def test_rule_cache_failure_is_retried_without_the_cache():
+    from constrained.compiler import compile_grammar
+
+    tok = load_tokenizer("hermes")
+    cache = grammar_cache(tok)
+    markers = cache._dialect(DIALECTS["hermes"])[1]
+    grammar = xgr.Grammar.from_ebnf(cache.ebnf(DIALECTS["hermes"], [WEATHER], GrammarOptions("required")))
+    failing = _RuleCacheFailure()
+    compiled = compile_grammar(failing, grammar, lambda: cache.compiler_for(markers, cached=False))
+    assert failing.calls == 1
+    # the retry's grammar is the real one: it takes a call and refuses a wrong argument type
+    text = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    for doc, ok in ((text, True), (text.replace('"Paris"', "1"), False)):
+        m = xgr.GrammarMatcher(compiled, override_stop_tokens=[tok.eos_token_id])
+        assert (all(m.accept_token(t) for t in tok.encode(doc, add_special_tokens=False)) and m.is_completed()) is ok
+
+
+def test_other_compile_errors_are_not_retried():
+    from constrained.compiler import compile_grammar
+
+    class Broken:
+        def compile_grammar(self, grammar):
+            raise RuntimeError("something else")
+
+    def uncached():
+        raise AssertionError("no retry for an unrelated error")
+
+    with pytest.raises(RuntimeError, match="something else"):
+        compile_grammar(Broken(), None, uncached)
 
 
 def test_cache_key_is_the_content_of_the_request():

@@ -19,8 +19,9 @@ reported as skipped with the reason.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 TOOL_ENGINES = ("free", "ours", "xgrammar_hf")
 JSON_ENGINES = ("free", "ours", "xgrammar_hf", "llguidance", "outlines")
@@ -47,7 +48,7 @@ def tool_call_factory(engine: str, tok, model, dialect, tools, tool_choice, *, f
     if engine == "xgrammar_hf":
         from xgrammar.contrib.hf import LogitsProcessor as XgrHF
 
-        compiled = grammar_cache(tok, vocab).compile(dialect, tools, GrammarOptions(tool_choice, True, first_index))
+        compiled = grammar_cache(tok, vocab).compile(dialect, tools, GrammarOptions(tool_choice, True, first_index)).grammar
         return lambda: [XgrHF(compiled)]
     raise ValueError(f"engine {engine!r} cannot express the tool-call grammar")
 
@@ -108,9 +109,9 @@ def json_schema_factory(engine: str, tok, model, schema: dict) -> Callable[[], l
         return lambda: []
     if engine == "ours":
         # ToolCallLogitsProcessor has no response_format parameter: build it with tool_choice none
-        # and swap in the compiled content-schema grammar (same GrammarBatch decoding path).
+        # and swap in the compiled content-schema grammar (same decoding path).
         options = GrammarOptions("none", True, 0, 8, False, content_schema=schema)
-        compiled = grammar_cache(tok, vocab).compile(_json_dialect(), None, options)
+        compiled = grammar_cache(tok, vocab).compile(_json_dialect(), None, options).grammar
 
         def make():
             proc = ToolCallLogitsProcessor(tok, _json_dialect(), None, "none", reasoning=False, vocab_size=vocab)
@@ -130,11 +131,11 @@ def json_schema_factory(engine: str, tok, model, schema: dict) -> Callable[[], l
     raise ValueError(f"unknown engine {engine!r}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _json_dialect():
-    from constrained.grammars import get_dialect
+    from constrained import dialect as registry
 
-    return get_dialect("hermes")  # any dialect: with tool_choice none and no reasoning only the content rule remains
+    return registry.get("hermes")  # any dialect: with tool_choice none and no reasoning only the content rule remains
 
 
 def versions() -> dict:

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from .common import DIALECTS, PRESETS, BenchConfig, make_config
+from .config import PRESETS, BenchConfig, make_config
 
 PARTS = ("validity", "mask", "generate", "json_args", "ttft", "compile", "server")
 
@@ -29,7 +29,7 @@ def add_bench_command(subparsers) -> None:
     size.add_argument("--preset", choices=sorted(PRESETS), help=argparse.SUPPRESS)  # tiny: the smoke test
     p.add_argument("--model", help="a local Hugging Face checkpoint (default: the demo model of each dialect)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    p.add_argument("--dialects", nargs="+", choices=DIALECTS, help="default: all four")
+    p.add_argument("--dialects", nargs="+", metavar="NAME", help="default: every registered dialect (`constrained dialects` lists them)")
     p.add_argument("--parts", nargs="+", choices=PARTS, help="default: all parts of the preset")
     p.add_argument("--engines", nargs="+", choices=("free", "ours", "xgrammar_hf", "llguidance", "outlines"), help="default: all available")
     p.add_argument("--out", default="benchmarks/results")
@@ -45,7 +45,7 @@ def _handler(args: argparse.Namespace) -> int:
                       torch_threads=args.torch_threads)
     if args.no_plots:
         cfg.plots = False
-    if args.model and len(cfg.dialects) > 1 and not args.dialects:
+    if args.model and not args.dialects:
         print("constrained bench: with --model, name the model's dialect with --dialects", file=sys.stderr)
         return 2
     res = run(cfg)
@@ -62,7 +62,7 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
     import torch
     from tqdm.auto import tqdm
 
-    from constrained.grammars import get_dialect
+    from constrained import dialect as registry
 
     from . import report, speed, validity
     from .common import ModelSource, machine_info
@@ -75,7 +75,7 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
     if threads:
         torch.set_num_threads(threads)
     source = ModelSource(cfg.model, cfg.device)
-    dialects = [get_dialect(d) for d in cfg.dialects]
+    dialects = [registry.get(d) for d in cfg.dialects] if cfg.dialects else registry.all_dialects()
     parts = set(cfg.parts)
     res: dict[str, Any] = {"machine": machine_info(cfg.device), "config": cfg.to_json()}
 

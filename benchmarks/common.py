@@ -11,76 +11,23 @@ import platform
 import random
 import statistics
 import time
-from dataclasses import asdict, dataclass
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-DIALECTS = ("kimi_k2", "minimax_m1", "pythonic", "hermes")
+from constrained import demo
+
 REPO = Path(__file__).resolve().parent.parent
 MASKBENCH = Path(os.environ.get("CONSTRAINED_MASKBENCH", "/work/shared/data/maskbench"))
 
 
-# -- configuration -------------------------------------------------------------------------------
-@dataclass
-class BenchConfig:
-    preset: str = "quick"
-    dialects: tuple = DIALECTS
-    device: str = "cpu"
-    model: str | None = None  # a local checkpoint; None: the demo model
-    # torch intra-op threads; 0: 1 on CPU (the demo model is tiny: with 2 threads on a busy 2-core
-    # machine each op waits for the other core, 5-10x slower), torch's default on GPU
-    torch_threads: int = 0
-    out: str = "benchmarks/results"
-    seed: int = 0
-    # validity
-    bfcl_tools: int = 16  # BFCL schemas (with ground truth) added to the 32-tool corpus
-    demo_prompts: int = 16  # random demo model: prompts per dialect
-    demo_max_tokens: int = 96
-    drift_prompts: int = 0  # 0: every corpus tool (+ BFCL sample) once
-    drift_rate: float = 0.3  # probability that the drift model attempts each kind of error
-    drift_batch: int = 16
-    # speed
-    mask_walks: int = 0  # reference outputs walked per dialect for mask timing (0: all)
-    apply_reps: int = 200
-    gen_batches: tuple = (1, 8)
-    gen_items: int = 3  # length of the forced long call (items in its array)
-    gen_reps: int = 5  # interleaved repetitions (plus one warm-up)
-    ttft_reps: int = 5
-    compile_sizes: tuple = (1, 10, 100)
-    compile_reps: int = 3
-    server_concurrency: tuple = (1, 4, 16)
-    server_requests: int = 16
-    engines: tuple = ("free", "ours", "xgrammar_hf", "llguidance", "outlines")
-    parts: tuple = ("validity", "mask", "generate", "json_args", "ttft", "compile", "server")
-    plots: bool = True
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-PRESETS: dict[str, dict] = {
-    "tiny": dict(bfcl_tools=2, demo_prompts=4, demo_max_tokens=96, drift_prompts=6, drift_batch=6, mask_walks=4, apply_reps=20,
-                 gen_batches=(1,), gen_items=1, gen_reps=1, ttft_reps=1, compile_sizes=(1, 10), compile_reps=1,
-                 server_concurrency=(1, 4), server_requests=4, engines=("free", "ours", "xgrammar_hf"),
-                 parts=("validity", "mask", "generate", "ttft", "compile"), plots=True),
-    "quick": {},
-    "full": dict(bfcl_tools=64, demo_prompts=48, demo_max_tokens=128, drift_rate=0.3, apply_reps=1000, gen_batches=(1, 8, 16),
-                 gen_items=8, gen_reps=15, ttft_reps=15, compile_sizes=(1, 10, 100, 300), compile_reps=5,
-                 server_concurrency=(1, 4, 16), server_requests=48),
-}
-
-
-def make_config(preset: str = "quick", **overrides) -> BenchConfig:
-    cfg = BenchConfig(preset=preset, **PRESETS[preset])
-    for k, v in overrides.items():
-        if v is not None:
-            setattr(cfg, k, tuple(v) if isinstance(v, list) else v)
-    return cfg
+from .config import PRESETS, BenchConfig, make_config  # noqa: E402,F401  (re-exported)
 
 
 # -- machine -------------------------------------------------------------------------------------
@@ -133,12 +80,12 @@ def package_version(name: str) -> str | None:
 
 
 # -- timing --------------------------------------------------------------------------------------
-def sync(device: "str | torch.device") -> None:
+def sync(device: str | torch.device) -> None:
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
 
 
-def now(device: "str | torch.device" = "cpu") -> float:
+def now(device: str | torch.device = "cpu") -> float:
     sync(device)
     return time.perf_counter()
 
@@ -168,7 +115,7 @@ class Clock(LogitsProcessor):
     """Records a timestamp at every decoding step (placed LAST, after any grammar processor): the
     interval between two calls is one whole step (forward pass, processors, sampling)."""
 
-    def __init__(self, device: "str | torch.device" = "cpu"):
+    def __init__(self, device: str | torch.device = "cpu"):
         self.device = str(device)
         self.stamps: list[float] = []
 
@@ -218,27 +165,11 @@ class GumbelSample(LogitsProcessor):
         return scores - torch.from_numpy(noise).to(scores.device)
 
 
-class Nudge(LogitsProcessor):
+def Nudge(tokenizer, dialect, bias: float = 9.0) -> demo.Nudge:
     """Raise the logits of closing tokens so that a RANDOM model finishes within the token budget
-    (same idea as tests/helpers.py). Applied in free and constrained mode alike, before any mask."""
-
-    STRINGS = ['"', "}", "]", ")", ",", "0", "1", "7", "true", "false", "null", "True", "False", "None", "\n", "x"]
-
-    def __init__(self, tokenizer, dialect, bias: float = 9.0):
-        ids = {tokenizer.eos_token_id}
-        for s in self.STRINGS + [dialect.trigger, dialect.section_end.strip()] + list(dialect.special_tokens):
-            enc = tokenizer.encode(s, add_special_tokens=False) if s else []
-            if len(enc) == 1:
-                ids.add(enc[0])
-        self.ids = torch.tensor(sorted(ids))
-        self.bias = bias
-        self.eos = tokenizer.eos_token_id
-
-    def __call__(self, input_ids, scores):
-        ids = self.ids.to(scores.device)
-        scores[:, ids] += self.bias
-        scores[:, self.eos] += self.bias / 2
-        return scores
+    (`constrained.demo.nudge_bias`). Applied in free and constrained mode alike, before any mask."""
+    groups = [((*demo.NUDGE_CLOSERS, "\n", "x", "@trigger", "@section_end", "@special", "@eos"), bias), (("@eos",), bias / 2)]
+    return demo.Nudge(demo.nudge_bias(tokenizer, dialect, groups))
 
 
 # -- corpus --------------------------------------------------------------------------------------
@@ -297,7 +228,8 @@ def usable(dialect, tool: dict, example: Any) -> Any:
     """The example arguments as the grammar writes them, or None when this dialect cannot express
     the tool (names) or the schema/example is unusable."""
     from constrained.grammar import prepare_tools
-    from constrained.schema import as_emitted, validate
+    from constrained.schema import validate
+    from constrained.tools.emitted import as_emitted
 
     try:
         (prepared,) = prepare_tools(dialect, [tool])
@@ -333,11 +265,11 @@ def tool_pool(dialect, cfg: BenchConfig) -> list[tuple[dict, dict]]:
     return list(_tool_pool(dialect.name, cfg.bfcl_tools, cfg.seed))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tool_pool(dialect_name: str, bfcl: int, seed: int) -> tuple:
-    from constrained.grammars import get_dialect
+    from constrained import dialect as registry
 
-    dialect = get_dialect(dialect_name)
+    dialect = registry.get(dialect_name)
     corpus = [(t, a) for t, a in ((t, usable(dialect, t, ex)) for t, ex in _load_test_corpus()) if a is not None]
     extra = []
     seen = {tool_name(t) for t, _ in corpus}
@@ -394,7 +326,7 @@ def make_cases(dialect, cfg: BenchConfig, n: int = 0, *, group_size: int = 8, se
 def case_prompt(tok, dialect, case: Case, use_chat_template: bool = False) -> str:
     """A chat prompt asking for the reference calls (a copy task: a real model can do it)."""
     from constrained.chat import prepare_history, render_prompt
-    from constrained.grammar import tool_function
+    from constrained.types import as_tools
 
     ask = "; ".join(f"{n} with arguments {json.dumps(a, ensure_ascii=False)}" for n, a in case.calls)
     messages: list[dict] = [{"role": "system", "content": f"Request #{case.uid}."}]
@@ -406,7 +338,7 @@ def case_prompt(tok, dialect, case: Case, use_chat_template: bool = False) -> st
     messages.append({"role": "user", "content": f"Call {ask}."})
     history = prepare_history(messages, dialect)
     if use_chat_template and getattr(tok, "chat_template", None):
-        return tok.apply_chat_template(history.messages, tools=[{"type": "function", "function": dict(tool_function(t))} for t in case.tools],
+        return tok.apply_chat_template(history.messages, tools=[t.to_openai() for t in as_tools(case.tools)],
                                        tokenize=False, add_generation_prompt=True)
     return render_prompt(dialect, history, case.tools)
 

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from transformers import GenerationMixin, LlamaConfig, PreTrainedModel
@@ -68,7 +69,7 @@ def _value_segs(dialect, key: str, value: Any, draw) -> list[Seg]:
     """`"key": value` (JSON) or `key=value` (python) as segments with possible edits."""
     py = dialect.arguments == "python"
     if py:
-        from constrained.codecs import python_literal as lit
+        from constrained.codecs.python import python_literal as lit
 
         key_text, sep = key, "="
     else:
@@ -180,7 +181,7 @@ def _merge(segs: list[Seg]) -> list[Seg]:
 LOST = object()
 
 
-def locate(plan: Plan, written: bytes) -> "tuple[bytes, bytes | None] | object":
+def locate(plan: Plan, written: bytes) -> tuple[bytes, bytes | None] | object:
     """-> (what it wants to write next, the reference continuation or None), or LOST.
 
     Reads `written` segment by segment, preferring at each edit the model's own intention (the
@@ -251,7 +252,7 @@ class DriftModel(PreTrainedModel, GenerationMixin):
         self.lost_steps = 0
 
     @classmethod
-    def for_tokenizer(cls, tok, vocab_size: int, token_bytes: Sequence[bytes]) -> "DriftModel":
+    def for_tokenizer(cls, tok, vocab_size: int, token_bytes: Sequence[bytes]) -> DriftModel:
         config = LlamaConfig(vocab_size=vocab_size, hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=1,
                              num_key_value_heads=1, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
         close = [tok.eos_token_id]

@@ -153,7 +153,7 @@ def markdown(res: dict) -> str:
         L.append(f"Real states: {ma.get('real_states')} masks sampled along the walks above (median share of the vocabulary allowed: "
                  f"{_pct(ma.get('real_allowed_share_median'))}); dense: every token allowed (inside a JSON string); sparse: one token allowed.\n")
         L += _header("| implementation | real, batch 1 p50 µs | real, batch 1 p99 µs | real, batch 8 per row p50 µs | dense p50 µs | sparse p50 µs |")
-        for impl, label in (("ours", "ours: constrained.matching.apply_bitmask_"), ("xgrammar", "xgrammar.apply_token_bitmask_inplace")):
+        for impl, label in (("ours", "ours: constrained.masks.apply_bitmask_"), ("xgrammar", "xgrammar.apply_token_bitmask_inplace")):
             b1, b8 = ma.get("batch1", {}).get(impl, {}), ma.get("batch8", {}).get(impl, {})
             dense, sparse = ma.get("dense_batch1", {}).get(impl, {}), ma.get("sparse_batch1", {}).get(impl, {})
             L.append(f"| {label} | {_num(b1.get('p50'))} | {_num(b1.get('p99'))} | {_num(b8.get('p50'))} | {_num(dense.get('p50'))} | {_num(sparse.get('p50'))} |")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,7 +75,7 @@ def mask_fill(source: ModelSource, dialect, cfg: BenchConfig, extra_walks: Seque
     `GrammarBatch`; the share of tokens the grammar forces (jump-forward potential)."""
     from constrained import GrammarOptions
     from constrained.compiler import eos_token_ids, grammar_cache
-    from constrained.matching import GrammarBatch
+    from constrained.decoding import GrammarBatch, GrammarState, accept_all
 
     model, tok = source.load(dialect.name)
     vocab = vocab_size(model)
@@ -89,23 +90,24 @@ def mask_fill(source: ModelSource, dialect, cfg: BenchConfig, extra_walks: Seque
     masks: list[torch.Tensor] = []  # a sample of real masks for the application benchmark
     walks = []
     for cases in groups:
-        compiled = cache.compile(dialect, cases[0].tools, GrammarOptions("auto", True, cases[0].first_index))
+        compiled = cache.compile(dialect, cases[0].tools, GrammarOptions("auto", True, cases[0].first_index)).grammar
         refs = [tok.encode(dialect.render_calls(c.openai_calls(), c.first_index), add_special_tokens=False) + [tok.eos_token_id] for c in cases]
         walks += [(compiled, r, True) for r in refs]
         # batched: the whole group at once, as the processor does
-        batch = GrammarBatch([compiled] * len(refs), vocab, stops)
+        batch = GrammarBatch(vocab, len(refs))
+        states = [GrammarState(compiled, stops) for _ in refs]
         for k in range(max(len(r) for r in refs)):
             if k:
-                batch.accept([r[min(k - 1, len(r) - 1)] if k - 1 < len(r) else tok.eos_token_id for r in refs])
+                accept_all(states, [r[min(k - 1, len(r) - 1)] if k - 1 < len(r) else tok.eos_token_id for r in refs])
             t0 = time.perf_counter()
-            rows = batch.fill()
+            rows = batch.fill(states)
             dt = time.perf_counter() - t0
             if not rows:
                 break
             batch_step.append(dt)
             batch_rows.append(len(rows))
     for case, ids in extra_walks:
-        compiled = cache.compile(dialect, case.tools, GrammarOptions("required", True, case.first_index))
+        compiled = cache.compile(dialect, case.tools, GrammarOptions("required", True, case.first_index)).grammar
         walks.append((compiled, list(ids), False))
     rng = random.Random(0)
     token_bytes = cache.info.decoded_vocab  # a property that rebuilds the list: read once
@@ -141,11 +143,11 @@ def mask_fill(source: ModelSource, dialect, cfg: BenchConfig, extra_walks: Seque
 
 # -- mask application ----------------------------------------------------------------------------
 def mask_apply(masks: Sequence[torch.Tensor], vocab: int, cfg: BenchConfig, device: str) -> dict:
-    """Per 129K row: ours (`constrained.matching.apply_bitmask_`) vs `xgrammar.apply_token_bitmask_inplace`,
+    """Per 129K row: ours (`constrained.masks.apply_bitmask_`) vs `xgrammar.apply_token_bitmask_inplace`,
     on a sample of real grammar states and on the two extremes (every token allowed, as inside a
     JSON string; a single token allowed, as at a forced marker): xgrammar's CPU kernel writes only
     the forbidden entries, so its cost follows the number of forbidden tokens."""
-    from constrained.matching import apply_bitmask_
+    from constrained.masks import apply_bitmask_
 
     if not masks:
         return {}
@@ -385,7 +387,7 @@ def server_throughput(source: ModelSource, dialect, cfg: BenchConfig, tick=lambd
     1/4/16 concurrent chat requests with tool_choice required (the long tool, so the random demo
     model writes until max_tokens): requests/s and completion tokens/s per level."""
     try:
-        from constrained.server.app import create_app, build_state
+        from constrained.server.app import build_state, create_app
         from constrained.server.engine import EngineConfig
         from constrained.server.testing import BackgroundServer
     except Exception as err:  # noqa: BLE001 - the server is optional for the benchmark

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

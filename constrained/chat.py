@@ -12,11 +12,13 @@ Two jobs:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .dialect import Dialect
 from .errors import ToolSpecError
+from .types import Tool, ToolCall, as_tools
 
 CHAT_TOKENS = ["<|im_start|>", "<|im_end|>"]
 
@@ -60,38 +62,33 @@ def prepare_history(messages: Sequence[Mapping], dialect: Dialect) -> History:
         m: dict[str, Any] = {"role": "system" if role == "developer" else role, "content": content_text(msg.get("content"), f"messages[{i}].content")}
         if role == "assistant" and msg.get("tool_calls"):
             calls = []
-            for j, call in enumerate(msg["tool_calls"]):
-                fn = call.get("function") or {}
-                args = fn.get("arguments") or "{}"
-                try:
-                    parsed = json.loads(args) if isinstance(args, str) else dict(args)
-                except ValueError:
-                    raise ToolSpecError(f"messages[{i}].tool_calls[{j}].function.arguments is not valid JSON", f"messages[{i}].tool_calls[{j}]") from None
-                new_id = call.get("id") or f"call_{count}"
+            for j, raw in enumerate(msg["tool_calls"]):
+                call = ToolCall.from_openai(raw, f"messages[{i}].tool_calls[{j}]")
+                new_id = call.id or f"call_{count}"
                 if dialect.call_id != "random":
-                    new_id = dialect.make_call_id(fn.get("name", ""), count)
-                renamed[call.get("id") or new_id] = new_id
-                calls.append({"id": new_id, "type": "function", "function": {"name": fn.get("name", ""), "arguments": parsed}})
+                    new_id = dialect.make_call_id(call.name, count)
+                renamed[call.id or new_id] = new_id
+                # arguments as a dict: what chat templates iterate over
+                calls.append({"id": new_id, "type": "function", "function": {"name": call.name, "arguments": dict(call.arguments)}})
                 count += 1
             m["tool_calls"] = calls
         if role == "tool":
             client_id = msg.get("tool_call_id")
-            m["tool_call_id"] = renamed.get(client_id, client_id)
+            m["tool_call_id"] = renamed.get(client_id, client_id) if isinstance(client_id, str) else client_id
             if msg.get("name"):
                 m["name"] = msg["name"]
         out.append(m)
     return History(out, count)
 
 
-def tools_block(tools: Sequence[Mapping]) -> str:
-    from .grammar import tool_function
-
-    return "\n".join(json.dumps(dict(tool_function(t)), ensure_ascii=False) for t in tools)
+def tools_block(tools: Sequence[Tool]) -> str:
+    return "\n".join(json.dumps(t.to_openai()["function"], ensure_ascii=False) for t in tools)
 
 
-def render_prompt(dialect: Dialect, history: History, tools: Sequence[Mapping] | None = None, add_generation_prompt: bool = True) -> str:
+def render_prompt(dialect: Dialect, history: History, tools: Sequence[Tool | Mapping] | None = None, add_generation_prompt: bool = True) -> str:
     """Our chat template: tools in the system prompt, calls and results in the dialect's syntax."""
     system_parts = [m["content"] for m in history.messages if m["role"] == "system"]
+    tools = as_tools(tools)
     if tools:
         example = dialect.render_calls([{"function": {"name": "NAME", "arguments": {"ARG": "VALUE"}}}], history.calls_so_far)
         system_parts.append(

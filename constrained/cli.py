@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from . import dialect as registry
 from .schema import ADDITIONAL_PROPERTIES
 
 
@@ -19,14 +20,13 @@ def _generate(args: argparse.Namespace) -> int:
 
     from . import demo, parse
     from .chat import prepare_history, render_prompt
-    from .grammar import tool_function
-    from .grammars import get_dialect
     from .processor import ToolCallLogitsProcessor
+    from .types import ToolChoice, as_tools
 
-    dialect = get_dialect(args.dialect)
+    dialect = registry.get(args.dialect)
     with open(args.tools, encoding="utf-8") as f:
         tools = json.load(f)
-    tools = tools.get("tools", tools) if isinstance(tools, dict) else tools
+    tools = as_tools(tools.get("tools", tools) if isinstance(tools, dict) else tools)
     if args.model:
         tok = AutoTokenizer.from_pretrained(args.model)
         model = AutoModelForCausalLM.from_pretrained(args.model).eval()
@@ -34,12 +34,10 @@ def _generate(args: argparse.Namespace) -> int:
         model, tok = demo.load(dialect)
     history = prepare_history([{"role": "user", "content": args.prompt}], dialect)
     if args.model and getattr(tok, "chat_template", None):
-        prompt = tok.apply_chat_template(history.messages, tools=[{"type": "function", "function": dict(tool_function(t))} for t in tools], tokenize=False, add_generation_prompt=True)
+        prompt = tok.apply_chat_template(history.messages, tools=[t.to_openai() for t in tools], tokenize=False, add_generation_prompt=True)
     else:
         prompt = render_prompt(dialect, history, tools)
-    choice = args.tool_choice
-    if choice not in ("auto", "none", "required"):
-        choice = {"type": "function", "function": {"name": choice}}
+    choice = args.tool_choice if args.tool_choice in ("auto", "none", "required") else ToolChoice("named", args.tool_choice)
     proc = ToolCallLogitsProcessor(tok, dialect, tools, choice, not args.no_parallel, first_index=history.calls_so_far,
                                    additional_properties=args.additional_properties, vocab_size=model.config.vocab_size)
     enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
@@ -47,7 +45,7 @@ def _generate(args: argparse.Namespace) -> int:
     out = model.generate(**enc, logits_processor=[proc], do_sample=args.temperature > 0, temperature=args.temperature or None,
                          max_new_tokens=args.max_tokens, pad_token_id=tok.pad_token_id)
     ids = [t for t in out[0, enc["input_ids"].shape[1]:].tolist() if t not in (tok.eos_token_id, tok.pad_token_id)]
-    text = tok.decode(ids)
+    text = str(tok.decode(ids))
     result = parse(text, dialect, tools=tools, first_index=history.calls_so_far, additional_properties=args.additional_properties)
     print("--- raw output ---")
     print(text)
@@ -57,12 +55,18 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dialects(args: argparse.Namespace) -> int:
+    for d in registry.all_dialects():
+        print(f"{d.name:14} {d.description}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="constrained", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate one constrained reply and print raw text and parsed calls")
-    gen.add_argument("--dialect", required=True)
+    gen.add_argument("--dialect", required=True, help="a dialect name (`constrained dialects` lists them)")
     gen.add_argument("--tools", required=True, help="a JSON file with an OpenAI tools list")
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--tool-choice", default="auto", help="auto, none, required, or a tool name")
@@ -75,10 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.set_defaults(func=_generate)
 
+    dialects = sub.add_parser("dialects", help="list the registered dialects")
+    dialects.set_defaults(func=_dialects)
+
     for module, hook in (
         ("constrained.server.cli", "add_serve_command"),
         ("constrained.benchmarks.cli", "add_bench_command"),
-        ("constrained.coverage", "add_coverage_commands"),
+        ("constrained.tools.cli", "add_coverage_command"),
+        ("constrained.tools.cli", "add_check_tools_command"),
     ):
         try:
             mod = __import__(module, fromlist=[hook])

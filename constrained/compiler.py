@@ -18,13 +18,15 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import xgrammar as xgr
 
 from .dialect import Dialect
 from .grammar import GrammarOptions, build_ebnf
+from .types import Tool, as_tools
 
 
 def special_token_ids(vocab: Mapping[str, int], markers: Sequence[str]) -> dict[str, int]:
@@ -69,14 +71,14 @@ def eos_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
 
 
 # A tool whose arguments use every JSON value type: compiling it fills xgrammar's rule cache.
-WARM_UP_TOOL = {"type": "function", "function": {"name": "warm_up", "parameters": {
-    "type": "object", "properties": {
-        "s": {"type": "string"}, "n": {"type": "number"}, "i": {"type": "integer"}, "b": {"type": "boolean"},
-        "z": {"type": "null"}, "a": {"type": "array"}, "o": {"type": "object"}, "x": {},
-    }}}}
+WARM_UP_PARAMETERS: dict = {"type": "object", "properties": {
+    "s": {"type": "string"}, "n": {"type": "number"}, "i": {"type": "integer"}, "b": {"type": "boolean"},
+    "z": {"type": "null"}, "a": {"type": "array"}, "o": {"type": "object"}, "x": {},
+}}
+WARM_UP_TOOL = Tool("warm_up", WARM_UP_PARAMETERS)
 
 
-def compile_grammar(compiler: xgr.GrammarCompiler, grammar: xgr.Grammar, uncached: "Callable[[], xgr.GrammarCompiler]") -> xgr.CompiledGrammar:
+def compile_grammar(compiler: xgr.GrammarCompiler, grammar: xgr.Grammar, uncached: Callable[[], xgr.GrammarCompiler]) -> xgr.CompiledGrammar:
     """``compiler.compile_grammar``, retried without xgrammar's cache where its cross-grammar rule
     hashing fails (xgrammar 0.2.8: "Check failed: per_rule_fsm_hashes[ref_rule_id].has_value()",
     e.g. a bounded pattern property; the check upstream reports in mlc-ai/xgrammar PRs #647, #809)."""
@@ -86,6 +88,15 @@ def compile_grammar(compiler: xgr.GrammarCompiler, grammar: xgr.Grammar, uncache
         if "per_rule_fsm_hashes" not in str(err):
             raise
         return uncached().compile_grammar(grammar)
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """A compiled grammar, and what getting it cost: a cache hit, or the seconds it took."""
+
+    grammar: xgr.CompiledGrammar
+    cache_hit: bool
+    seconds: float
 
 
 @dataclass
@@ -118,7 +129,6 @@ class GrammarCache:
         self._dialects: dict[tuple[str, ...], tuple[dict[str, int], tuple[int, ...]]] = {}
         self.compiler = self.compiler_for(())
         self.stats = CompileStats()
-        self.last_compile_seconds = 0.0
 
     def compiler_for(self, marker_ids: Sequence[int], *, cached: bool = True) -> xgr.GrammarCompiler:
         """The compiler for a set of never-text tokens; ``cached=False``: its twin without
@@ -141,7 +151,7 @@ class GrammarCache:
                 self._dialects[dialect.special_tokens] = (ids, markers)
             return self._dialects[dialect.special_tokens]
 
-    def _compile(self, dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> xgr.CompiledGrammar:
+    def _compile(self, dialect: Dialect, tools: Sequence[Tool], options: GrammarOptions) -> xgr.CompiledGrammar:
         token_ids, markers = self._dialect(dialect)
         grammar = xgr.Grammar.from_ebnf(build_ebnf(dialect, tools, options, token_ids))
         return compile_grammar(self.compiler_for(markers), grammar, lambda: self.compiler_for(markers, cached=False))
@@ -153,20 +163,22 @@ class GrammarCache:
         self._compile(dialect, [WARM_UP_TOOL], GrammarOptions())
         return time.perf_counter() - t0
 
-    def ebnf(self, dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> str:
-        return build_ebnf(dialect, tools, options, self._dialect(dialect)[0])
+    def ebnf(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions) -> str:
+        return build_ebnf(dialect, as_tools(tools), options, self._dialect(dialect)[0])
 
-    def compile(self, dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> xgr.CompiledGrammar:
-        key = _cache_key(dialect, tools, options)
+    def compile(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions) -> CompileResult:
+        """The grammar for this request, from the cache when an equal request was compiled before.
+        Raises ToolSpecError / UnsupportedSchemaError (with their context) for what cannot be served."""
+        typed = as_tools(tools)
+        key = _cache_key(dialect, typed, options)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 self.stats.cache_hits += 1
-                self.last_compile_seconds = 0.0
-                return hit
+                return CompileResult(hit, True, 0.0)
         t0 = time.perf_counter()
-        compiled = self._compile(dialect, tools, options)
+        compiled = self._compile(dialect, typed, options)
         elapsed = time.perf_counter() - t0
         with self._lock:
             self._cache[key] = compiled
@@ -174,16 +186,16 @@ class GrammarCache:
                 self._cache.popitem(last=False)
             self.stats.compiles += 1
             self.stats.compile_seconds += elapsed
-            self.last_compile_seconds = elapsed
-        return compiled
+        return CompileResult(compiled, False, elapsed)
 
 
-def _cache_key(dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions) -> bytes:
-    """Digest of the request's grammar inputs. marshal is ~4x faster than json.dumps on 100 tools
-    and loads back to an equal value, so equal bytes mean equal inputs (version 2 writes no
-    back-references, whose bytes would depend on reference counts). Equal inputs written
-    differently (key order, 1 vs 1.0) only miss the cache. Other Mapping types go through JSON."""
-    payload = [dialect.name, list(tools or []), options.key()]
+def _cache_key(dialect: Dialect, tools: Sequence[Tool], options: GrammarOptions) -> bytes:
+    """Digest of the request's grammar inputs: what the grammar depends on (names and parameters,
+    not descriptions). marshal is ~4x faster than json.dumps on 100 tools and loads back to an
+    equal value, so equal bytes mean equal inputs (version 2 writes no back-references, whose bytes
+    would depend on reference counts). Equal inputs written differently (key order, 1 vs 1.0) only
+    miss the cache. Other Mapping types go through JSON."""
+    payload = [dialect.name, [(t.name, t.parameters) for t in tools], options.key()]
     try:
         data = marshal.dumps(payload, 2)
     except ValueError:
@@ -191,7 +203,7 @@ def _cache_key(dialect: Dialect, tools: Sequence[Mapping] | None, options: Gramm
     return hashlib.blake2b(data, digest_size=20).digest()
 
 
-_CACHES: "weakref.WeakKeyDictionary[Any, dict[int, GrammarCache]]" = weakref.WeakKeyDictionary()
+_CACHES: weakref.WeakKeyDictionary[Any, dict[int, GrammarCache]] = weakref.WeakKeyDictionary()
 _CACHES_LOCK = threading.Lock()
 
 

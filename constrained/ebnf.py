@@ -1,4 +1,4 @@
-"""EBNF fragments for xgrammar: literals, rule renaming, and argument grammars from JSON schemas.
+"""EBNF fragments for xgrammar: literals, rule renaming, and value grammars from JSON schemas.
 
 Argument grammars come from xgrammar's own JSON-schema converter (the most faithful one we know),
 printed as EBNF and renamed under a per-tool prefix, so that a whole request is ONE grammar in which
@@ -12,8 +12,6 @@ import json
 import re
 from functools import lru_cache
 from typing import NamedTuple
-
-import xgrammar as xgr
 
 
 class Fragment(NamedTuple):
@@ -69,10 +67,14 @@ def rewrite(body: str, rename: dict[str, str], literal_map=None) -> str:
 
 @lru_cache(maxsize=4096)
 def _schema_ebnf(schema_json: str) -> str:
+    import xgrammar as xgr  # here: importing xgrammar costs seconds, and the CLI's help needs none of it
+
     return str(xgr.Grammar.from_json_schema(schema_json, any_whitespace=False, strict_mode=True))
 
 
 def _import(ebnf_text: str, prefix: str, basic_prefix: str, transform=None, literal_map=None) -> Fragment:
+    """xgrammar's rules renamed under `prefix` (its shared `basic_*` rules under `basic_prefix`),
+    each body optionally rewritten (`transform`, and `literal_map` on string literals)."""
     rules = parse_rules(ebnf_text)
     rename = {n: (basic_prefix + n[len("basic_") :] if n.startswith("basic_") else prefix + n) for n in rules}
     out = {}
@@ -82,79 +84,8 @@ def _import(ebnf_text: str, prefix: str, basic_prefix: str, transform=None, lite
     return Fragment(rename["root"], out)
 
 
-def json_schema_rules(schema: dict, prefix: str) -> Fragment:
-    return _import(_schema_ebnf(json.dumps(schema)), prefix, "json_")
-
-
-# -- Python literals ---------------------------------------------------------------------------
-# JSON text is a Python literal except for true/false/null and the `\/` escape, and a Python
-# keyword argument may be followed by `)`, which xgrammar's string lookahead does not expect.
-_PY_KEYWORDS = {"true": "True", "false": "False", "null": "None"}
-
-
-def _decode_ebnf_literal(tok: str) -> str | None:
-    try:
-        return json.loads(tok)
-    except ValueError:
-        return None
-
-
-def _python_literal_map(tok: str) -> str:
-    from .codecs import python_literal
-
-    text = _decode_ebnf_literal(tok)
-    if text is None:
-        return tok
-    if text in _PY_KEYWORDS:
-        return literal(_PY_KEYWORDS[text])
-    if any(k in text for k in _PY_KEYWORDS):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return tok  # a fragment of JSON text; keywords inside strings stay as they are
-        if not isinstance(value, str):
-            return literal(python_literal(value))
-    return tok
-
-
-def _python_transform(body: str) -> str:
-    return body.replace('[\\"\\\\/bfnrt]', '[\\"\\\\bfnrt]').replace("[,}\\]:]", "[,}\\]:)]")
-
-
-def python_value_rules(schema: dict, prefix: str) -> Fragment:
-    return _import(
-        _schema_ebnf(json.dumps(schema)), prefix, "py_", _python_transform, _python_literal_map
-    )
-
-
-def python_kwargs_rules(schema: dict, prefix: str) -> Fragment:
-    """`a=1, b="x"` for an object schema: properties in declared order, required ones mandatory.
-
-    Declared properties only, whatever ``additionalProperties`` says: Python rejects a repeated
-    keyword argument (``f(x=1, x=2)`` is a SyntaxError), and a grammar cannot keep an open set of
-    extra names distinct, so extra keyword arguments could make a call that does not parse."""
-    from .errors import ToolSpecError
-
-    if schema.get("type") != "object" or any(k in schema for k in ("anyOf", "oneOf", "allOf")):
-        raise ToolSpecError("the pythonic dialect needs an object schema with properties at the top level")
-    props = list(schema.get("properties", {}).items())
-    required = set(schema.get("required", []))
-    defs = {k: schema[k] for k in ("$defs", "definitions") if k in schema}
-    rules: dict[str, str] = {}
-    pairs = []
-    for i, (key, sub) in enumerate(props):
-        if not key.isidentifier():
-            raise ToolSpecError(f"property {key!r} is not a Python identifier, so it cannot be a keyword argument")
-        value = python_value_rules({**sub, **defs} if isinstance(sub, dict) else sub, f"{prefix}p{i}_")
-        rules.update(value.rules)
-        pairs.append(f"{literal(key + '=')} {value.root}")
-    # first_i: properties i.. with no leading comma; rest_i: properties i.. each after ", ".
-    n = len(props)
-    first, rest = f"{prefix}first_", f"{prefix}rest_"
-    rules[f"{first}{n}"] = '""'
-    rules[f"{rest}{n}"] = '""'
-    for i in range(n - 1, -1, -1):
-        key = props[i][0]
-        rules[f"{rest}{i}"] = f'(", " {pairs[i]} {rest}{i + 1})' + ("" if key in required else f" | {rest}{i + 1}")
-        rules[f"{first}{i}"] = f"({pairs[i]} {rest}{i + 1})" + ("" if key in required else f" | {first}{i + 1}")
-    return Fragment(f"{first}0", rules)
+def json_schema_rules(schema: dict, prefix: str, *, basic_prefix: str = "json_", transform=None, literal_map=None) -> Fragment:
+    """The rules xgrammar's JSON-schema converter writes for `schema`, under `prefix`. A codec for
+    another encoding of the same values passes `transform` / `literal_map` (and its own
+    `basic_prefix`, so that its shared rules do not clash with JSON's)."""
+    return _import(_schema_ebnf(json.dumps(schema)), prefix, basic_prefix, transform, literal_map)

@@ -16,13 +16,15 @@ grammar produced. Each tool's argument rules are defined once and shared by ever
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from . import ebnf as E
-from .dialect import Dialect, check_tool_names
-from .errors import ToolSpecError
-from .schema import ADDITIONAL_PROPERTIES, NormalizedSchema, UnsupportedSchemaError, normalize
+from .dialect import Dialect
+from .errors import ToolSpecError, UnsupportedSchemaError
+from .schema import ADDITIONAL_PROPERTIES, NormalizedSchema, normalize
+from .types import Tool, ToolChoice, as_tools
 
 # The longest run of whitespace the grammar lets through between reasoning and a forced section.
 MAX_GAP_WHITESPACE = 2
@@ -30,7 +32,8 @@ MAX_GAP_WHITESPACE = 2
 
 @dataclass(frozen=True)
 class GrammarOptions:
-    tool_choice: Any = "auto"  # "auto" | "none" | "required" | {"type": "function", "function": {"name": N}}
+    # ToolChoice, or OpenAI's form: "auto" | "none" | "required" | {"type": "function", "function": {"name": N}}
+    tool_choice: Any = "auto"
     parallel_tool_calls: bool = True
     first_index: int = 0  # tool calls earlier in the conversation (Kimi's functions.NAME:IDX)
     max_calls: int = 8  # calls per turn: bounds the grammar so a weak model cannot loop
@@ -43,14 +46,15 @@ class GrammarOptions:
     content_additional_properties: str = "schema"  # response_format (its `strict: true` -> "forbid")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tool_choice", ToolChoice.parse(self.tool_choice))
         for name in ("additional_properties", "content_additional_properties"):
             if getattr(self, name) not in ADDITIONAL_PROPERTIES:
                 raise ToolSpecError(f"{name} must be one of {', '.join(ADDITIONAL_PROPERTIES)}, got {getattr(self, name)!r}", name)
 
     def key(self) -> str:
         return json.dumps(
-            [self.tool_choice, self.parallel_tool_calls, self.first_index, self.max_calls, self.reasoning, self.content_schema,
-             self.additional_properties, self.content_additional_properties],
+            [self.tool_choice.to_openai(), self.parallel_tool_calls, self.first_index, self.max_calls, self.reasoning,
+             self.content_schema, self.additional_properties, self.content_additional_properties],
             sort_keys=True,
         )
 
@@ -73,52 +77,57 @@ def content_from_response_format(response_format: Mapping | None) -> tuple[Any, 
 
 
 @dataclass(frozen=True)
-class Tool:
+class PreparedTool:
+    """A tool whose name the dialect can write and whose parameters are normalised."""
+
     name: str
     schema: NormalizedSchema
 
 
-def tool_function(tool: Mapping) -> Mapping:
-    """OpenAI `{"type": "function", "function": {...}}` or the bare function object (M1 seed style)."""
-    return tool["function"] if isinstance(tool.get("function"), Mapping) else tool
-
-
-def prepare_tools(dialect: Dialect, tools: Sequence[Mapping] | None, additional_properties: str = "forbid") -> list[Tool]:
+def prepare_tools(dialect: Dialect, tools: Sequence[Tool | Mapping] | None, additional_properties: str = "forbid") -> list[PreparedTool]:
     """Check names and normalise each tool's parameters; errors name the tool and the keyword path."""
-    tools = list(tools or [])
-    functions = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, Mapping) or not isinstance(tool_function(tool), Mapping):
-            raise ToolSpecError("each tool must be an object with a function", f"tools[{i}]")
-        functions.append(tool_function(tool))
-    check_tool_names(dialect, [f.get("name") for f in functions])
+    typed = as_tools(tools)
+    seen: set[str] = set()
     out = []
-    for i, fn in enumerate(functions):
+    for i, tool in enumerate(typed):
+        param = f"tools[{i}].function.name"
+        problems = dialect.name_problems(tool.name)
+        if problems:
+            raise ToolSpecError(problems[0], param)
+        if tool.name in seen:
+            raise ToolSpecError(f"duplicate tool name {tool.name!r}", param)
+        seen.add(tool.name)
         try:
-            out.append(Tool(fn["name"], normalize(fn.get("parameters"), additional_properties=additional_properties)))
+            schema = normalize(tool.parameters, additional_properties=additional_properties)
         except UnsupportedSchemaError as err:
-            err.tool = fn["name"]
-            raise
+            raise err.with_context(source="tool", tool=tool.name, tool_index=i) from None
+        problems = dialect.name_problems(tool.name, argument_names(schema.schema))
+        if problems:
+            raise ToolSpecError(problems[0], f"tools[{i}].function.parameters")
+        out.append(PreparedTool(tool.name, schema))
     return out
 
 
-def selected_tools(tools: list[Tool], tool_choice: Any) -> tuple[str, list[Tool]]:
-    """-> (mode, tools the grammar may call); mode is auto | none | required."""
-    if tool_choice is None or tool_choice == "auto":
+def argument_names(schema: Any) -> list[str]:
+    """The top-level property names of a parameters schema."""
+    props = schema.get("properties") if isinstance(schema, Mapping) else None
+    return list(props) if isinstance(props, Mapping) else []
+
+
+def selected_tools(tools: list[PreparedTool], tool_choice: ToolChoice) -> tuple[str, list[PreparedTool]]:
+    """-> (mode, tools the grammar may call); mode is auto | none | required | named."""
+    if tool_choice.mode == "auto":
         return ("auto", tools) if tools else ("none", [])
-    if tool_choice == "none":
+    if tool_choice.mode == "none":
         return "none", []
-    if tool_choice == "required":
+    if tool_choice.mode == "required":
         if not tools:
             raise ToolSpecError("tool_choice 'required' needs at least one tool", "tool_choice")
         return "required", tools
-    if isinstance(tool_choice, Mapping):
-        name = (tool_choice.get("function") or {}).get("name") if tool_choice.get("type") == "function" else None
-        for tool in tools:
-            if tool.name == name:
-                return "named", [tool]
-        raise ToolSpecError(f"tool_choice names {name!r}, which is not in tools", "tool_choice")
-    raise ToolSpecError(f"tool_choice must be auto, none, required or a named function, got {tool_choice!r}", "tool_choice")
+    for tool in tools:
+        if tool.name == tool_choice.name:
+            return "named", [tool]
+    raise ToolSpecError(f"tool_choice names {tool_choice.name!r}, which is not in tools", "tool_choice")
 
 
 class _Builder:
@@ -149,7 +158,7 @@ class _Builder:
         self.rules[rule] = f"TagDispatch(loop_after_dispatch=false, excludes=({ex}{',' if len(excludes) == 1 else ''}))"
         return rule
 
-    def call(self, tools: list[Tool], arg_roots: dict[str, str], k: int, first_index: int) -> str:
+    def call(self, tools: list[PreparedTool], arg_roots: dict[str, str], k: int, first_index: int) -> str:
         rule = f"call_{k}" if self.d.uses_index else "call"
         if rule in self.rules:
             return rule
@@ -174,7 +183,7 @@ class _Builder:
         self.rules[rule] = " | ".join(alternatives)
         return rule
 
-    def section(self, tools: list[Tool], options: GrammarOptions, single: bool) -> str:
+    def section(self, tools: list[PreparedTool], options: GrammarOptions, single: bool) -> str:
         arg_roots = {}
         for i, tool in enumerate(tools):
             frag = self.d.codec.ebnf(tool.schema.schema, f"t{i}_")
@@ -210,8 +219,7 @@ class _Builder:
                 try:
                     schema = normalize(content_schema, additional_properties=additional_properties).schema
                 except UnsupportedSchemaError as err:
-                    err.tool = "response_format"
-                    raise
+                    raise err.with_context(source="response_format") from None
             fragment = E.json_schema_rules(schema, "content_")
             self.rules.update(fragment.rules)
             return fragment.root
@@ -224,7 +232,7 @@ class _Builder:
 
 
 def build_ebnf(
-    dialect: Dialect, tools: Sequence[Mapping] | None, options: GrammarOptions, token_ids: Mapping[str, int]
+    dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions, token_ids: Mapping[str, int]
 ) -> str:
     mode, chosen = selected_tools(prepare_tools(dialect, tools, options.additional_properties), options.tool_choice)
     b = _Builder(dialect, token_ids)

@@ -17,11 +17,15 @@ What the parser does with text that is not a clean call (documented in the READM
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
+from . import dialect as registry
 from .codecs import skip_ws
 from .dialect import Dialect
+from .types import OpenAIToolCall, Tool, as_tools
+from .validation import call_violations
 
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]")
 
@@ -111,7 +115,7 @@ class Scanner:
                     end = self.codec.scan(text, pos)
                 except ValueError:
                     raise _Mismatch from None
-                call = CallScan(name, index, text[start : end if end is not None else len(text)], False)
+                call = CallScan(name or "", index, text[start : end if end is not None else len(text)], False)
                 out.append(call)
                 if end is None:
                     call.arguments = self.codec.partial_json(call.source)
@@ -139,6 +143,7 @@ class Scanner:
                 name = text[start:pos]
             else:
                 index = int(text[start:pos])
+        assert call is not None  # a template has exactly one {arguments}
         call.complete = True
         return pos
 
@@ -223,7 +228,7 @@ class Scanner:
 class ParseResult:
     content: str | None
     reasoning: str | None
-    tool_calls: list[dict]
+    tool_calls: list[OpenAIToolCall]
     # Schema violations of the calls (only when tools were given): what the grammar did not enforce.
     violations: list[str] = field(default_factory=list)
 
@@ -237,7 +242,7 @@ class ParseResult:
         return msg
 
 
-def _openai_call(dialect: Dialect, call: CallScan, position: int, first_index: int) -> dict:
+def _openai_call(dialect: Dialect, call: CallScan, position: int, first_index: int) -> OpenAIToolCall:
     index = call.index if call.index is not None else first_index + position
     return {
         "id": dialect.make_call_id(call.name, index),
@@ -247,22 +252,18 @@ def _openai_call(dialect: Dialect, call: CallScan, position: int, first_index: i
 
 
 def parse(
-    text: str, dialect: "Dialect | str", tools: Sequence[Mapping] | None = None, first_index: int = 0,
+    text: str, dialect: Dialect | str, tools: Sequence[Tool | Mapping] | None = None, first_index: int = 0,
     *, additional_properties: str = "forbid",
 ) -> ParseResult:
     """Parse a whole model output. Never raises on malformed text: what is not a call stays content.
     With ``tools``, ``violations`` lists the calls' schema errors (``additional_properties`` as in
     ``GrammarOptions``)."""
-    from constrained.grammars import get_dialect  # here: the dialect files import this package
-
-    d = get_dialect(dialect)
+    d = registry.get(dialect)
     scan = Scanner(d).scan(text, final=True)
     calls = [_openai_call(d, c, i, first_index) for i, c in enumerate(scan.calls)]
     result = ParseResult(scan.content or None, scan.reasoning, calls)
     if tools:
-        from .validation import call_violations
-
-        result.violations = call_violations(calls, tools, additional_properties)
+        result.violations = call_violations(calls, as_tools(tools), additional_properties)
     return result
 
 
@@ -273,10 +274,8 @@ class StreamingParser:
     only argument fragments, which join to exactly the final arguments JSON.
     """
 
-    def __init__(self, dialect: "Dialect | str", first_index: int = 0):
-        from constrained.grammars import get_dialect
-
-        self.d = get_dialect(dialect)
+    def __init__(self, dialect: Dialect | str, first_index: int = 0):
+        self.d = registry.get(dialect)
         self.first_index = first_index
         self.scanner = Scanner(self.d)
         self.text = ""
@@ -297,7 +296,7 @@ class StreamingParser:
         return ""
 
     def _diff(self, scan: Scan) -> list[dict]:
-        deltas = []
+        deltas: list[dict] = []
         if more := self._grow(self.reasoning, scan.reasoning):
             self.reasoning += more
             deltas.append({"reasoning_content": more})
@@ -316,7 +315,7 @@ class StreamingParser:
                 deltas.append({"tool_calls": [{"index": i, "function": {"arguments": more}}]})
         return deltas
 
-    def tool_calls(self) -> list[dict]:
+    def tool_calls(self) -> list[OpenAIToolCall]:
         return [
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
             for c in self.calls

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from transformers import LogitsProcessor
 
+from . import dialect as registry
 from .compiler import eos_token_ids, grammar_cache
+from .decoding import GrammarBatch, GrammarState, accept_all
 from .dialect import Dialect
 from .grammar import GrammarOptions
-from .matching import GrammarBatch
+from .types import Tool, as_tools
 
 
 class ToolCallLogitsProcessor(LogitsProcessor):
@@ -27,8 +30,8 @@ class ToolCallLogitsProcessor(LogitsProcessor):
     def __init__(
         self,
         tokenizer: Any,
-        dialect: "str | Dialect" = "hermes",
-        tools: Sequence[Mapping] | None = None,
+        dialect: str | Dialect = "hermes",
+        tools: Sequence[Tool | Mapping] | None = None,
         tool_choice: Any = "auto",
         parallel_tool_calls: bool = True,
         *,
@@ -37,28 +40,28 @@ class ToolCallLogitsProcessor(LogitsProcessor):
         max_calls: int = 8,
         content_schema: Any = None,
         additional_properties: str = "forbid",
-        eos_token_id: "int | Sequence[int] | None" = None,
+        eos_token_id: int | Sequence[int] | None = None,
         vocab_size: int | None = None,
     ):
-        from constrained.grammars import get_dialect
-
-        self.dialect = get_dialect(dialect)
+        self.dialect = registry.get(dialect)
         # content_schema: True (any JSON object) or a JSON schema the text must match (response_format)
         # additional_properties: "forbid" undeclared argument names, or follow the "schema" (constrained.schema)
         self.options = GrammarOptions(
             tool_choice, parallel_tool_calls, first_index, max_calls, reasoning, content_schema, additional_properties
         )
         self.cache = grammar_cache(tokenizer, vocab_size)
-        self.compiled = self.cache.compile(self.dialect, tools, self.options)  # errors surface here, not mid-generate
+        # errors surface here, not mid-generate
+        self.compiled = self.cache.compile(self.dialect, as_tools(tools), self.options).grammar
         if eos_token_id is None:
             self.stop_ids = eos_token_ids(tokenizer)
         else:
             self.stop_ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
-        self.batch: GrammarBatch | None = None
+        self.batch = GrammarBatch(self.cache.vocab_size)
+        self.states: list[GrammarState] | None = None  # one per row of the current generate call
         self._last: torch.Tensor | None = None
 
     def reset(self) -> None:
-        self.batch, self._last = None, None
+        self.states, self._last = None, None
 
     def _continues(self, input_ids: torch.Tensor) -> bool:
         """Is this the next step of the generation we saw last (not a new `generate` call)?"""
@@ -71,15 +74,15 @@ class ToolCallLogitsProcessor(LogitsProcessor):
         )
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.batch is not None and self._continues(input_ids):
-            self.batch.accept(input_ids[:, -1].tolist())
+        if self.states is not None and self._continues(input_ids):
+            accept_all(self.states, input_ids[:, -1].tolist())
         else:
-            self.batch = GrammarBatch([self.compiled] * input_ids.shape[0], self.cache.vocab_size, self.stop_ids)
+            self.states = [GrammarState(self.compiled, self.stop_ids) for _ in range(input_ids.shape[0])]
         self._last = input_ids
-        rows = self.batch.fill()
+        rows = self.batch.fill(self.states)
         self.batch.apply(scores, rows)
         return scores
 
     def is_done(self, row: int = 0) -> bool:
         """Did row `row` complete its grammar (a cut-off output returns False)?"""
-        return self.batch is not None and self.batch.is_completed(row)
+        return self.states is not None and self.states[row].is_completed()

@@ -7,18 +7,18 @@ here and reported, never silently passed.
 from __future__ import annotations
 
 import json
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from .grammar import tool_function
 from .schema import normalize, validate
+from .types import Tool
 
 
-def call_violations(tool_calls: Sequence[Mapping], tools: Sequence[Mapping], additional_properties: str = "forbid") -> list[str]:
+def call_violations(tool_calls: Sequence[Mapping], tools: Sequence[Tool], additional_properties: str = "forbid") -> list[str]:
     """One message per problem, naming the call index and the tool; [] when every call is valid.
 
     ``additional_properties`` is the grammar's policy; it decides only what a schema with no
     arguments (``{"type": "object"}``) accepts. Otherwise the schema's JSON Schema meaning is checked."""
-    schemas = {tool_function(t)["name"]: tool_function(t).get("parameters") for t in tools}
+    schemas = {t.name: t.parameters for t in tools}
     problems = []
     for i, call in enumerate(tool_calls):
         fn = call["function"]

@@ -29,15 +29,13 @@ def _serve(args: argparse.Namespace) -> int:
         from constrained import demo
 
         from .loader import resolve_dialect
-        from .testing import demo_bias, demo_first_token_bias
 
         try:
-            name = resolve_dialect(args.dialect).name
+            d = resolve_dialect(args.dialect)
         except LoadError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        tok = demo.load_tokenizer(name)
-        bias, first = demo_bias(tok, name), demo_first_token_bias(tok, name)
+        bias, first = demo.server_nudge(demo.load_tokenizer(d), d)
     try:
         state = build_state(
             args.model, args.dialect, served_name=args.served_model_name, device=args.device,
@@ -63,7 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
 def add_serve_command(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("serve", help="run the OpenAI-compatible server (chat completions with constrained tool calls)")
     p.add_argument("--model", help="a local Hugging Face checkpoint (default: the built-in demo model)")
-    p.add_argument("--dialect", default="auto", help="kimi_k2, minimax_m1, pythonic, hermes, or auto (detect from the tokenizer; demo: kimi_k2)")
+    p.add_argument("--dialect", default="auto", help="a dialect name (`constrained dialects` lists them), or auto: detect from the checkpoint's tokenizer and chat template (the demo model: kimi_k2)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (or set CONSTRAINED_API_KEY)")

@@ -8,8 +8,9 @@ Design (see server/README.md):
   (3) admits up to `max_batch - running` waiting requests and prefills them in one left-padded
   forward, then merges their KV cache into the running one (left padding, attention mask),
   (4) samples one token per row through the same decoding path as the logits processor:
-  `constrained.matching.GrammarBatch` fills every row's mask in one batched call and applies it
-  (rows without a grammar are free), then per-row temperature / top_p / seed sampling,
+  each row's `constrained.decoding.GrammarState` (the one place its matcher lives) goes to one
+  `GrammarBatch`, which fills every row's mask in one batched call and applies it (rows without
+  a grammar are free), then per-row temperature / top_p / seed sampling,
   (5) streams each row's token to its request, and drops finished rows from the cache.
   This is continuous batching: a new request joins the running batch at the next step.
 - Sampling is inverse-CDF with one uniform number per row per step from the request's own
@@ -26,15 +27,16 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import xgrammar as xgr
+import xgrammar as xgr  # noqa: F401  (the type of GenerationRequest.grammar)
 
-from constrained.matching import GrammarBatch
+from constrained.decoding import GrammarBatch, GrammarState, accept_all
 
 log = logging.getLogger("constrained.server")
 
@@ -132,20 +134,20 @@ class AsyncSink:
 
 
 class _Row:
-    __slots__ = ("req", "matcher", "rng", "generated", "pending", "prompt_len", "bias_idx", "bias_val")
+    __slots__ = ("req", "grammar", "rng", "generated", "pending", "prompt_len", "bias_idx", "bias_val")
 
-    def __init__(self, req: GenerationRequest, matcher, rng, device):
+    def __init__(self, req: GenerationRequest, grammar: GrammarState | None, rng, device):
         self.req = req
-        self.matcher = matcher
+        self.grammar = grammar  # None: a free row (no tools, completions)
         self.rng = rng
         self.generated = 0
         self.pending: list[int] = []  # tokens to feed next step: the one sampled (+ jumped ones)
         self.prompt_len = len(req.prompt_ids)
+        self.bias_idx: torch.Tensor | None = None
+        self.bias_val: torch.Tensor | None = None
         if req.logit_bias:
             self.bias_idx = torch.tensor(list(req.logit_bias), dtype=torch.long, device=device)
             self.bias_val = torch.tensor(list(req.logit_bias.values()), dtype=torch.float32, device=device)
-        else:
-            self.bias_idx = self.bias_val = None
 
 
 @dataclass
@@ -195,10 +197,11 @@ class Engine:
         self._cond = threading.Condition()
         self._waiting: collections.deque[GenerationRequest] = collections.deque()
         self._rows: list[_Row] = []
-        self._cache = None
-        self._mask: torch.Tensor | None = None
-        self._gb: GrammarBatch | None = None
-        self._batch_matcher = xgr.BatchGrammarMatcher(max_threads="auto")
+        # the running batch's KV cache and attention mask: set together at the first prefill,
+        # cleared together when the batch drains (Any: both are None only while no row runs)
+        self._cache: Any = None
+        self._mask: Any = None
+        self._masks = GrammarBatch(vocab_size, capacity=self.config.max_batch)
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -212,7 +215,7 @@ class Engine:
         return vec
 
     # ------------------------------------------------------------------------------ public API
-    def start(self) -> "Engine":
+    def start(self) -> Engine:
         if self.config.torch_threads:
             torch.set_num_threads(self.config.torch_threads)
         if self._thread is None:
@@ -268,7 +271,7 @@ class Engine:
                 for req in new:
                     if not req.finished:
                         self._finish(req, "error", f"generation failed: {err}")
-                self._rows, self._cache, self._mask, self._gb = [], None, None, None
+                self._rows, self._cache, self._mask = [], None, None
 
     def _admit(self) -> list[GenerationRequest] | None:
         with self._cond:
@@ -342,7 +345,7 @@ class Engine:
         logits = torch.cat(parts) if len(parts) > 1 else parts[0]
         rows = self._rows
         tokens, entries = self._sample(logits, rows)
-        self._gb.accept(tokens)
+        accept_all([r.grammar for r in rows], tokens)
         self.stats.steps += 1
         done = []
         now = time.perf_counter()
@@ -353,7 +356,7 @@ class Engine:
             if req.first_token_at is None:
                 req.first_token_at = now
             req.emit(("token", tok, entries[i] if entries else None))
-            if self.config.jump_forward and tok >= 0 and row.matcher is not None and not row.matcher.is_terminated():
+            if self.config.jump_forward and tok >= 0 and row.grammar is not None and not row.grammar.is_terminated():
                 for forced in self._jump(row):
                     row.generated += 1
                     row.pending.append(forced)
@@ -361,7 +364,7 @@ class Engine:
             if tok < 0:
                 self._finish(req, "error", "the grammar allows no token here")
                 done.append(i)
-            elif (row.matcher.is_terminated() if row.matcher is not None else tok in self.stop_set):
+            elif (row.grammar.is_terminated() if row.grammar is not None else tok in self.stop_set):
                 self._finish(req, "stop")
                 done.append(i)
             elif row.generated >= req.max_tokens or row.prompt_len + row.generated >= self.max_context:
@@ -374,19 +377,15 @@ class Engine:
 
     def _jump(self, row: _Row) -> list[int]:
         """Tokens of the text the row's grammar forces now, already accepted by its matcher."""
-        forced = row.matcher.find_jump_forward_string()
+        assert row.grammar is not None
+        forced = row.grammar.forced_text()
         if not forced:
             return []
         ids = self.tokenizer.encode(forced, add_special_tokens=False)[:-1]  # the last piece: the model's
         ids = ids[: max(0, row.req.max_tokens - row.generated - 1)]  # leave room for one sampled token
-        accepted = 0
-        for t in ids:
-            if not row.matcher.accept_token(t):
-                break
-            accepted += 1
+        accepted = row.grammar.accept_tokens(ids)
         if accepted < len(ids):  # a token the grammar refuses: take back the jump entirely
-            if accepted:
-                row.matcher.rollback(accepted)
+            row.grammar.rollback(accepted)
             return []
         self.stats.jump_forward_tokens += len(ids)
         return ids
@@ -418,9 +417,8 @@ class Engine:
         else:
             self._cache, self._mask = cache, mask
         for req in new:
-            matcher = xgr.GrammarMatcher(req.grammar, override_stop_tokens=self.stop_ids or None) if req.grammar is not None else None
-            self._rows.append(_Row(req, matcher, np.random.default_rng(req.seed), self.device))
-        self._gb = GrammarBatch.from_matchers([r.matcher for r in self._rows], self.vocab_size, self._batch_matcher)
+            grammar = GrammarState(req.grammar, self.stop_ids) if req.grammar is not None else None
+            self._rows.append(_Row(req, grammar, np.random.default_rng(req.seed), self.device))
         return out.logits[:, -1].float()
 
     # ------------------------------------------------------------------------------ batch surgery
@@ -434,7 +432,7 @@ class Engine:
 
     def _select(self, keep: list[int]) -> None:
         if not keep:
-            self._rows, self._cache, self._mask, self._gb = [], None, None, None
+            self._rows, self._cache, self._mask = [], None, None
             return
         if len(keep) == len(self._rows):
             return
@@ -451,7 +449,6 @@ class Engine:
                 for layer in self._cache.layers:
                     layer.keys = layer.keys[:, :, first:]
                     layer.values = layer.values[:, :, first:]
-        self._gb = GrammarBatch.from_matchers([r.matcher for r in self._rows], self.vocab_size, self._batch_matcher)
 
     # ------------------------------------------------------------------------------ sampling
     def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> tuple[list[int], list | None]:
@@ -459,13 +456,13 @@ class Engine:
         if self.bias_vec is not None:
             logits += self.bias_vec
         for i, row in enumerate(rows):
-            if row.bias_idx is not None:
+            if row.bias_idx is not None and row.bias_val is not None:
                 logits[i, row.bias_idx] += row.bias_val
             if self.first_bias_vec is not None and row.generated == 0:
                 logits[i] += self.first_bias_vec
         t1 = time.perf_counter()
-        active = self._gb.fill()
-        self._gb.apply(logits, active)
+        active = self._masks.fill([r.grammar for r in rows])
+        self._masks.apply(logits, active)
         t2 = time.perf_counter()
         self.stats.mask_seconds += t2 - t1
         n = len(rows)
@@ -489,7 +486,7 @@ class Engine:
         for i in range(n):
             if not alive[i]:
                 tokens[i] = -1
-        entries = None
+        entries: list | None = None
         if any(r.req.logprobs is not None for r in rows):
             entries = [None] * n
             for i, row in enumerate(rows):
@@ -502,9 +499,8 @@ class Engine:
                     entries[i] = (max(float(lsm[tokens[i]]), LOGPROB_FLOOR), top)
         # a dead row (no token allowed; reported as an error) must not reach the matcher
         for i in range(n):
-            if tokens[i] < 0 and rows[i].matcher is not None:
-                rows[i].matcher = None
-                self._gb.matchers[i] = None
+            if tokens[i] < 0:
+                rows[i].grammar = None
         self.stats.sample_seconds += (t1 - t0) + (time.perf_counter() - t2)
         return tokens, entries
 

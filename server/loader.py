@@ -7,17 +7,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from constrained import dialect as registry
 from constrained.dialect import Dialect
-from constrained.grammars import DIALECTS, get_dialect
 
 log = logging.getLogger("constrained.server")
 
-# Marker -> dialect, checked in this order (most specific first).
-DETECTION = (
-    ("<|tool_calls_section_begin|>", "kimi_k2"),
-    ("<tool_calls>", "minimax_m1"),
-    ("<tool_call>", "hermes"),
-)
 DEFAULT_DEMO_DIALECT = "kimi_k2"
 
 
@@ -32,30 +26,30 @@ def _template_text(tokenizer: Any) -> str:
     return str(template)
 
 
-def detect_dialect(tokenizer: Any) -> str:
-    """The dialect whose markers the tokenizer has as tokens or its chat template writes."""
+def detect_dialect(tokenizer: Any) -> Dialect:
+    """The dialect whose tool-call trigger the tokenizer has as a token or its chat template
+    writes; the longest (most specific) trigger wins."""
     try:
         vocab = tokenizer.get_vocab()
     except Exception:
         vocab = {}
     template = _template_text(tokenizer)
-    for marker, name in DETECTION:
-        if marker in vocab or marker in template:
-            return name
-    raise LoadError(
-        "cannot detect the tool-call dialect from the tokenizer (no known marker among its special tokens "
-        f"or in its chat template); pass --dialect, one of: {', '.join(DIALECTS)}"
-    )
+    found = [d for d in registry.all_dialects() if d.detectable and (d.trigger in vocab or d.trigger in template)]
+    if not found:
+        raise LoadError(
+            "cannot detect the tool-call dialect from the tokenizer (no known marker among its special tokens "
+            f"or in its chat template); pass --dialect, one of: {', '.join(registry.names())}"
+        )
+    return max(found, key=lambda d: len(d.trigger))
 
 
 def resolve_dialect(name: str | None, tokenizer: Any = None) -> Dialect:
     if name in (None, "", "auto"):
-        if tokenizer is None:
-            return get_dialect(DEFAULT_DEMO_DIALECT)
-        return get_dialect(detect_dialect(tokenizer))
-    if name not in DIALECTS:
-        raise LoadError(f"unknown dialect {name!r}; known dialects: {', '.join(DIALECTS)} (or auto)")
-    return get_dialect(name)
+        return registry.get(DEFAULT_DEMO_DIALECT) if tokenizer is None else detect_dialect(tokenizer)
+    try:
+        return registry.get(name)
+    except ValueError as err:
+        raise LoadError(f"{err} (or auto)") from None
 
 
 @dataclass
@@ -77,8 +71,8 @@ def _vocab_size(model: Any, tokenizer: Any) -> int:
 
 
 def _max_context(model: Any, tokenizer: Any) -> int:
-    limits = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-    limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 10_000_000]
+    declared = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    limits = [int(x) for x in declared if isinstance(x, int) and 0 < x < 10_000_000]
     return min(limits) if limits else 4096
 
 

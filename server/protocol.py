@@ -7,9 +7,11 @@ parameters are accepted and ignored (as vLLM does), and every problem becomes an
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from constrained.types import Tool, ToolChoice
 
 MAX_STOP = 4
 
@@ -140,7 +142,7 @@ class ResponseFormat(_Model):
     def as_dict(self) -> dict:
         out: dict = {"type": self.type}
         if self.json_schema is not None:
-            out["json_schema"] = {"name": self.json_schema.name, "schema": self.json_schema.schema_}
+            out["json_schema"] = {"name": self.json_schema.name, "schema": self.json_schema.schema_, "strict": self.json_schema.strict}
         return out
 
 
@@ -222,16 +224,15 @@ class ChatCompletionRequest(_Sampling):
     def limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
-    def tool_dicts(self) -> list[dict]:
-        return [t.model_dump(exclude_none=True, by_alias=True) for t in self.tools or []]
+    def typed_tools(self) -> tuple[Tool, ...]:
+        """The request's tools as the library takes them (the typed boundary)."""
+        return tuple(Tool(t.function.name, t.function.parameters, t.function.description, t.function.strict) for t in self.tools or [])
 
-    def tool_choice_value(self) -> Any:
+    def typed_tool_choice(self) -> ToolChoice:
         tc = self.tool_choice
-        if tc is None:
-            return "auto"
-        if isinstance(tc, str):
-            return tc
-        return {"type": "function", "function": {"name": tc.function.name}}
+        if tc is None or isinstance(tc, str):
+            return ToolChoice.parse(tc)
+        return ToolChoice("named", tc.function.name)
 
     def message_dicts(self) -> list[dict]:
         out = []

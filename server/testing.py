@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from constrained.grammars import get_dialect
+from constrained import demo
 
 
 class BackgroundServer:
@@ -25,7 +25,7 @@ class BackgroundServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def start(self, timeout: float = 30.0) -> "BackgroundServer":
+    def start(self, timeout: float = 30.0) -> BackgroundServer:
         self.thread.start()
         deadline = time.time() + timeout
         while not self.server.started:
@@ -45,46 +45,6 @@ class BackgroundServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _single(tokenizer: Any, text: str) -> int | None:
-    ids = tokenizer.encode(text, add_special_tokens=False) if text else []
-    return ids[0] if len(ids) == 1 else None
-
-
-def demo_bias(tokenizer: Any, dialect: str, *, quote: float = 12.0, close: float = 6.0, eos: float = 6.0, section_end: float = 4.0) -> dict[int, float]:
-    """A logits bias that makes the random demo model finish what it opens (the idea of
-    tests/helpers.py `Nudge`): a closing quote above all (the grammar lets almost any token into a
-    JSON string), then other closing characters and EOS. Applied BEFORE the grammar mask, so the
-    grammar alone still decides what is allowed. Between calls, ending the section is favoured a
-    little over opening another call."""
-    d = get_dialect(dialect)
-    bias: dict[int, float] = {}
-    for s in ["}", "]", ")", ",", "0", "1", "7", "true", "false", "null", "True", "False", "None"]:
-        if (t := _single(tokenizer, s)) is not None:
-            bias[t] = close
-    if (t := _single(tokenizer, '"')) is not None:
-        bias[t] = quote
-    if (t := _single(tokenizer, "'")) is not None and d.arguments == "python":
-        bias[t] = quote
-    if d.section_end and (t := _single(tokenizer, d.section_end.strip())) is not None:
-        bias[t] = section_end
-    if d.reasoning and (t := _single(tokenizer, d.reasoning[0])) is not None:
-        bias[t] = -30.0  # never open a think block: the random model would ramble until max_tokens
-    bias[tokenizer.eos_token_id] = eos
-    return bias
-
-
-def demo_first_token_bias(tokenizer: Any, dialect: str, *, trigger: float = 36.0, eos: float | None = 30.0) -> dict[int, float]:
-    """First step only: open the tool section or stop (eos=None: always open it). With
-    `demo_bias` (EOS +6 at every step) the defaults put the trigger and EOS level."""
-    d = get_dialect(dialect)
-    bias = {}
-    if (t := _single(tokenizer, d.trigger)) is not None:
-        bias[t] = trigger
-    if eos is not None:
-        bias[tokenizer.eos_token_id] = eos
-    return bias
 
 
 _SERVED: dict = {}
@@ -112,7 +72,7 @@ class DemoServer:
         if engine_config.torch_threads is None:
             engine_config.torch_threads = 1  # the demo model gains nothing from more on a shared CPU
         if bias is None:
-            bias = demo_bias(served.tokenizer, dialect)
+            bias = demo.server_nudge(served.tokenizer, served.dialect)[0]
         engine_config.logits_bias = bias or None
         engine_config.first_token_bias = first_token_bias or None
         self.state = ServerState(served, engine_config, config)

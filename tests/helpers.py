@@ -5,50 +5,22 @@ from __future__ import annotations
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from constrained import ToolCallLogitsProcessor
+from constrained import ToolCallLogitsProcessor, demo
+from constrained import dialect as registry
 from constrained.chat import prepare_history, render_prompt
-from constrained.grammars import get_dialect
 
 
-class Nudge(LogitsProcessor):
-    """Raise the logits of tokens that close structures (quotes, brackets), of the call trigger and
-    of EOS.
-
-    A uniformly random model almost never closes a string in a 129K vocabulary, nor opens a tool
-    section in `auto`; the nudge makes it do both within a test's token budget. It runs BEFORE the
-    grammar mask, so the grammar alone still decides what is allowed: the guarantee under test is
-    unchanged.
-    """
-
-    CLOSERS = ['"', "}", "]", ")", ",", "0", "1", "7", "true", "false", "null", "True", "False", "None", "\n", "x"]
-
-    def __init__(self, tokenizer, dialect, bias: float = 9.0, trigger_bias: float = 14.0, eos_bias: float = 12.0):
-        d = get_dialect(dialect)
-
-        def single_tokens(strings):
-            encoded = (tokenizer.encode(s, add_special_tokens=False) for s in strings if s)
-            return sorted({ids[0] for ids in encoded if len(ids) == 1})
-
-        structure = [d.section_end.strip(), *d.special_tokens]
-        self.biases = [
-            (torch.tensor(single_tokens(self.CLOSERS + structure)), bias),
-            (torch.tensor([tokenizer.eos_token_id]), eos_bias),  # stopping after a call beats opening another
-        ]
-        # in auto: open a section more often than stop. A one-character trigger (pythonic "[") is
-        # favoured at the first step only, or it would flood every string.
-        self.trigger = (torch.tensor(single_tokens([d.trigger])), trigger_bias)
-        self.trigger_always = len(d.trigger) > 1
-        self.first_length = None
-
-    def __call__(self, input_ids, scores):
-        if self.first_length is None or input_ids.shape[1] <= self.first_length:
-            self.first_length = input_ids.shape[1]
-        biases = self.biases
-        if self.trigger_always or input_ids.shape[1] == self.first_length:
-            biases = biases + [self.trigger]
-        for ids, bias in biases:
-            scores[:, ids] += bias
-        return scores
+def Nudge(tokenizer, dialect, bias: float = 9.0, trigger_bias: float = 14.0, eos_bias: float = 12.0) -> demo.Nudge:
+    """The tests' nudge (see `constrained.demo`): closers and the dialect's markers, EOS (stopping
+    after a call beats opening another), and in auto mode the trigger, so that calls are opened
+    more often than not. A one-character trigger (pythonic "[") is favoured at the first step only,
+    or it would flood every string."""
+    d = registry.get(dialect)
+    every = [((*demo.NUDGE_CLOSERS, "\n", "x", "@section_end", "@special"), bias), (("@eos",), eos_bias)]
+    trigger = [(("@trigger",), trigger_bias)]
+    if len(d.trigger) > 1:
+        return demo.Nudge(demo.nudge_bias(tokenizer, d, every + trigger))
+    return demo.Nudge(demo.nudge_bias(tokenizer, d, every), demo.nudge_bias(tokenizer, d, trigger))
 
 
 class ExactSample(LogitsProcessor):
@@ -72,7 +44,7 @@ class ExactSample(LogitsProcessor):
 def sample(model, tok, dialect, tools, tool_choice="required", *, n=8, seed=0, max_new_tokens=96, first_index=0, parallel=True):
     """-> list of (text, finished) for n sequences sampled at temperature 1 under the grammar
     (see ExactSample)."""
-    d = get_dialect(dialect)
+    d = registry.get(dialect)
     history = prepare_history([{"role": "user", "content": "Use the tools."}], d)
     prompt = render_prompt(d, history, tools)
     enc = tok([prompt] * n, return_tensors="pt", add_special_tokens=False)
@@ -87,7 +59,7 @@ def sample(model, tok, dialect, tools, tool_choice="required", *, n=8, seed=0, m
     )
     results = []
     for row, ids in enumerate(out[:, enc["input_ids"].shape[1] :].tolist()):
-        finished = proc.batch.matchers[row].is_terminated()
+        finished = proc.states[row].is_terminated()
         ids = [t for t in ids if t not in (tok.pad_token_id, tok.eos_token_id)]
         results.append((tok.decode(ids), finished))
     return results

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from constrained import ToolSpecError
+from constrained import dialect as registry
 from constrained.chat import prepare_history, render_prompt
-from constrained.grammars import DIALECTS
 
 HISTORY = [
     {"role": "system", "content": "Be brief."},
@@ -24,7 +24,7 @@ HISTORY = [
 
 
 def test_kimi_history_ids_become_functions_name_idx():
-    h = prepare_history(HISTORY, DIALECTS["kimi_k2"])
+    h = prepare_history(HISTORY, registry.get("kimi_k2"))
     assert h.calls_so_far == 3
     assert [c["id"] for m in h.messages if m.get("tool_calls") for c in m["tool_calls"]] == [
         "functions.get_weather:0", "functions.get_weather:1", "functions.get-time.now:2"]
@@ -34,12 +34,12 @@ def test_kimi_history_ids_become_functions_name_idx():
 
 
 def test_other_dialects_keep_client_ids():
-    h = prepare_history(HISTORY, DIALECTS["hermes"])
+    h = prepare_history(HISTORY, registry.get("hermes"))
     assert [m["tool_call_id"] for m in h.messages if m["role"] == "tool"] == ["call_def", "call_abc", "call_x"]
 
 
 def test_prompt_renders_calls_in_the_dialect_and_m1_tool_parts():
-    d = DIALECTS["kimi_k2"]
+    d = registry.get("kimi_k2")
     prompt = render_prompt(d, prepare_history(HISTORY, d), [{"type": "function", "function": {"name": "get_weather"}}])
     assert "functions.get_weather:1<|tool_call_argument_begin|>" + json.dumps({"city": "Tokyo"}) in prompt
     assert "tool name: get-time.now\ntool result: 12:00" in prompt
@@ -55,5 +55,5 @@ def test_prompt_renders_calls_in_the_dialect_and_m1_tool_parts():
 ])
 def test_bad_history_names_the_field(bad, param):
     with pytest.raises(ToolSpecError) as info:
-        prepare_history(bad, DIALECTS["hermes"])
+        prepare_history(bad, registry.get("hermes"))
     assert info.value.param == param

@@ -6,10 +6,11 @@ import pytest
 import xgrammar as xgr
 
 from constrained import GrammarOptions, ToolSpecError, UnsupportedSchemaError
+from constrained import dialect as registry
 from constrained.compiler import grammar_cache
-from constrained.grammar import content_from_response_format
 from constrained.demo import load_tokenizer
-from constrained.grammars import DIALECTS
+from constrained.grammar import content_from_response_format
+from constrained.types import as_tools
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 TIME = {"type": "function", "function": {"name": "get-time.now", "parameters": {"type": "object", "properties": {}}}}
@@ -18,7 +19,7 @@ TIME = {"type": "function", "function": {"name": "get-time.now", "parameters": {
 def accepts(dialect, tools, text, tokens=None, **options):
     """Does the grammar accept `text` (or token ids) completely?"""
     tok = load_tokenizer(dialect)
-    compiled = grammar_cache(tok).compile(DIALECTS[dialect], tools, GrammarOptions(**options))
+    compiled = grammar_cache(tok).compile(registry.get(dialect), tools, GrammarOptions(**options)).grammar
     m = xgr.GrammarMatcher(compiled, override_stop_tokens=[tok.eos_token_id])
     ids = tokens if tokens is not None else tok.encode(text, add_special_tokens=False)
     return all(m.accept_token(t) for t in ids) and m.is_completed()
@@ -171,8 +172,8 @@ def test_rule_cache_failure_is_retried_without_the_cache():
 
     tok = load_tokenizer("hermes")
     cache = grammar_cache(tok)
-    markers = cache._dialect(DIALECTS["hermes"])[1]
-    grammar = xgr.Grammar.from_ebnf(cache.ebnf(DIALECTS["hermes"], [WEATHER], GrammarOptions("required")))
+    markers = cache._dialect(registry.get("hermes"))[1]
+    grammar = xgr.Grammar.from_ebnf(cache.ebnf(registry.get("hermes"), [WEATHER], GrammarOptions("required")))
     failing = _RuleCacheFailure()
     compiled = compile_grammar(failing, grammar, lambda: cache.compiler_for(markers, cached=False))
     assert failing.calls == 1
@@ -205,24 +206,33 @@ def test_cache_key_is_the_content_of_the_request():
 
     from constrained.compiler import _cache_key
 
-    d, opts = DIALECTS["hermes"], GrammarOptions("auto")
+    d, opts = registry.get("hermes"), GrammarOptions("auto")
     text = json.dumps([WEATHER, TIME])
-    assert _cache_key(d, json.loads(text), opts) == _cache_key(d, json.loads(text), opts)
+
+    def key(tools, options=opts, dialect=d):
+        return _cache_key(dialect, as_tools(tools), options)
+
+    assert key(json.loads(text)) == key(json.loads(text))
     changed = json.loads(text)
     changed[0]["function"]["parameters"]["properties"]["city"]["type"] = "integer"
-    assert _cache_key(d, changed, opts) != _cache_key(d, json.loads(text), opts)
-    assert _cache_key(d, json.loads(text), GrammarOptions("required")) != _cache_key(d, json.loads(text), opts)
-    assert _cache_key(DIALECTS["kimi_k2"], json.loads(text), opts) != _cache_key(d, json.loads(text), opts)
-    assert _cache_key(d, [1], opts) != _cache_key(d, [1.0], opts) != _cache_key(d, [True], opts)
-    assert _cache_key(d, [MappingProxyType(WEATHER)], opts) == _cache_key(d, [MappingProxyType(dict(WEATHER))], opts)
+    assert key(changed) != key(json.loads(text))
+    assert key(json.loads(text), GrammarOptions("required")) != key(json.loads(text))
+    assert key(json.loads(text), dialect=registry.get("kimi_k2")) != key(json.loads(text))
+    described = json.loads(text)
+    described[0]["function"]["description"] = "another description"
+    assert key(described) == key(json.loads(text))  # descriptions are not part of the grammar
+    consts = [key([{"function": {"name": "f", "parameters": {"const": c}}}]) for c in (1, 1.0, True)]
+    assert len(set(consts)) == 3
+    proxy = {"function": {"name": "f", "parameters": MappingProxyType(WEATHER["function"]["parameters"])}}
+    assert key([proxy]) == key([{"function": {"name": "f", "parameters": MappingProxyType(dict(WEATHER["function"]["parameters"]))}}])
 
 
 def test_compile_is_cached_by_content():
     tok = load_tokenizer("hermes")
     cache = grammar_cache(tok)
-    a = cache.compile(DIALECTS["hermes"], [WEATHER], GrammarOptions("required"))
-    b = cache.compile(DIALECTS["hermes"], [dict(WEATHER)], GrammarOptions("required"))
-    assert a is b and cache.last_compile_seconds == 0.0
+    a = cache.compile(registry.get("hermes"), [WEATHER], GrammarOptions("required"))
+    b = cache.compile(registry.get("hermes"), [dict(WEATHER)], GrammarOptions("required"))
+    assert a.grammar is b.grammar and b.cache_hit and b.seconds == 0.0
 
 
 @pytest.mark.parametrize(
@@ -264,7 +274,7 @@ def test_marker_tokens_cannot_hide_in_strings_or_text(dialect, prefix, marker):
     """xgrammar treats an added token as its text, which would make Kimi's <|tool_call_end|> token
     legal inside an argument string; the grammar's vocabulary spells markers with \\x01 so it is not."""
     tok = load_tokenizer(dialect)
-    compiled = grammar_cache(tok).compile(DIALECTS[dialect], [WEATHER], GrammarOptions("auto"))
+    compiled = grammar_cache(tok).compile(registry.get(dialect), [WEATHER], GrammarOptions("auto")).grammar
     m = xgr.GrammarMatcher(compiled)
     assert all(m.accept_token(t) for t in tok.encode(prefix, add_special_tokens=False))
     assert not m.accept_token(tok.convert_tokens_to_ids(marker))
@@ -272,7 +282,7 @@ def test_marker_tokens_cannot_hide_in_strings_or_text(dialect, prefix, marker):
 
 def test_chat_special_tokens_cannot_appear_in_arguments():
     tok = load_tokenizer("kimi_k2")
-    compiled = grammar_cache(tok).compile(DIALECTS["kimi_k2"], [WEATHER], GrammarOptions("required"))
+    compiled = grammar_cache(tok).compile(registry.get("kimi_k2"), [WEATHER], GrammarOptions("required")).grammar
     m = xgr.GrammarMatcher(compiled)
     prefix = '<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>{"city": "x'
     assert all(m.accept_token(t) for t in tok.encode(prefix, add_special_tokens=False))

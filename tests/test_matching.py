@@ -7,7 +7,7 @@ import xgrammar as xgr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constrained.matching import apply_bitmask_
+from constrained.masks import apply_bitmask_
 
 V = 129_284  # the demo vocabulary: not a multiple of 32, so the last bitmask word is partial
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from constrained import StreamingParser, parse
-from constrained.grammars import DIALECTS
+from constrained import dialect as registry
 
 # -- (d) the seeds' example outputs parse as the seeds say ----------------------------------------
 
@@ -51,7 +51,7 @@ def test_seed_001_reference_parser_agrees():
             tool_calls.append({"id": function_id, "type": "function", "function": {"name": function_name, "arguments": function_args}})
         return tool_calls
 
-    d = DIALECTS["kimi_k2"]
+    d = registry.get("kimi_k2")
     calls = [{"function": {"name": "get_weather", "arguments": {"city": "Beijing"}}}, {"function": {"name": "get_time", "arguments": {}}}]
     raw = "Let me check." + d.render_calls(calls, 2)
     assert parse(raw, d).tool_calls == extract_tool_call_info(raw)
@@ -154,7 +154,7 @@ def test_pythonic_rejects_non_literals(raw):
 
 
 def test_names_with_dash_and_dot():
-    d = DIALECTS["kimi_k2"]
+    d = registry.get("kimi_k2")
     raw = d.render_calls([{"function": {"name": "github.create-issue", "arguments": {"t": "x"}}}], 7)
     assert parse(raw, d).tool_calls[0]["id"] == "functions.github.create-issue:7"
     assert parse(raw, d).tool_calls[0]["function"]["name"] == "github.create-issue"
@@ -177,9 +177,9 @@ def _stream(dialect, text, step):
     return p, deltas + p.finish()
 
 
-@pytest.mark.parametrize("name", list(DIALECTS))
+@pytest.mark.parametrize("name", registry.names())
 def test_stream_never_leaks_partial_markers(name):
-    d = DIALECTS[name]
+    d = registry.get(name)
     calls = [{"function": {"name": "get_weather", "arguments": {"city": "Paris", "n": [1, {"x": "}"}]}}}, {"function": {"name": "g", "arguments": {}}}]
     text = ("Checking. " if not d.calls_are_whole_output else "") + d.render_calls(calls)
     whole = parse(text, d)
@@ -202,12 +202,12 @@ def test_stream_never_leaks_partial_markers(name):
         ),
         max_size=4,
     ),
-    name=st.sampled_from(list(DIALECTS)),
+    name=st.sampled_from(registry.names()),
     step=st.integers(1, 9),
 )
 def test_render_parse_stream_roundtrip(args, name, step):
     """For any JSON arguments: render -> parse gives them back, and streaming agrees with whole."""
-    d = DIALECTS[name]
+    d = registry.get(name)
     text = d.render_calls([{"function": {"name": "tool_x", "arguments": args}}])
     whole = parse(text, d)
     assert len(whole.tool_calls) == 1

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import torch
+from helpers import Nudge
 
 from constrained import ToolCallLogitsProcessor, parse
+from constrained import dialect as registry
 from constrained.chat import prepare_history, render_prompt
-from constrained.grammars import get_dialect
-
-from helpers import Nudge
 
 TOOLS = [
     {"type": "function", "function": {"name": "set_mode", "parameters": {"type": "object", "properties": {"mode": {"enum": ["on", "off"]}, "level": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["mode", "level"]}}},
@@ -16,7 +15,7 @@ TOOLS = [
 
 
 def _prompts(dialect, tok, texts):
-    d = get_dialect(dialect)
+    d = registry.get(dialect)
     return [render_prompt(d, prepare_history([{"role": "user", "content": t}], d), TOOLS) for t in texts]
 
 

@@ -13,14 +13,13 @@ import random
 
 import pytest
 import xgrammar as xgr
-
-from constrained import GrammarOptions, StreamingParser, parse
-from constrained.compiler import grammar_cache
-from constrained.grammars import get_dialect
-
 from conftest import DIALECT_NAMES
 from corpus import tools_for
 from helpers import sample
+
+from constrained import GrammarOptions, StreamingParser, parse
+from constrained import dialect as registry
+from constrained.compiler import grammar_cache
 
 BATCHES, BATCH = 3, 24  # 72 outputs per (dialect, mode); 216 per dialect
 MODES = ["required", "named", "auto"]
@@ -66,10 +65,10 @@ def check_stream_matches(dialect, tok, text, whole):
 
 def check_roundtrip(dialect_name, tok, tools, calls, first_index=0):
     """render(calls) is accepted by the grammar and parses back to the same calls."""
-    d = get_dialect(dialect_name)
+    d = registry.get(dialect_name)
     text = d.render_calls(calls, first_index)
     cache = grammar_cache(tok)
-    compiled = cache.compile(d, tools, GrammarOptions("required", True, first_index, max(8, len(calls)), reasoning=False))
+    compiled = cache.compile(d, tools, GrammarOptions("required", True, first_index, max(8, len(calls)), reasoning=False)).grammar
     matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=[tok.eos_token_id])
     for t in tok.encode(text, add_special_tokens=False):
         assert matcher.accept_token(t), (dialect_name, text)

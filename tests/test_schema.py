@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from constrained.schema import (
     Unenforced,
     UnsupportedSchemaError,
-    as_emitted,
     normalize,
     unenforced_violations,
     validate,
 )
+from constrained.tools.emitted import as_emitted
 
 # An empty vocabulary: string acceptance only, and compiles in microseconds.
 _COMPILER = xgrammar.GrammarCompiler(xgrammar.TokenizerInfo([]), cache_enabled=False)

@@ -1,7 +1,7 @@
 """The OpenAI-compatible server, driven by the official `openai` SDK against real uvicorn on 127.0.0.1.
 
 The model is the random demo model with a logits bias toward closing tokens (applied before the
-grammar mask, see `constrained.server.testing.demo_bias`), so that calls finish within small
+grammar mask, see `constrained.demo.server_nudge`), so that calls finish within small
 token budgets; the grammar alone decides what is allowed. The server derives a seed from each
 prompt when a request sends none, so every test is deterministic.
 """
@@ -476,7 +476,7 @@ def _grammar_accepts(server, body, text):
     """Does the grammar the server compiles for `body` accept `text`? (prepare_chat: what a request gets)"""
     import xgrammar as xgr
 
-    from constrained.server.app import prepare_chat
+    from constrained.server.chat import prepare_chat
     from constrained.server.protocol import ChatCompletionRequest
 
     job = prepare_chat(server.state, ChatCompletionRequest.model_validate(body))

@@ -1,7 +1,7 @@
 """The seed client loops (tests/seed_clients/, the seeds' own code with only the endpoint and model
 set from the environment) run to completion against the server, as subprocesses.
 
-The random demo model gets a first-step bias (`demo_first_token_bias`): its first token either
+The random demo model gets a first-step bias (`constrained.demo.server_nudge`): its first token either
 opens the tool section or stops, as a real model's would; the grammar does the rest.
 """
 
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from constrained import demo
 from constrained.server.engine import EngineConfig
-from constrained.server.testing import DemoServer, demo_first_token_bias, demo_served
+from constrained.server.testing import DemoServer, demo_served
 
 CLIENTS = Path(__file__).parent / "seed_clients"
 
@@ -33,7 +34,7 @@ def run_client(script: str, env: dict, timeout: float = 240) -> str:
 def kimi():
     tok = demo_served("kimi_k2").tokenizer
     # trigger a little above EOS: with this server seed both loops go through several tool turns
-    s = DemoServer("kimi_k2", first_token_bias=demo_first_token_bias(tok, "kimi_k2", trigger=36.3), engine_config=EngineConfig(default_seed=3))
+    s = DemoServer("kimi_k2", first_token_bias=demo.server_nudge(tok, "kimi_k2", trigger=36.3)[1], engine_config=EngineConfig(default_seed=3))
     yield s
     s.close()
 
@@ -68,7 +69,7 @@ def test_seed_001_kimi_streaming(kimi):
 
 def test_seed_003_minimax(tmp_path):
     tok = demo_served("minimax_m1").tokenizer
-    s = DemoServer("minimax_m1", first_token_bias=demo_first_token_bias(tok, "minimax_m1", eos=None))
+    s = DemoServer("minimax_m1", first_token_bias=demo.server_nudge(tok, "minimax_m1", eos_first=None)[1])
     try:
         out = run_client("minimax_003_openai.py", {"CONSTRAINED_ENDPOINT": s.url + "/v1"})
     finally:
@@ -137,8 +138,8 @@ def test_dialect_detection_and_cli_errors():
     from constrained.server.loader import LoadError, detect_dialect, resolve_dialect
 
     for name, expected in (("kimi_k2", "kimi_k2"), ("minimax_m1", "minimax_m1"), ("hermes", "hermes")):
-        assert detect_dialect(demo.load_tokenizer(name)) == expected
-    with pytest.raises(LoadError, match="kimi_k2, minimax_m1, pythonic, hermes"):
+        assert detect_dialect(demo.load_tokenizer(name)).name == expected
+    with pytest.raises(LoadError, match="hermes, kimi_k2, minimax_m1, pythonic"):
         detect_dialect(demo.load_tokenizer("pythonic"))  # nothing to detect a Python call list by
     with pytest.raises(LoadError, match="known dialects"):
         resolve_dialect("klingon")

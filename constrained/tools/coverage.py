@@ -30,11 +30,9 @@ draft-4 label: ``12345.0`` is not an integer there), or else counted as ``unexpl
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib.metadata
 import json
-import keyword
 import os
 import platform
 import re
@@ -47,28 +45,22 @@ from typing import Any
 
 import xgrammar
 
-from .compiler import WARM_UP_TOOL, compile_grammar
-from .schema import (
-    ADDITIONAL_PROPERTIES,
+from ..compiler import WARM_UP_PARAMETERS, compile_grammar
+from ..schema import (
     NormalizedSchema,
     UnsupportedSchemaError,
-    as_emitted,
     normalize,
     unenforced_violations,
     validate,
 )
+from .emitted import as_emitted
 
 __all__ = [
-    "DIALECTS",
-    "add_coverage_commands",
-    "check_tools",
     "default_tokenizer_info",
     "format_coverage_table",
     "run_coverage",
 ]
 
-DIALECTS = ("kimi_k2", "minimax_m1", "pythonic", "hermes")
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _EXAMPLES = 40  # failure examples kept per kind in the report
 
 
@@ -111,10 +103,10 @@ class _Compilers:
         self.uncached = xgrammar.GrammarCompiler(info, cache_enabled=False)
         self.cold = self.uncached if cold else None
         self.warm = xgrammar.GrammarCompiler(info, cache_limit_bytes=1024**3)
-        _compile(self.warm, normalize(WARM_UP_TOOL["function"]["parameters"]).schema, self.uncached)
+        _compile(self.warm, normalize(WARM_UP_PARAMETERS).schema, self.uncached)
         self.seen: set[str] = set()
 
-    def compile(self, tally: "_Tally", schema: Any) -> Any:
+    def compile(self, tally: _Tally, schema: Any) -> Any:
         key = json.dumps(schema, sort_keys=True)
         if self.cold is not None:
             tally.compile_ms.append(_compile(self.cold, schema)[1])
@@ -291,7 +283,9 @@ def run_coverage(
     policy (the result's top level), when ``schema_policy`` under the ``schema`` policy
     (``result["schema_policy"]``; warm compile time only, cold takes minutes) and, when
     ``strict_xgrammar_baseline``, by raw xgrammar (``strict_mode=True``) for comparison."""
-    paths = [Path(f) for f in files] if files is not None else corpus_files(folder, sample=sample, limit=limit)
+    if files is None and folder is None:
+        raise ValueError("run_coverage needs a folder or files")
+    paths = [Path(f) for f in files] if files is not None else corpus_files(folder, sample=sample, limit=limit)  # type: ignore[arg-type]
     info = tokenizer_info if tokenizer_info is not None else default_tokenizer_info()
     # One set of compilers per pipeline: a grammar one compiled must not be a cache hit for another.
     pipelines = [("forbid", _Tally(), _Compilers(info, cold=True))]
@@ -303,7 +297,7 @@ def run_coverage(
     for name, doc in _progress(paths, progress):
         for policy, tally, compilers in pipelines:
             _ours(tally, compilers, name, doc, policy)
-        if strict_xgrammar_baseline:
+        if base_compilers is not None:
             _baseline(base, base_compilers, name, doc)
     result = {"additional_properties": "forbid", **pipelines[0][1].result()}
     if schema_policy:
@@ -411,114 +405,17 @@ def format_coverage_table(result: dict) -> str:
 # --------------------------------------------------------------------------- tool linter
 
 
-def check_tools(
-    tools: list[dict],
-    *,
-    dialects: Iterable[str] | None = None,
-    tokenizer_info: xgrammar.TokenizerInfo | None = None,
-    additional_properties: str = "forbid",
-) -> list[dict]:
-    """Lint OpenAI-style tools: does each compile, in how long, what is unenforced, and which
-    names a dialect cannot carry. One dict per tool; ``ok`` is False when anything is wrong."""
-    wanted = tuple(dialects) if dialects is not None else DIALECTS
-    unknown = set(wanted) - set(DIALECTS)
-    if unknown:
-        raise ValueError(f"unknown dialects {sorted(unknown)}; known: {', '.join(DIALECTS)}")
-    compiler = xgrammar.GrammarCompiler(tokenizer_info or default_tokenizer_info(), cache_enabled=False)
-    return [_check_tool(tool, wanted, compiler, additional_properties) for tool in tools]
-
-
-def _check_tool(tool: dict, dialects: tuple[str, ...], compiler: Any, additional_properties: str) -> dict:
-    function = tool.get("function", tool) if isinstance(tool, dict) else {}
-    name = function.get("name")
-    report: dict[str, Any] = {"name": name, "compiled": False, "error": None, "compile_ms": None,
-                              "unenforced": [], "problems": {}}
-    try:
-        normalized = normalize(function.get("parameters"), additional_properties=additional_properties)
-        _, report["compile_ms"] = _compile(compiler, normalized.schema)
-        report["compiled"] = True
-        report["unenforced"] = [f"{u.keyword} at {u.path}" for u in normalized.unenforced]
-    except UnsupportedSchemaError as exc:
-        report["error"] = f"tool {name!r}: {exc}"
-    except Exception as exc:  # noqa: BLE001 - xgrammar raises plain RuntimeErrors
-        report["error"] = f"tool {name!r}: xgrammar cannot compile the parameters: {_xgrammar_error(exc)}"
-    params = function.get("parameters")
-    arguments = list(params.get("properties", {})) if isinstance(params, dict) else []
-    for dialect in dialects:
-        problems = _name_problems(name, arguments, dialect)
-        if problems:
-            report["problems"][dialect] = problems
-    report["ok"] = report["compiled"] and not report["problems"]
-    return report
-
-
-def _name_problems(name: Any, arguments: list[str], dialect: str) -> list[str]:
-    if not isinstance(name, str) or not _TOOL_NAME.match(name):
-        return [f"tool name {name!r} does not match ^[A-Za-z0-9_.-]{{1,64}}$"]
-    problems = []
-    if dialect == "pythonic":
-        # a call ``name(arg=...)``; dotted names (``math.factorial``) are attribute calls
-        if not all(part.isidentifier() and not keyword.iskeyword(part) for part in name.split(".")):
-            problems.append(f"tool name {name!r} is not a Python identifier (or is a keyword)")
-        bad = [a for a in arguments if not a.isidentifier() or keyword.iskeyword(a)]
-        if bad:
-            problems.append(f"argument names {bad} are not Python identifiers (or are keywords)")
-    return problems
-
-
 # --------------------------------------------------------------------------- CLI
 
 
-def add_coverage_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``coverage`` and ``check-tools`` on the main CLI's subparsers."""
-    cov = subparsers.add_parser("coverage", help="grammar faithfulness on a MaskBench-style corpus")
-    cov.add_argument("dir", help="folder of MaskBench JSON files")
-    cov.add_argument("--json", action="store_true", help="print one JSON object")
-    cov.add_argument("--sample", type=int, default=None, metavar="N", help="every N-th file only")
-    cov.add_argument("--limit", type=int, default=None, metavar="N", help="at most N files")
-    cov.add_argument("--out", default=None, metavar="DIR", help="write coverage.json and coverage.md there")
-    cov.add_argument("--no-baseline", action="store_true", help="skip the raw-xgrammar baseline")
-    cov.add_argument("--no-schema-policy", action="store_true",
-                     help="measure the tool default (additional_properties=forbid) only, not also =schema")
-    cov.set_defaults(func=_coverage_command)
-
-    tools = subparsers.add_parser("check-tools", help="lint OpenAI tool definitions")
-    tools.add_argument("tools", help="JSON file: a list of tools or {\"tools\": [...]}")
-    tools.add_argument("--json", action="store_true", help="print one JSON object")
-    tools.add_argument("--dialect", action="append", choices=DIALECTS, help="only these dialects")
-    tools.add_argument("--additional-properties", choices=ADDITIONAL_PROPERTIES, default="forbid",
-                       help="the policy the tools will be served with (default forbid, as `constrained serve`)")
-    tools.set_defaults(func=_check_tools_command)
-
-
-def _coverage_command(args: argparse.Namespace) -> int:
-    result = run_coverage(args.dir, sample=args.sample, limit=args.limit,
-                          strict_xgrammar_baseline=not args.no_baseline, schema_policy=not args.no_schema_policy,
-                          progress=not args.json)
-    table = format_coverage_table(result)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "coverage.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        (out / "coverage.md").write_text("# Schema coverage\n\n" + table, encoding="utf-8")
-    print(json.dumps(result, ensure_ascii=False) if args.json else table)
-    return 0
-
-
-def _check_tools_command(args: argparse.Namespace) -> int:
-    with open(args.tools, encoding="utf-8") as f:
-        data = json.load(f)
-    tools = data.get("tools", []) if isinstance(data, dict) else data
-    reports = check_tools(tools, dialects=args.dialect, additional_properties=args.additional_properties)
-    if args.json:
-        print(json.dumps({"tools": reports, "ok": all(r["ok"] for r in reports)}, ensure_ascii=False))
-    else:
-        for r in reports:
-            status = "ok" if r["ok"] else "FAIL"
-            ms = f"{r['compile_ms']:.1f} ms" if r["compile_ms"] is not None else "-"
-            print(f"{status:4} {r['name']} ({ms})")
-            for line in ([r["error"]] if r["error"] else []) + [f"unenforced: {u}" for u in r["unenforced"]] + [
-                f"{d}: {p}" for d, ps in r["problems"].items() for p in ps
-            ]:
-                print(f"     {line}")
-    return 0 if all(r["ok"] for r in reports) else 1
+def format_version_comparison(results: list[dict]) -> str:
+    """One row per run (e.g. one per xgrammar version) of the tool-default (`forbid`) figures."""
+    lines = ["| xgrammar | schemas compiled | valid accepted | valid accepted, undeclared-property cases excluded "
+             "| invalid rejected | invalid accepted, unexplained | cold compile ms p50 / p99 | warm compile ms p50 / p99 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['run']['xgrammar']} | {r['compiled']}/{r['schemas']} | {r['valid_accepted']}/{r['valid']} ({r['valid_accepted_pct']:.2f} %) "
+            f"| {r['valid_accepted_pct_declared']:.2f} % | {r['invalid_rejected']}/{r['invalid']} ({r['invalid_rejected_pct']:.2f} %) "
+            f"| {r['unexplained']} | {r['compile_ms_p50']} / {r['compile_ms_p99']} | {r['warm_compile_ms_p50']} / {r['warm_compile_ms_p99']} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,64 @@
+"""What `constrained bench` measures, and its presets (kept free of heavy imports: the CLI's help
+reads them)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+# -- configuration -------------------------------------------------------------------------------
+@dataclass
+class BenchConfig:
+    preset: str = "quick"
+    dialects: tuple = ()  # () : every registered dialect
+    device: str = "cpu"
+    model: str | None = None  # a local checkpoint; None: the demo model
+    # torch intra-op threads; 0: 1 on CPU (the demo model is tiny: with 2 threads on a busy 2-core
+    # machine each op waits for the other core, 5-10x slower), torch's default on GPU
+    torch_threads: int = 0
+    out: str = "benchmarks/results"
+    seed: int = 0
+    # validity
+    bfcl_tools: int = 16  # BFCL schemas (with ground truth) added to the 32-tool corpus
+    demo_prompts: int = 16  # random demo model: prompts per dialect
+    demo_max_tokens: int = 96
+    drift_prompts: int = 0  # 0: every corpus tool (+ BFCL sample) once
+    drift_rate: float = 0.3  # probability that the drift model attempts each kind of error
+    drift_batch: int = 16
+    # speed
+    mask_walks: int = 0  # reference outputs walked per dialect for mask timing (0: all)
+    apply_reps: int = 200
+    gen_batches: tuple = (1, 8)
+    gen_items: int = 3  # length of the forced long call (items in its array)
+    gen_reps: int = 5  # interleaved repetitions (plus one warm-up)
+    ttft_reps: int = 5
+    compile_sizes: tuple = (1, 10, 100)
+    compile_reps: int = 3
+    server_concurrency: tuple = (1, 4, 16)
+    server_requests: int = 16
+    engines: tuple = ("free", "ours", "xgrammar_hf", "llguidance", "outlines")
+    parts: tuple = ("validity", "mask", "generate", "json_args", "ttft", "compile", "server")
+    plots: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, dict] = {
+    "tiny": dict(bfcl_tools=2, demo_prompts=4, demo_max_tokens=96, drift_prompts=6, drift_batch=6, mask_walks=4, apply_reps=20,
+                 gen_batches=(1,), gen_items=1, gen_reps=1, ttft_reps=1, compile_sizes=(1, 10), compile_reps=1,
+                 server_concurrency=(1, 4), server_requests=4, engines=("free", "ours", "xgrammar_hf"),
+                 parts=("validity", "mask", "generate", "ttft", "compile"), plots=True),
+    "quick": {},
+    "full": dict(bfcl_tools=64, demo_prompts=48, demo_max_tokens=128, drift_rate=0.3, apply_reps=1000, gen_batches=(1, 8, 16),
+                 gen_items=8, gen_reps=15, ttft_reps=15, compile_sizes=(1, 10, 100, 300), compile_reps=5,
+                 server_concurrency=(1, 4, 16), server_requests=48),
+}
+
+
+def make_config(preset: str = "quick", **overrides) -> BenchConfig:
+    cfg = BenchConfig(preset=preset, **PRESETS[preset])
+    for k, v in overrides.items():
+        if v is not None:
+            setattr(cfg, k, tuple(v) if isinstance(v, list) else v)
+    return cfg

@@ -1,0 +1,121 @@
+"""Argument codecs: how a dialect writes a call's arguments (JSON object, Python keyword arguments).
+
+A codec owns everything about its encoding, and nothing about markers:
+- `encode(arguments)`: the text a model writes for these arguments (renderer),
+- `scan(text, pos)`: where the arguments that start at `pos` end (parser; None while incomplete),
+- `decode(source)` / `arguments_text(source)`: the arguments as a dict / as JSON text (parser;
+  `json` / `ast.literal_eval`, never `eval`),
+- `partial_json(source)`: a prefix of the final JSON arguments while they stream,
+- `ebnf(schema, prefix)`: the grammar rules for arguments matching a normalised schema,
+- `name_problems(name, argument_names)`: the tool and argument names it cannot write.
+
+Codecs register themselves by name (`Dialect(arguments="json")`); see README.md in this folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..errors import ToolSpecError
+
+if TYPE_CHECKING:
+    from ..ebnf import Fragment
+
+WHITESPACE = " \t\r\n"
+
+
+def skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in WHITESPACE:
+        pos += 1
+    return pos
+
+
+OPENERS, CLOSERS = "([{", ")]}"
+
+
+def structure(text: str, pos: int, quotes: str) -> Iterator[tuple[int, str, int]]:
+    """The structural characters of `text` from `pos` on, outside string literals (delimited by
+    any of `quotes`, with backslash escapes): yields (index, character, nesting depth before it).
+    The one quote/bracket scanner every codec uses."""
+    depth, quote, escaped = 0, "", False
+    for j in range(pos, len(text)):
+        c = text[j]
+        if quote:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == quote:
+                quote = ""
+        elif c in quotes:
+            quote = c
+        else:
+            yield j, c, depth
+            if c in OPENERS:
+                depth += 1
+            elif c in CLOSERS:
+                depth -= 1
+
+
+class ArgumentCodec:
+    name: str
+
+    def encode(self, arguments: dict) -> str:
+        raise NotImplementedError
+
+    def scan(self, text: str, pos: int) -> int | None:
+        raise NotImplementedError
+
+    def decode(self, source: str) -> dict:
+        raise NotImplementedError
+
+    def arguments_text(self, source: str) -> str:
+        """The final arguments as JSON text (what OpenAI's `function.arguments` carries)."""
+        raise NotImplementedError
+
+    def partial_json(self, source: str) -> str:
+        """A prefix of the final JSON arguments, from the source written so far (streaming)."""
+        raise NotImplementedError
+
+    def ebnf(self, schema: dict, prefix: str) -> Fragment:
+        raise NotImplementedError
+
+    def name_problems(self, name: str, argument_names: list[str]) -> list[str]:
+        """What about these names this encoding cannot write ([] when all is well)."""
+        return []
+
+    def check_names(self, name: str, argument_names: list[str], param: str) -> None:
+        problems = self.name_problems(name, argument_names)
+        if problems:
+            raise ToolSpecError(f"{problems[0]}, so the {self.name} argument encoding cannot write it", param)
+
+
+_CODECS: dict[str, ArgumentCodec] = {}
+
+
+def register_codec(codec: ArgumentCodec) -> ArgumentCodec:
+    _CODECS[codec.name] = codec
+    return codec
+
+
+def get_codec(name: str) -> ArgumentCodec:
+    try:
+        return _CODECS[name]
+    except KeyError:
+        raise ValueError(f"unknown argument codec {name!r}; known: {sorted(_CODECS)}") from None
+
+
+def _load_builtin() -> None:
+    # the built-in codecs register themselves on import (they import this module's base class)
+    from . import json, python  # noqa: F401
+
+
+_load_builtin()
+
+
+def codec_names() -> list[str]:
+    return sorted(_CODECS)
+
+
+__all__ = ["ArgumentCodec", "WHITESPACE", "codec_names", "get_codec", "register_codec", "skip_ws", "structure"]

@@ -1,0 +1,44 @@
+"""`{"city": "Paris"}` exactly as `json.dumps` writes it: one line, default separators."""
+
+from __future__ import annotations
+
+import json
+
+from .. import ebnf as E
+from . import ArgumentCodec, register_codec, skip_ws, structure
+
+
+class JsonArguments(ArgumentCodec):
+    name = "json"
+
+    def encode(self, arguments: dict) -> str:
+        return json.dumps(arguments, ensure_ascii=False)
+
+    def scan(self, text: str, pos: int) -> int | None:
+        i = skip_ws(text, pos)
+        if i >= len(text):
+            return None
+        if text[i] != "{":
+            raise ValueError("arguments must be a JSON object")
+        for j, c, depth in structure(text, i, '"'):
+            if c in "}]" and depth == 1:
+                return j + 1
+        return None
+
+    def decode(self, source: str) -> dict:
+        value = json.loads(source)
+        if not isinstance(value, dict):
+            raise ValueError("arguments must be a JSON object")
+        return value
+
+    def arguments_text(self, source: str) -> str:
+        return source.strip()
+
+    def partial_json(self, source: str) -> str:
+        return source.lstrip()
+
+    def ebnf(self, schema: dict, prefix: str) -> E.Fragment:
+        return E.json_schema_rules(schema, prefix)
+
+
+JSON = register_codec(JsonArguments())

@@ -1,0 +1,97 @@
+"""The decoding path: one grammar state per request, masks filled for the whole batch at once.
+
+`GrammarState` is what a decoder asks of a request's grammar (the shape of vLLM's
+`StructuredOutputGrammar`): accept the sampled tokens, roll back, say whether it terminated, the
+text it forces next (jump-forward), fill its row of the token bitmask. The logits processor
+(`transformers` generate) and the server's engine both keep one per sequence and hand the live
+ones to a `GrammarBatch`, which fills every row's mask in one call (xgrammar's
+`BatchGrammarMatcher`, C++ threads) and applies them to the logits (`constrained.masks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import xgrammar as xgr
+
+from .masks import apply_bitmask_
+
+
+class GrammarState:
+    """One sequence's position in its compiled grammar."""
+
+    __slots__ = ("matcher",)
+
+    def __init__(self, compiled: xgr.CompiledGrammar, stop_token_ids: Sequence[int] | None = None):
+        self.matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=list(stop_token_ids) if stop_token_ids else None)
+
+    def accept(self, token: int) -> bool:
+        """Advance by one token; False (and no change) when the grammar refuses it."""
+        return self.matcher.accept_token(int(token))
+
+    def accept_tokens(self, tokens: Sequence[int]) -> int:
+        """Advance token by token; returns how many were accepted before the first refusal."""
+        for n, token in enumerate(tokens):
+            if not self.matcher.accept_token(int(token)):
+                return n
+        return len(tokens)
+
+    def rollback(self, num_tokens: int) -> None:
+        if num_tokens:
+            self.matcher.rollback(num_tokens)
+
+    def is_terminated(self) -> bool:
+        """The grammar is complete and its stop token was accepted: nothing more may follow."""
+        return self.matcher.is_terminated()
+
+    def is_completed(self) -> bool:
+        """The text so far is a complete output (a stop token may end it now)."""
+        return self.matcher.is_completed() or self.matcher.is_terminated()
+
+    def forced_text(self) -> str:
+        """Text the grammar forces next, for decoders that append several tokens at once."""
+        return "" if self.matcher.is_terminated() else self.matcher.find_jump_forward_string()
+
+    def fill(self, bitmask: torch.Tensor, row: int) -> None:
+        self.matcher.fill_next_token_bitmask(bitmask, row)
+
+
+class GrammarBatch:
+    """The token bitmask of a batch and the worker that fills it. Rows without a grammar (None),
+    or whose grammar terminated, are left free."""
+
+    def __init__(self, vocab_size: int, capacity: int = 1):
+        self.vocab_size = vocab_size
+        self.bitmask = xgr.allocate_token_bitmask(max(1, capacity), vocab_size)
+        self._batch = xgr.BatchGrammarMatcher(max_threads="auto")
+
+    def _ensure(self, rows: int) -> None:
+        if rows > self.bitmask.shape[0]:
+            self.bitmask = xgr.allocate_token_bitmask(max(rows, 2 * self.bitmask.shape[0]), self.vocab_size)
+
+    def fill(self, states: Sequence[GrammarState | None]) -> list[int]:
+        """Fill the masks of the rows whose grammar is live; returns those rows."""
+        rows = [i for i, s in enumerate(states) if s is not None and not s.is_terminated()]
+        if not rows:
+            return rows
+        self._ensure(len(states))
+        if len(rows) > 1:
+            self._batch.batch_fill_next_token_bitmask([states[i].matcher for i in rows], self.bitmask, indices=rows)  # type: ignore[union-attr]
+        else:
+            states[rows[0]].fill(self.bitmask, rows[0])  # type: ignore[union-attr]
+        return rows
+
+    def apply(self, scores: torch.Tensor, rows: Sequence[int]) -> None:
+        """Mask `scores` (one row per state given to `fill`) where the filled rows forbid."""
+        if rows:
+            apply_bitmask_(scores, self.bitmask[: scores.shape[0]], None if len(rows) == scores.shape[0] else rows)
+
+
+def accept_all(states: Sequence[GrammarState | None], tokens: Sequence[int]) -> None:
+    """Each live row accepts its sampled token; a refusal means the mask was not applied."""
+    for i, (state, token) in enumerate(zip(states, tokens)):
+        if state is None or state.is_terminated():
+            continue
+        if not state.accept(token):
+            raise ValueError(f"row {i}: token {int(token)} is not allowed by the grammar (was the mask applied?)")

@@ -3,7 +3,9 @@
 
 Tool-call grammar (the dialect's whole syntax, built from the tools' schemas):
 - ``free``          no constraint
-- ``ours``          `constrained.ToolCallLogitsProcessor`
+- ``ours``          `constrained.ToolCallLogitsProcessor`, with a token budget (`max_new_tokens=1024`,
+                    the server's default: the budget check runs, far from its end)
+- ``ours_no_budget`` the same without a budget: `ours / ours_no_budget` is what the check costs
 - ``xgrammar_hf``   the same compiled grammar through `xgrammar.contrib.hf.LogitsProcessor`
 
 JSON arguments alone (a JSON schema; what every engine can express):
@@ -23,12 +25,13 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-TOOL_ENGINES = ("free", "ours", "xgrammar_hf")
+TOOL_ENGINES = ("free", "ours", "ours_no_budget", "xgrammar_hf")
 JSON_ENGINES = ("free", "ours", "xgrammar_hf", "llguidance", "outlines")
 
 LABELS = {
     "free": "free decoding",
     "ours": "ours (ToolCallLogitsProcessor)",
+    "ours_no_budget": "ours without the token budget",
     "xgrammar_hf": "xgrammar.contrib.hf.LogitsProcessor",
     "llguidance": "llguidance (outlines LLGuidanceBackend)",
     "outlines": "outlines-core (outlines OutlinesCoreBackend)",
@@ -43,8 +46,10 @@ def tool_call_factory(engine: str, tok, model, dialect, tools, tool_choice, *, f
     vocab = int(model.config.vocab_size)
     if engine == "free":
         return lambda: []
-    if engine == "ours":
-        return lambda: [ToolCallLogitsProcessor(tok, dialect, tools, tool_choice, first_index=first_index, vocab_size=vocab)]
+    if engine in ("ours", "ours_no_budget"):
+        budget = 1024 if engine == "ours" else None
+        return lambda: [ToolCallLogitsProcessor(tok, dialect, tools, tool_choice, first_index=first_index, vocab_size=vocab,
+                                                max_new_tokens=budget, budget=engine == "ours")]
     if engine == "xgrammar_hf":
         from xgrammar.contrib.hf import LogitsProcessor as XgrHF
 

@@ -53,7 +53,7 @@ def _handler(args: argparse.Namespace) -> int:
     print(f"wrote {paths['json']}\n      {paths['md']}" + "".join(f"\n      {p}" for p in paths["plots"]))
     missed = [t for t in res["targets"] if t["met"] is False]
     print(f"targets: {sum(t['met'] is True for t in res['targets'])} met, {len(missed)} missed (see {paths['md']})")
-    broken = [t for t in res["targets"] if t["target"].startswith("finished constrained outputs") and t["met"] is False]
+    broken = [t for t in res["targets"] if t["target"].startswith("all constrained outputs") and t["met"] is False]
     return 1 if broken else 0
 
 

@@ -370,7 +370,7 @@ def score_output(text: str, dialect, case: Case) -> dict:
     return {"parsed": parsed, "valid": valid, "exact": exact, "canonical": canonical}
 
 
-def shares(rows: list[dict], keys=("parsed", "valid", "exact", "canonical", "finished")) -> dict:
+def shares(rows: list[dict], keys=("parsed", "valid", "exact", "canonical", "finished", "budget_closed")) -> dict:
     n = len(rows)
     out: dict[str, Any] = {"n": n}
     for k in keys:

@@ -36,7 +36,7 @@ class BenchConfig:
     compile_reps: int = 3
     server_concurrency: tuple = (1, 4, 16)
     server_requests: int = 16
-    engines: tuple = ("free", "ours", "xgrammar_hf", "llguidance", "outlines")
+    engines: tuple = ("free", "ours", "ours_no_budget", "xgrammar_hf", "llguidance", "outlines")
     parts: tuple = ("validity", "mask", "generate", "json_args", "ttft", "compile", "server")
     plots: bool = True
 
@@ -47,7 +47,7 @@ class BenchConfig:
 PRESETS: dict[str, dict] = {
     "tiny": dict(bfcl_tools=2, demo_prompts=4, demo_max_tokens=96, drift_prompts=6, drift_batch=6, mask_walks=4, apply_reps=20,
                  gen_batches=(1,), gen_items=1, gen_reps=1, ttft_reps=1, compile_sizes=(1, 10), compile_reps=1,
-                 server_concurrency=(1, 4), server_requests=4, engines=("free", "ours", "xgrammar_hf"),
+                 server_concurrency=(1, 4), server_requests=4, engines=("free", "ours", "ours_no_budget", "xgrammar_hf"),
                  parts=("validity", "mask", "generate", "ttft", "compile"), plots=True),
     "quick": {},
     "full": dict(bfcl_tools=64, demo_prompts=48, demo_max_tokens=128, drift_rate=0.3, apply_reps=1000, gen_batches=(1, 8, 16),

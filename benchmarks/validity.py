@@ -74,6 +74,8 @@ def run_model(source: ModelSource, dialect, cfg: BenchConfig, tick: Callable[[],
                 text = tok.decode(ids)
                 score = score_output(text, dialect, case)
                 score["finished"] = _finished(tok, raw[r], grammar, r)
+                if grammar is not None:
+                    score["budget_closed"] = grammar.budget_forced(r)
                 rows[mode].append(score)
                 if len(samples[mode]) < 3:
                     samples[mode].append(text[:300])
@@ -133,6 +135,8 @@ def run_drift(source: ModelSource, dialect, cfg: BenchConfig, tick: Callable[[],
                 text = tok.decode(ids)
                 score = score_output(text, dialect, case)
                 score["finished"] = _finished(tok, raw[r], grammar, r)
+                if grammar is not None:
+                    score["budget_closed"] = grammar.budget_forced(r)
                 rows[mode].append(score)
                 for kind in plan.kinds or ["none"]:
                     by_kind[kind][mode].append(score)

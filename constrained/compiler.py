@@ -24,6 +24,7 @@ from typing import Any
 
 import xgrammar as xgr
 
+from .budget import Closer, token_lengths
 from .dialect import Dialect
 from .grammar import GrammarOptions, build_ebnf
 from .types import Tool, as_tools
@@ -129,6 +130,8 @@ class GrammarCache:
         self._dialects: dict[tuple[str, ...], tuple[dict[str, int], tuple[int, ...]]] = {}
         self.compiler = self.compiler_for(())
         self.stats = CompileStats()
+        self._closers: dict[tuple, Closer] = {}
+        self._token_chars: Any = None
 
     def compiler_for(self, marker_ids: Sequence[int], *, cached: bool = True) -> xgr.GrammarCompiler:
         """The compiler for a set of never-text tokens; ``cached=False``: its twin without
@@ -162,6 +165,17 @@ class GrammarCache:
         t0 = time.perf_counter()
         self._compile(dialect, [WARM_UP_TOOL], GrammarOptions())
         return time.perf_counter() - t0
+
+    def closer(self, dialect: Dialect, stop_ids: Sequence[int]) -> Closer:
+        """The budget's yardstick for this tokenizer and dialect (constrained.budget), made once."""
+        key = (dialect.name, dialect.special_tokens, tuple(stop_ids))
+        with self._lock:
+            if key not in self._closers:
+                if self._token_chars is None:
+                    specials = never_text_ids(self.tokenizer, ())
+                    self._token_chars = token_lengths(self.info.decoded_vocab, self.vocab_size, specials)
+                self._closers[key] = Closer(self.tokenizer, dialect, self.vocab_size, stop_ids, self._dialect(dialect)[0], self._token_chars)
+            return self._closers[key]
 
     def ebnf(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions) -> str:
         return build_ebnf(dialect, as_tools(tools), options, self._dialect(dialect)[0])

@@ -2,7 +2,8 @@
 
 `GrammarState` is what a decoder asks of a request's grammar (the shape of vLLM's
 `StructuredOutputGrammar`): accept the sampled tokens, roll back, say whether it terminated, the
-text it forces next (jump-forward), fill its row of the token bitmask. The logits processor
+text it forces next (jump-forward), fill its row of the token bitmask; with a budget, also keep
+every output completable within its remaining tokens (`constrained.budget`). The logits processor
 (`transformers` generate) and the server's engine both keep one per sequence and hand the live
 ones to a `GrammarBatch`, which fills every row's mask in one call (xgrammar's
 `BatchGrammarMatcher`, C++ threads) and applies them to the logits (`constrained.masks`).
@@ -15,31 +16,40 @@ from collections.abc import Sequence
 import torch
 import xgrammar as xgr
 
+from .budget import RowBudget, jump_forward_string
 from .masks import apply_bitmask_
 
 
 class GrammarState:
-    """One sequence's position in its compiled grammar."""
+    """One sequence's position in its compiled grammar, and its token budget (`constrained.budget`)
+    when the decoder gave one."""
 
-    __slots__ = ("matcher",)
+    __slots__ = ("matcher", "budget")
 
-    def __init__(self, compiled: xgr.CompiledGrammar, stop_token_ids: Sequence[int] | None = None):
+    def __init__(self, compiled: xgr.CompiledGrammar, stop_token_ids: Sequence[int] | None = None, budget: RowBudget | None = None):
         self.matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=list(stop_token_ids) if stop_token_ids else None)
+        self.budget = budget
 
     def accept(self, token: int) -> bool:
         """Advance by one token; False (and no change) when the grammar refuses it."""
-        return self.matcher.accept_token(int(token))
+        if not self.matcher.accept_token(int(token)):
+            return False
+        if self.budget is not None:
+            self.budget.advance(int(token))
+        return True
 
     def accept_tokens(self, tokens: Sequence[int]) -> int:
         """Advance token by token; returns how many were accepted before the first refusal."""
         for n, token in enumerate(tokens):
-            if not self.matcher.accept_token(int(token)):
+            if not self.accept(token):
                 return n
         return len(tokens)
 
     def rollback(self, num_tokens: int) -> None:
         if num_tokens:
             self.matcher.rollback(num_tokens)
+            if self.budget is not None:
+                self.budget.rewind(num_tokens)
 
     def is_terminated(self) -> bool:
         """The grammar is complete and its stop token was accepted: nothing more may follow."""
@@ -50,8 +60,14 @@ class GrammarState:
         return self.matcher.is_completed() or self.matcher.is_terminated()
 
     def forced_text(self) -> str:
-        """Text the grammar forces next, for decoders that append several tokens at once."""
-        return "" if self.matcher.is_terminated() else self.matcher.find_jump_forward_string()
+        """Text the grammar forces next, for decoders that append several tokens at once. With a
+        budget, its closer's answer, which does not mistake a choice between text and a marker
+        token for forced text (xgrammar leaves `Token(id)` alternatives out)."""
+        if self.matcher.is_terminated():
+            return ""
+        if self.budget is not None:
+            return self.budget.closer.forced(self.matcher)
+        return jump_forward_string(self.matcher)
 
     def fill(self, bitmask: torch.Tensor, row: int) -> None:
         self.matcher.fill_next_token_bitmask(bitmask, row)
@@ -65,6 +81,7 @@ class GrammarBatch:
         self.vocab_size = vocab_size
         self.bitmask = xgr.allocate_token_bitmask(max(1, capacity), vocab_size)
         self._batch = xgr.BatchGrammarMatcher(max_threads="auto")
+        self._states: Sequence[GrammarState | None] = ()
 
     def _ensure(self, rows: int) -> None:
         if rows > self.bitmask.shape[0]:
@@ -73,6 +90,7 @@ class GrammarBatch:
     def fill(self, states: Sequence[GrammarState | None]) -> list[int]:
         """Fill the masks of the rows whose grammar is live; returns those rows."""
         rows = [i for i, s in enumerate(states) if s is not None and not s.is_terminated()]
+        self._states = states
         if not rows:
             return rows
         self._ensure(len(states))
@@ -83,9 +101,15 @@ class GrammarBatch:
         return rows
 
     def apply(self, scores: torch.Tensor, rows: Sequence[int]) -> None:
-        """Mask `scores` (one row per state given to `fill`) where the filled rows forbid."""
-        if rows:
-            apply_bitmask_(scores, self.bitmask[: scores.shape[0]], None if len(rows) == scores.shape[0] else rows)
+        """Mask `scores` (one row per state given to `fill`) where the filled rows forbid, then let
+        each row with a budget keep only the tokens after which it can still finish."""
+        if not rows:
+            return
+        apply_bitmask_(scores, self.bitmask[: scores.shape[0]], None if len(rows) == scores.shape[0] else rows)
+        for i in rows:
+            state = self._states[i]
+            if state is not None and state.budget is not None:
+                state.budget.restrict(state, scores[i])
 
 
 def accept_all(states: Sequence[GrammarState | None], tokens: Sequence[int]) -> None:

@@ -51,9 +51,30 @@ def parse_rules(text: str) -> dict[str, str]:
     }
 
 
+# Character classes xgrammar writes that let raw control characters into a JSON string (its
+# length-bounded strings: `{"type": "string", "minLength": 2}`): JSON forbids them, and our marker
+# tokens are spelled with one (compiler.MARKER_BYTE), so a marker would become string content.
+_CLASS_FIXES = {r'[^\"\\\r\n]': r'[^\0-\x1f\"\\]'}
+
+# Bounded runaway values: a number's digit runs are capped, so that a weak model cannot write
+# digits until its budget ends. 19 digits hold every int64 (xgrammar's own limit for integer
+# bounds); fractions get 17 (a double's precision) and exponents 3 (a double's range).
+MAX_INT_DIGITS, MAX_FRACTION_DIGITS, MAX_EXPONENT_DIGITS = 19, 17, 3
+
+
+def bound_digits(name: str, body: str, digit_rules: set[str]) -> str:
+    """`body` with xgrammar's unbounded digit repetitions capped (see MAX_*_DIGITS)."""
+    body = body.replace("[0-9]*", f"[0-9]{{0, {MAX_INT_DIGITS - 1}}}")
+    cap = MAX_EXPONENT_DIGITS if "[eE]" in body else (MAX_FRACTION_DIGITS if '"."' in body else MAX_INT_DIGITS - 1)
+    for rule in digit_rules:
+        for low in ("0", "1"):
+            body = body.replace(f"{rule}{{{low}, -1}}", f"{rule}{{{low}, {cap}}}")
+    return body
+
+
 def rewrite(body: str, rename: dict[str, str], literal_map=None) -> str:
-    """Rename rule references in a rule body; strings and character classes are left alone
-    unless `literal_map` rewrites string literals."""
+    """Rename rule references in a rule body; strings are left alone unless `literal_map` rewrites
+    string literals; character classes that would admit control characters into a string are fixed."""
     out = []
     for tok in _TOKEN.findall(body):
         if tok[0] == '"' and literal_map is not None:
@@ -61,7 +82,7 @@ def rewrite(body: str, rename: dict[str, str], literal_map=None) -> str:
         elif tok in rename:
             out.append(rename[tok])
         else:
-            out.append(tok)
+            out.append(_CLASS_FIXES.get(tok, tok))
     return "".join(out)
 
 
@@ -77,9 +98,10 @@ def _import(ebnf_text: str, prefix: str, basic_prefix: str, transform=None, lite
     each body optionally rewritten (`transform`, and `literal_map` on string literals)."""
     rules = parse_rules(ebnf_text)
     rename = {n: (basic_prefix + n[len("basic_") :] if n.startswith("basic_") else prefix + n) for n in rules}
+    digit_rules = {rename[n] for n, body in rules.items() if body == "(([0-9]))"}
     out = {}
     for name, body in rules.items():
-        body = rewrite(body, rename, literal_map)
+        body = bound_digits(rename[name], rewrite(body, rename, literal_map), digit_rules)
         out[rename[name]] = transform(body) if transform else body
     return Fragment(rename["root"], out)
 

@@ -38,6 +38,9 @@ class GrammarOptions:
     first_index: int = 0  # tool calls earlier in the conversation (Kimi's functions.NAME:IDX)
     max_calls: int = 8  # calls per turn: bounds the grammar so a weak model cannot loop
     reasoning: bool = True  # allow the dialect's reasoning block first (left unconstrained)
+    # the prompt already opened the think block (a thinking template ends with `<think>`): the
+    # output starts inside it and must close it
+    think_open: bool = False
     # response_format: None (free text), True (any JSON object) or a JSON schema the content must match
     content_schema: Any = None
     # properties a schema does not declare (constrained.schema): "forbid" (never generated) or
@@ -54,7 +57,7 @@ class GrammarOptions:
     def key(self) -> str:
         return json.dumps(
             [self.tool_choice.to_openai(), self.parallel_tool_calls, self.first_index, self.max_calls, self.reasoning,
-             self.content_schema, self.additional_properties, self.content_additional_properties],
+             self.content_schema, self.additional_properties, self.content_additional_properties, self.think_open],
             sort_keys=True,
         )
 
@@ -242,7 +245,10 @@ def build_ebnf(
         # Where a section may end reasoning (Kimi), reasoning must not spell the section marker,
         # or the parser would end the think block there.
         think = b.free_text("think", [close] + ([dialect.trigger] if dialect.section_ends_reasoning else []))
-        b.rules["reasoning"] = f'"" | ({b.lit(open_)} {think} {b.lit(close)})'
+        if options.think_open:
+            b.rules["reasoning"] = f"{think} {b.lit(close)}"
+        else:
+            b.rules["reasoning"] = f'"" | ({b.lit(open_)} {think} {b.lit(close)})'
         head = "reasoning "
     if mode == "none":
         root = f"{head}{b.text(options.content_schema, options.content_additional_properties)}"

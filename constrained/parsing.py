@@ -78,6 +78,7 @@ class CallScan:
     source: str  # argument source text so far
     complete: bool
     arguments: str = ""  # JSON: final, or a prefix of the final while streaming
+    end: int = -1  # where the call's text ends (complete calls)
 
 
 @dataclass
@@ -97,7 +98,9 @@ class Scanner:
         """Match one call at `pos`; append it (possibly partial) to `out`; return the end."""
         size = len(out)
         try:
-            return self._call_pieces(text, pos, out)
+            end = self._call_pieces(text, pos, out)
+            out[-1].end = end
+            return end
         except _Mismatch:
             del out[size:]  # a call that does not match is not a call
             raise
@@ -231,6 +234,9 @@ class ParseResult:
     tool_calls: list[OpenAIToolCall]
     # Schema violations of the calls (only when tools were given): what the grammar did not enforce.
     violations: list[str] = field(default_factory=list)
+    # Indexes of the calls a token budget closed early: valid, but possibly cut short (a truncated
+    # string argument); see constrained.budget.
+    truncated: list[int] = field(default_factory=list)
 
     def message(self) -> dict:
         """An OpenAI assistant message."""
@@ -253,15 +259,27 @@ def _openai_call(dialect: Dialect, call: CallScan, position: int, first_index: i
 
 def parse(
     text: str, dialect: Dialect | str, tools: Sequence[Tool | Mapping] | None = None, first_index: int = 0,
-    *, additional_properties: str = "forbid",
+    *, additional_properties: str = "forbid", budget_closed_at: int | None = None, budget_calls: str = "flag",
+    think_open: bool = False,
 ) -> ParseResult:
     """Parse a whole model output. Never raises on malformed text: what is not a call stays content.
     With ``tools``, ``violations`` lists the calls' schema errors (``additional_properties`` as in
-    ``GrammarOptions``)."""
+    ``GrammarOptions``). ``budget_closed_at``: where in ``text`` a token budget started forcing the
+    close (constrained.budget); calls that end after it are flagged in ``truncated``, or left out
+    with ``budget_calls="drop"``. ``think_open``: the prompt opened the think block, so ``text``
+    starts inside it."""
     d = registry.get(dialect)
+    opener = d.reasoning[0] if think_open and d.reasoning else ""
+    text = opener + text
+    if budget_closed_at is not None:
+        budget_closed_at += len(opener)
     scan = Scanner(d).scan(text, final=True)
+    cut = [i for i, c in enumerate(scan.calls) if budget_closed_at is not None and c.end > budget_closed_at]
+    if budget_calls == "drop":
+        scan.calls = [c for i, c in enumerate(scan.calls) if i not in cut]
+        cut = []
     calls = [_openai_call(d, c, i, first_index) for i, c in enumerate(scan.calls)]
-    result = ParseResult(scan.content or None, scan.reasoning, calls)
+    result = ParseResult(scan.content or None, scan.reasoning, calls, truncated=cut)
     if tools:
         result.violations = call_violations(calls, as_tools(tools), additional_properties)
     return result
@@ -274,11 +292,14 @@ class StreamingParser:
     only argument fragments, which join to exactly the final arguments JSON.
     """
 
-    def __init__(self, dialect: Dialect | str, first_index: int = 0):
+    def __init__(self, dialect: Dialect | str, first_index: int = 0, *, think_open: bool = False):
         self.d = registry.get(dialect)
         self.first_index = first_index
         self.scanner = Scanner(self.d)
-        self.text = ""
+        # the prompt opened the think block: the output starts inside it
+        self.text = self.d.reasoning[0] if think_open and self.d.reasoning else ""
+        self.offset = len(self.text)  # where the output starts in `text`
+        self.ends: list[int] = []  # per call: where its text ends in `text` (-1 while open)
         self.content = ""
         self.reasoning = ""
         self.calls: list[dict] = []  # {"id", "name", "arguments"} as emitted so far
@@ -304,6 +325,10 @@ class StreamingParser:
             self.content += more
             deltas.append({"content": more})
         for i, call in enumerate(scan.calls):
+            if i >= len(self.ends):
+                self.ends.append(-1)
+            if call.complete and self.ends[i] < 0:
+                self.ends[i] = call.end
             if i >= len(self.calls):
                 openai = _openai_call(self.d, call, i, self.first_index)
                 self.calls.append({"id": openai["id"], "name": call.name, "arguments": ""})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -9,10 +10,12 @@ import torch
 from transformers import LogitsProcessor
 
 from . import dialect as registry
+from .budget import BUDGET_CALLS, RowBudget, check_budget, margin_for
 from .compiler import eos_token_ids, grammar_cache
 from .decoding import GrammarBatch, GrammarState, accept_all
 from .dialect import Dialect
 from .grammar import GrammarOptions
+from .parsing import ParseResult, parse
 from .types import Tool, as_tools
 
 
@@ -20,11 +23,26 @@ class ToolCallLogitsProcessor(LogitsProcessor):
     """Constrain `model.generate` to the dialect's tool-call syntax and the tools' schemas.
 
     >>> proc = ToolCallLogitsProcessor(tokenizer, dialect="kimi_k2", tools=tools, tool_choice="required")
-    >>> out = model.generate(**inputs, logits_processor=[proc], do_sample=True)
+    >>> out = model.generate(**inputs, logits_processor=[proc], do_sample=True, max_new_tokens=64)
+    >>> result = proc.parse(out[0, inputs["input_ids"].shape[1]:])
 
     Works for batches (left padding), greedy and sampling. Once a row's grammar is complete only
-    EOS is allowed. The grammar is compiled once (cached by content); each `generate` call starts
-    with fresh matchers.
+    EOS is allowed. The grammar is compiled once (cached by content).
+
+    Lifecycle: each `generate` call starts with fresh grammar states. The processor knows the call
+    it belongs to by the `generation_config` object that `generate` makes for each call (found on
+    the calling stack); outside `generate` (a hand-written loop), a step that does not continue the
+    previous one by one token starts over, and `reset()` starts over explicitly. Beam search
+    (`num_beams > 1`) is refused with a ValueError: beams are reordered between steps, which a
+    matcher per row cannot follow.
+
+    Budget: with `max_new_tokens` (this argument, else the `generate` call's own
+    `max_new_tokens` / `max_length`), every output completes within it (`constrained.budget`): an
+    open string closes, required arguments get short values, the call and section end, EOS. A
+    budget below the shortest complete answer of a `required` / named call is a ValueError, raised
+    before decoding. `think_open`: the prompt ends inside the dialect's think block (a thinking
+    template's generation prompt), so the output starts there. `budget_forced(row)` says whether the budget closed that row early; `parse`
+    flags the calls it cut (`ParseResult.truncated`), or drops them with `budget_calls="drop"`.
     """
 
     def __init__(
@@ -42,47 +60,126 @@ class ToolCallLogitsProcessor(LogitsProcessor):
         additional_properties: str = "forbid",
         eos_token_id: int | Sequence[int] | None = None,
         vocab_size: int | None = None,
+        max_new_tokens: int | None = None,
+        budget_calls: str = "flag",
+        think_open: bool = False,
+        budget: bool = True,
     ):
         self.dialect = registry.get(dialect)
+        self.tokenizer = tokenizer
+        self.tools = as_tools(tools)
         # content_schema: True (any JSON object) or a JSON schema the text must match (response_format)
         # additional_properties: "forbid" undeclared argument names, or follow the "schema" (constrained.schema)
         self.options = GrammarOptions(
-            tool_choice, parallel_tool_calls, first_index, max_calls, reasoning, content_schema, additional_properties
+            tool_choice, parallel_tool_calls, first_index, max_calls, reasoning, think_open, content_schema, additional_properties
         )
+        if budget_calls not in BUDGET_CALLS:
+            raise ValueError(f"budget_calls must be one of {', '.join(BUDGET_CALLS)}, got {budget_calls!r}")
+        self.budget_calls = budget_calls
         self.cache = grammar_cache(tokenizer, vocab_size)
         # errors surface here, not mid-generate
-        self.compiled = self.cache.compile(self.dialect, as_tools(tools), self.options).grammar
+        self.compiled = self.cache.compile(self.dialect, self.tools, self.options).grammar
         if eos_token_id is None:
             self.stop_ids = eos_token_ids(tokenizer)
         else:
             self.stop_ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+        self.closer = self.cache.closer(self.dialect, self.stop_ids)
+        self._margin: int | None = None
+        self.max_new_tokens = max_new_tokens
+        self.budgeted = budget  # False: no budget-aware closing (outputs may be cut mid-call)
+        if max_new_tokens is not None and budget:
+            self._check_budget(max_new_tokens)
         self.batch = GrammarBatch(self.cache.vocab_size)
         self.states: list[GrammarState] | None = None  # one per row of the current generate call
+        self._call: Any = None  # the generation_config of the generate call the states belong to
         self._last: torch.Tensor | None = None
 
+    # -- budget -------------------------------------------------------------------------------------
+    def minimum_tokens(self) -> int:
+        """The fewest tokens of a complete answer (1 when the grammar may end at once)."""
+        return check_budget(self.closer, GrammarState(self.compiled, self.stop_ids), None)
+
+    def _check_budget(self, budget: int) -> None:
+        check_budget(self.closer, GrammarState(self.compiled, self.stop_ids), budget)
+
+    def _state(self, budget: int | None) -> GrammarState:
+        state = GrammarState(self.compiled, self.stop_ids)
+        if budget is not None:
+            if self._margin is None:
+                self._margin = margin_for(self.closer, state, self.dialect)
+            state.budget = RowBudget(self.closer, budget, self._margin)
+        return state
+
+    # -- lifecycle ----------------------------------------------------------------------------------
     def reset(self) -> None:
-        self.states, self._last = None, None
+        self.states, self._last, self._call = None, None, None
 
     def _continues(self, input_ids: torch.Tensor) -> bool:
-        """Is this the next step of the generation we saw last (not a new `generate` call)?"""
+        """Outside generate: is this the next step of the generation we saw last?"""
         last = self._last
         return (
             last is not None
             and input_ids.shape[0] == last.shape[0]
             and input_ids.shape[1] == last.shape[1] + 1
-            and torch.equal(input_ids[:, -2], last[:, -1])
+            and torch.equal(input_ids[:, :-1], last)
         )
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.states is not None and self._continues(input_ids):
+        call = _generation_config()
+        if call is not None and getattr(call, "num_beams", 1) > 1:
+            raise ValueError("ToolCallLogitsProcessor does not support beam search (num_beams > 1): beams are reordered "
+                             "between steps and a grammar state per row cannot follow them; use greedy or sampling")
+        same = (call is self._call) if call is not None else self._continues(input_ids)
+        if self.states is not None and same:
             accept_all(self.states, input_ids[:, -1].tolist())
         else:
-            self.states = [GrammarState(self.compiled, self.stop_ids) for _ in range(input_ids.shape[0])]
+            budget = self.max_new_tokens if self.budgeted else None
+            if budget is None and call is not None and self.budgeted:
+                budget = call.max_new_tokens
+                if budget is None and call.max_length is not None:
+                    budget = call.max_length - input_ids.shape[1]
+            if budget is not None:
+                self._check_budget(budget)
+            self.states = [self._state(budget) for _ in range(input_ids.shape[0])]
+            self._call = call
         self._last = input_ids
         rows = self.batch.fill(self.states)
         self.batch.apply(scores, rows)
         return scores
 
+    # -- results ------------------------------------------------------------------------------------
     def is_done(self, row: int = 0) -> bool:
         """Did row `row` complete its grammar (a cut-off output returns False)?"""
         return self.states is not None and self.states[row].is_completed()
+
+    def budget_forced(self, row: int = 0) -> bool:
+        """Did the budget close this row's output early (its `finish_reason` is "length")?"""
+        budget = self.states[row].budget if self.states is not None else None
+        return budget is not None and budget.forced
+
+    def parse(self, token_ids: Sequence[int] | torch.Tensor, row: int = 0) -> ParseResult:
+        """Parse a row's generated tokens (stop and pad tokens are left out) with this processor's
+        dialect, tools and policy; calls the budget cut are flagged (or dropped, per `budget_calls`)."""
+        ids = token_ids.tolist() if isinstance(token_ids, torch.Tensor) else list(token_ids)
+        hidden = set(self.stop_ids) | {getattr(self.tokenizer, "pad_token_id", None)}
+        ids = [t for t in ids if t not in hidden]
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        budget = self.states[row].budget if self.states is not None else None
+        closed_at = None
+        if budget is not None and budget.forced_at is not None:
+            closed_at = len(self.tokenizer.decode(ids[: budget.forced_at], skip_special_tokens=False))
+        return parse(text, self.dialect, self.tools, self.options.first_index, additional_properties=self.options.additional_properties,
+                     budget_closed_at=closed_at, budget_calls=self.budget_calls, think_open=self.options.think_open)
+
+
+def _generation_config() -> Any:
+    """The `generation_config` of the `transformers` generate call on the stack, if any."""
+    frame: Any = sys._getframe(2)
+    for _ in range(8):
+        if frame is None:
+            return None
+        config = frame.f_locals.get("generation_config")
+        if config is not None and hasattr(config, "num_beams"):
+            return config
+        frame = frame.f_back
+    return None

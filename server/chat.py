@@ -20,7 +20,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from constrained.chat import prepare_history, render_prompt
+from constrained.budget import BudgetTooSmall, RowBudget, check_budget, margin_for
+from constrained.chat import History, prepare_history, render_prompt
+from constrained.decoding import GrammarState
 from constrained.errors import ToolSpecError, UnsupportedSchemaError
 from constrained.grammar import GrammarOptions, content_from_response_format
 from constrained.parsing import ParseResult, StreamingParser, parse
@@ -47,6 +49,8 @@ class ChatJob:
     compile_ms: float
     cache_hit: bool
     max_tokens: int
+    budget: RowBudget | None = None  # the row's token budget (constrained.budget)
+    think_open: bool = False  # the prompt ends inside the think block
 
 
 def _tool_error(err: UnsupportedSchemaError | ToolSpecError) -> ApiError:
@@ -62,6 +66,9 @@ def prepare_chat(state: ServerState, req: ChatCompletionRequest) -> ChatJob:
     try:
         tools = req.typed_tools()
         history = prepare_history(req.message_dicts(), d)
+        prompt = _prompt(state, history, tools)
+        # a thinking template's generation prompt opens the think block: the output starts inside it
+        think_open = bool(d.reasoning) and prompt.rstrip().endswith(d.reasoning[0])  # type: ignore[index]
         content_schema, content_policy = content_from_response_format(req.response_format.as_dict() if req.response_format else None)
         options = GrammarOptions(
             tool_choice=req.typed_tool_choice(),
@@ -70,22 +77,36 @@ def prepare_chat(state: ServerState, req: ChatCompletionRequest) -> ChatJob:
             content_schema=content_schema,
             additional_properties=state.config.additional_properties,
             content_additional_properties=content_policy,
+            think_open=think_open,
         )
         compiled = state.cache.compile(d, tools, options)
     except (UnsupportedSchemaError, ToolSpecError) as err:
         raise _tool_error(err) from None
-    if state.served.use_chat_template:
-        try:
-            prompt = state.tokenizer.apply_chat_template(
-                history.messages, tools=[t.to_openai() for t in tools] or None, add_generation_prompt=True, tokenize=False,
-            )
-        except Exception as err:  # jinja raises on histories the template rejects
-            raise ApiError(400, f"the model's chat template rejected the messages: {err}", param="messages", code="invalid_messages") from None
-    else:
-        prompt = render_prompt(d, history, tools)
     ids = state.tokenizer.encode(prompt, add_special_tokens=False)
+    max_tokens = max_tokens_for(state, req.limit(), len(ids))
+    closer = state.cache.closer(d, state.stop_ids)
+    fresh = GrammarState(compiled.grammar, state.stop_ids)
+    try:
+        check_budget(closer, fresh, max_tokens)
+    except BudgetTooSmall as err:
+        param = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
+        raise ApiError(400, f"{param} is {err.budget}, but the shortest complete answer for this tool_choice takes {err.minimum} "
+                            f"tokens (the call with the shortest arguments and the end markers): raise {param} to at least {err.minimum}",
+                       param=param, code="max_tokens_too_small") from None
+    budget = RowBudget(closer, max_tokens, margin_for(closer, fresh, d))
     return ChatJob(req, ids, compiled.grammar, tools, history.calls_so_far, compiled.seconds * 1000, compiled.cache_hit,
-                   max_tokens_for(state, req.limit(), len(ids)))
+                   max_tokens, budget, think_open)
+
+
+def _prompt(state: ServerState, history: History, tools: tuple[Tool, ...]) -> str:
+    if not state.served.use_chat_template:
+        return render_prompt(state.dialect, history, tools)
+    try:
+        return str(state.tokenizer.apply_chat_template(
+            history.messages, tools=[t.to_openai() for t in tools] or None, add_generation_prompt=True, tokenize=False,
+        ))
+    except Exception as err:  # jinja raises on histories the template rejects
+        raise ApiError(400, f"the model's chat template rejected the messages: {err}", param="messages", code="invalid_messages") from None
 
 
 def _chat_logprob(state: ServerState, token_id: int, entry) -> dict:
@@ -97,10 +118,18 @@ def _chat_logprob(state: ServerState, token_id: int, entry) -> dict:
     }
 
 
-def _finish_reason(engine_reason: str, calls: int) -> str:
-    if engine_reason == "length":
-        return "length"
+def _finish_reason(engine_reason: str, calls: int, budget: RowBudget | None) -> str:
+    if engine_reason == "length" or (budget is not None and budget.forced):
+        return "length"  # the budget ended it, or closed it early
     return "tool_calls" if calls else "stop"
+
+
+def _closed_at(job: ChatJob, run: Run) -> int | None:
+    """Where in the text the budget started forcing the close (None: it did not)."""
+    forced = job.budget.forced_at if job.budget is not None else None
+    if forced is None:
+        return None
+    return len(run.tracker.decode(run.tracker.ids[:forced]))
 
 
 async def chat_completions(state: ServerState, request: Request) -> Response:
@@ -108,7 +137,7 @@ async def chat_completions(state: ServerState, request: Request) -> Response:
     job = await run_in_threadpool(prepare_chat, state, req)
     sink = AsyncSink()
     greq = GenerationRequest(
-        job.prompt_ids, max_tokens=job.max_tokens, grammar=job.grammar,
+        job.prompt_ids, max_tokens=job.max_tokens, grammar=job.grammar, budget=job.budget,
         temperature=1.0 if req.temperature is None else req.temperature, top_p=1.0 if req.top_p is None else req.top_p,
         seed=request_seed(req.seed), logit_bias=token_bias(state, req.logit_bias),
         logprobs=(req.top_logprobs or 0) if req.logprobs else None, sink=sink,
@@ -127,8 +156,9 @@ async def chat_completions(state: ServerState, request: Request) -> Response:
         result = _cut_off(state, job, tracker.text)
     else:
         result = parse(tracker.text, state.dialect, tools=job.tools or None, first_index=job.first_index,
-                       additional_properties=state.config.additional_properties)
-    reason = _finish_reason(run.reason or "stop", len(result.tool_calls))
+                       additional_properties=state.config.additional_properties, budget_closed_at=_closed_at(job, run),
+                       budget_calls=state.config.budget_calls, think_open=job.think_open)
+    reason = _finish_reason(run.reason or "stop", len(result.tool_calls), job.budget)
     state.metrics.finished(greq, len(job.prompt_ids), run.completion_tokens, len(result.tool_calls), len(result.violations))
     out = {
         "id": cid, "object": "chat.completion", "created": created, "model": req.model, "system_fingerprint": SYSTEM_FINGERPRINT,
@@ -137,7 +167,7 @@ async def chat_completions(state: ServerState, request: Request) -> Response:
             "logprobs": {"content": [_chat_logprob(state, t, e) for t, e in run.logprobs], "refusal": None} if req.logprobs else None,
         }],
         "usage": usage(len(job.prompt_ids), run.completion_tokens),
-        "constrained": _extension(state, job, result.violations),
+        "constrained": _extension(state, job, result.violations, result.truncated),
     }
     return JSONResponse(out)
 
@@ -145,7 +175,7 @@ async def chat_completions(state: ServerState, request: Request) -> Response:
 def _cut_off(state: ServerState, job: ChatJob, text: str) -> ParseResult:
     """A response cut by max_tokens: what a stream would have shown (content and reasoning so far,
     the calls whose arguments are complete), never an unfinished call nor its raw text."""
-    seen = StreamingParser(state.dialect, first_index=job.first_index)
+    seen = StreamingParser(state.dialect, first_index=job.first_index, think_open=job.think_open)
     seen.feed(text)
     calls = []
     for call in seen.tool_calls():
@@ -160,13 +190,66 @@ def _cut_off(state: ServerState, job: ChatJob, text: str) -> ParseResult:
     return ParseResult(seen.content or None, seen.reasoning or None, calls, violations)
 
 
-def _extension(state: ServerState, job: ChatJob, violations: list[str]) -> dict:
-    return {"dialect": state.dialect.name, "violations": violations, "grammar_compile_ms": round(job.compile_ms, 3), "grammar_cache_hit": job.cache_hit}
+def _extension(state: ServerState, job: ChatJob, violations: list[str], truncated: list[int]) -> dict:
+    """`truncated`: indexes of the calls the token budget closed early (valid, maybe cut short)."""
+    return {"dialect": state.dialect.name, "violations": violations, "truncated": truncated,
+            "grammar_compile_ms": round(job.compile_ms, 3), "grammar_cache_hit": job.cache_hit}
+
+
+class _BudgetGate:
+    """Streamed tool-call deltas under `--budget-calls drop`: each call is held back until it is
+    complete, then sent (its indexes kept contiguous) unless the budget had started closing it."""
+
+    def __init__(self, parser: StreamingParser, job: ChatJob, run: Run, drop: bool):
+        self.parser, self.job, self.run, self.drop = parser, job, run, drop
+        self.held: dict[int, list[dict]] = {}
+        self.index: dict[int, int] = {}  # the parser's call index -> the index sent
+        self.dropped: set[int] = set()
+
+    def _closed_at(self) -> int | None:
+        at = _closed_at(self.job, self.run)
+        return None if at is None else at + self.parser.offset
+
+    def cut(self, i: int) -> bool:
+        at = self._closed_at()
+        return at is not None and self.parser.ends[i] > at
+
+    def truncated(self) -> list[int]:
+        return [] if self.drop else [i for i in range(len(self.parser.calls)) if self.parser.ends[i] >= 0 and self.cut(i)]
+
+    def pass_(self, deltas: list[dict]) -> list[dict]:
+        if not self.drop:
+            return deltas
+        out = []
+        for delta in deltas:
+            if "tool_calls" not in delta:
+                out.append(delta)
+                continue
+            i = delta["tool_calls"][0]["index"]
+            if i not in self.dropped:
+                self.held.setdefault(i, []).append(delta)
+        for i in sorted(self.held):
+            if self.parser.ends[i] < 0:
+                break  # still open: wait
+            held = self.held.pop(i)
+            if self.cut(i):
+                self.dropped.add(i)
+                continue
+            self.index[i] = len(self.index)
+            for delta in held:
+                call = dict(delta["tool_calls"][0], index=self.index[i])
+                out.append({"tool_calls": [call]})
+        return out
+
+    def calls(self) -> list:
+        every = self.parser.tool_calls()
+        return [every[i] for i in sorted(self.index)] if self.drop else every
 
 
 async def _stream_chat(state: ServerState, job: ChatJob, run: Run, chunks: Chunks) -> AsyncIterator[str]:
     req = job.req
-    parser = StreamingParser(state.dialect, first_index=job.first_index)
+    parser = StreamingParser(state.dialect, first_index=job.first_index, think_open=job.think_open)
+    gate = _BudgetGate(parser, job, run, state.config.budget_calls == "drop")
     sent_lp = 0
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
@@ -181,18 +264,19 @@ async def _stream_chat(state: ServerState, job: ChatJob, run: Run, chunks: Chunk
         yield chunk({"role": "assistant"})
         async for new in run.events():
             if new:
-                for delta in parser.feed(new):
+                for delta in gate.pass_(parser.feed(new)):
                     yield chunk(delta)
         if run.error:
             yield chunks.error(run.error)
             return
         if run.reason != "length":  # cut off: no final flush of an unfinished call's raw text as content
-            for delta in parser.finish():
+            for delta in gate.pass_(parser.finish()):
                 yield chunk(delta)
-        calls = len(parser.calls)
-        violations = call_violations(parser.tool_calls(), job.tools, state.config.additional_properties) if job.tools and calls else []
-        state.metrics.finished(run.greq, len(job.prompt_ids), run.completion_tokens, calls, len(violations))
-        yield chunk({}, _finish_reason(run.reason or "stop", calls), constrained=_extension(state, job, violations))
+        sent = gate.calls()
+        violations = call_violations(sent, job.tools, state.config.additional_properties) if job.tools and sent else []
+        state.metrics.finished(run.greq, len(job.prompt_ids), run.completion_tokens, len(sent), len(violations))
+        yield chunk({}, _finish_reason(run.reason or "stop", len(sent), job.budget),
+                    constrained=_extension(state, job, violations, gate.truncated()))
         if chunks.include_usage:
             yield chunks.usage(usage(len(job.prompt_ids), run.completion_tokens))
         yield DONE

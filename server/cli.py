@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from constrained.budget import BUDGET_CALLS
 from constrained.schema import ADDITIONAL_PROPERTIES
 
 
@@ -44,7 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
                                        logits_bias=bias, first_token_bias=first),
             config=ServerConfig(api_key=args.api_key or os.environ.get("CONSTRAINED_API_KEY") or None,
                                 max_body_bytes=int(args.max_body_mb * 1024 * 1024), default_max_tokens=args.default_max_tokens,
-                                additional_properties=args.additional_properties),
+                                additional_properties=args.additional_properties, budget_calls=args.budget_calls),
         )
     except LoadError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -74,6 +75,9 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-continuous", action="store_true", help="admit new requests only when the running batch drains")
     p.add_argument("--additional-properties", choices=ADDITIONAL_PROPERTIES, default="forbid",
                    help="tool arguments: forbid properties the schema does not declare (default), or allow them where JSON Schema does")
+    p.add_argument("--budget-calls", choices=BUDGET_CALLS, default="flag",
+                   help="calls that max_tokens closed early (complete and valid, maybe cut short): return them flagged in "
+                        "the `constrained.truncated` field (default), or drop them (a stream then sends each call once it is complete)")
     p.add_argument("--jump-forward", action="store_true", help="feed text the grammar forces (markers, names, JSON keys) without sampling it token by token")
     p.add_argument("--demo-nudge", action="store_true",
                    help="demo model only: bias it toward closing quotes/brackets and toward calling or stopping at once, so that the random model finishes its calls (the grammar still decides what is allowed)")

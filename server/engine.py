@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 import xgrammar as xgr  # noqa: F401  (the type of GenerationRequest.grammar)
 
+from constrained.budget import RowBudget
 from constrained.decoding import GrammarBatch, GrammarState, accept_all
 
 log = logging.getLogger("constrained.server")
@@ -87,6 +88,7 @@ class GenerationRequest:
         *,
         max_tokens: int,
         grammar: xgr.CompiledGrammar | None = None,
+        budget: RowBudget | None = None,
         temperature: float = 1.0,
         top_p: float = 1.0,
         seed: int | None = None,
@@ -97,6 +99,8 @@ class GenerationRequest:
         self.prompt_ids = list(prompt_ids)
         self.max_tokens = max_tokens
         self.grammar = grammar
+        # budget-aware closing (constrained.budget): the row's output completes within max_tokens
+        self.budget = budget
         self.temperature = temperature
         self.top_p = top_p
         self.seed = seed
@@ -417,7 +421,7 @@ class Engine:
         else:
             self._cache, self._mask = cache, mask
         for req in new:
-            grammar = GrammarState(req.grammar, self.stop_ids) if req.grammar is not None else None
+            grammar = GrammarState(req.grammar, self.stop_ids, req.budget) if req.grammar is not None else None
             self._rows.append(_Row(req, grammar, np.random.default_rng(req.seed), self.device))
         return out.logits[:, -1].float()
 

@@ -20,6 +20,8 @@ class ServerConfig:
     aliases: tuple[str, ...] = ()
     # tool arguments: "forbid" undeclared properties, or follow the "schema" (constrained.schema)
     additional_properties: str = "forbid"
+    # calls a token budget closed early (constrained.budget): "flag" them, or "drop" them
+    budget_calls: str = "flag"
 
 
 

@@ -30,8 +30,11 @@ class TextTracker:
         if token_id not in self.hidden and token_id >= 0:
             self.ids.append(token_id)
 
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
     def _decode(self) -> str:
-        return self.tokenizer.decode(self.ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return self.decode(self.ids)
 
     def update(self, final: bool = False) -> str:
         """-> the text that became safe to emit since the last call."""

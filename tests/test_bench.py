@@ -24,21 +24,24 @@ def test_bench_tiny_writes_results(tmp_path):
     v = data["validity"]["kimi_k2"]
     for part in ("model", "drift"):
         con = v[part]["constrained"]
-        assert con["n_finished"] > 0
-        assert con["valid_of_finished"] == 1.0, v[part]
+        assert con["n"] > 0 and con["finished"] == 1.0, v[part]  # the budget closes every output
+        assert con["valid"] == 1.0, v[part]  # all outputs, budget-closed included
+        assert 0.0 <= con["budget_closed"] <= 1.0
     # the drift model knows the answer: under the grammar every output is a valid call
     assert v["drift"]["constrained"]["valid"] == 1.0
     assert v["drift"]["constrained"]["exact"] >= v["drift"]["free"]["exact"]
     assert v["model"]["free"]["valid"] == 0.0  # a random model writes no valid call by itself
     g = data["generate"]["kimi_k2"]["batch1"]
     assert g["same_tokens_in_every_mode"] and g["engines"]["ours"]["ratio_median"] > 0
+    assert g["engines"]["ours_no_budget"]["ratio_median"] > 0
+    assert any(t["target"].startswith("token-budget check") for t in data["targets"])
     assert data["mask_fill"]["kimi_k2"]["single"]["n"] > 0
     assert data["compile"]["kimi_k2"]["sizes"]["1"]["cold_ms"] > 0
     first = data["compile"]["kimi_k2"]["first_grammar"]
     assert first["cold_ms"] > 0 and first["warm_up_ms"] > 0 and first["after_warm_up_ms"] > 0
     assert "first grammar after warm-up" in md_path.read_text()
     assert "| kimi_k2 |" in md_path.read_text()
-    assert any(t["target"].startswith("finished constrained outputs") and t["met"] for t in data["targets"])
+    assert any(t["target"].startswith("all constrained outputs") and t["met"] for t in data["targets"])
     pytest.importorskip("matplotlib")
     assert res["plots"] and all((tmp_path / p).exists() for p in res["plots"])
 

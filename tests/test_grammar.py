@@ -287,3 +287,34 @@ def test_chat_special_tokens_cannot_appear_in_arguments():
     prefix = '<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>{"city": "x'
     assert all(m.accept_token(t) for t in tok.encode(prefix, add_special_tokens=False))
     assert not m.accept_token(tok.convert_tokens_to_ids("<|im_end|>"))
+
+
+def test_numbers_have_a_bounded_number_of_digits():
+    """A weak model cannot write digits until its budget ends: integer parts take at most 19 digits
+    (every int64), fractions 17, exponents 3 (README: bounded runaway values)."""
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+        "n": {"type": "number"}, "i": {"type": "integer"}, "m": {"type": "integer", "minimum": 5}}}}}
+
+    def ok(args):
+        return accepts("hermes", [tool], f'<tool_call>\n{{"name": "f", "arguments": {args}}}\n</tool_call>', tool_choice="required")
+
+    assert ok('{"i": ' + "9" * 19 + "}") and not ok('{"i": ' + "9" * 20 + "}")
+    assert ok('{"i": -' + "9" * 19 + "}") and not ok('{"i": -' + "9" * 20 + "}")
+    assert ok('{"m": ' + "9" * 19 + "}") and not ok('{"m": ' + "9" * 20 + "}")
+    assert ok('{"n": 1.' + "5" * 17 + "}") and not ok('{"n": 1.' + "5" * 18 + "}")
+    assert ok('{"n": 1e308}') and not ok('{"n": 1e3080}')
+
+
+def test_marker_tokens_are_never_string_content_of_length_bounded_strings():
+    """xgrammar writes length-bounded strings with a character class that admits control
+    characters, i.e. our marker spelling: fixed, so a marker token cannot be string content."""
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+        "q": {"type": "string", "minLength": 2}}, "required": ["q"]}}}
+    tok = load_tokenizer("hermes")
+    compiled = grammar_cache(tok).compile(registry.get("hermes"), [tool], GrammarOptions("required")).grammar
+    m = xgr.GrammarMatcher(compiled)
+    for t in tok.encode('<tool_call>\n{"name": "f", "arguments": {"q": "', add_special_tokens=False):
+        assert m.accept_token(t)
+    for marker in ("</think>", "</tool_call>", "<tool_call>"):
+        assert not m.fork().accept_token(tok.convert_tokens_to_ids(marker)), marker
+    assert m.fork().accept_string("ab")

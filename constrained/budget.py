@@ -1,0 +1,362 @@
+"""Budget-aware decoding: every output completes within the token budget.
+
+A grammar guarantees that a *finished* output parses; a decoder that runs out of tokens (`max_tokens`,
+the context) stops mid-call. Here the decoder knows how many tokens are left and, from the grammar
+state, a way to finish: `Closer.plan` walks a fork of the matcher to the end along the tokens that
+close what is open soonest (EOS, the dialect's closing markers, quotes and brackets, the forced text,
+else the shortest allowed token), and returns that token path. Its length `U` is how many tokens
+the state still needs.
+
+`RowBudget.restrict` runs after the grammar mask, before sampling. Far from the end of the budget it
+does nothing. Near it (the *zone*: tokens left <= U + margin) it keeps only tokens after which a
+plan still fits in what is left: the model's top-k allowed tokens, each checked on a fork, and the
+plan's own next token, which fits by construction. When the plan fills the budget exactly, only
+the plan's token is allowed. By induction every row ends with a complete output by its last token.
+
+The margin covers what one token can add to `U` (opening a section or an object with required
+properties adds their shortest completion); it is the shortest call of the grammar plus 8.
+A token that adds more than the margin outside the zone is the one case the check does not see,
+and it is checked from the next step on (README: budgets).
+
+When the model's own most likely token was refused, the budget *forced* the close from that
+token on: the decoder reports `finish_reason: "length"` and flags the calls open from then on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+import xgrammar as xgr
+
+from .dialect import Dialect
+
+# Candidates checked per step in the zone (the model's most likely allowed tokens).
+TOP_K = 3
+# Outside the zone, U is re-measured every this many steps (it moves slowly; each plan costs a
+# few dozen mask fills).
+REFRESH_EVERY = 8
+# The plan is searched at most this many tokens past the budget before giving up (a grammar with
+# no short way out, e.g. a pattern that loops under the preference order).
+PLAN_SLACK = 64
+
+# A plan that repeats one move this many times in a row is going nowhere under that order.
+REPEAT_LIMIT = 48
+
+_QUOTES = ('"', "'")
+_BRACKETS = ("}", "]", ")")
+_VALUES = ("0", "null", "None", "true", "True", "false", "False")
+_SEPARATORS = (",", ":")
+
+
+class Closer:
+    """Finds a short way to finish from any grammar state, for one tokenizer and dialect.
+
+    A plan is a greedy walk over *moves* (token sequences) in a preference order: stop tokens,
+    the dialect's closing markers, quotes and brackets, its opening markers (a required call must
+    write them anyway), short values, separators; the text the grammar forces is taken as it is
+    tokenized; when no move fits, the allowed token with the shortest text. Two orders are tried:
+    quotes before multi-token markers (inside a string, a marker's characters would only be more
+    string), then markers first (inside free text such as a think block, a quote would be)."""
+
+    def __init__(self, tokenizer: Any, dialect: Dialect, vocab_size: int, stop_ids: Sequence[int], token_ids: dict[str, int],
+                 token_chars: np.ndarray):
+        self.tokenizer = tokenizer
+        self.vocab_size = vocab_size
+        self.token_chars = token_chars
+        self.bitmask = xgr.allocate_token_bitmask(1, vocab_size)
+        self.marker_ids = np.array(sorted(t for t in token_ids.values() if 0 <= t < vocab_size), dtype=np.int64)
+        self.short_tokens = np.flatnonzero(token_chars == 1)  # one-byte tokens, by id
+        self.short_words = self.short_tokens >> 5
+        self.short_bits = (self.short_tokens & 31).astype(np.uint32)
+
+        def moves(texts: Sequence[str]) -> list[tuple[int, ...]]:
+            out = []
+            for text in texts:
+                ids = (token_ids[text],) if text in token_ids else self._encode(text)
+                if ids and all(0 <= t < vocab_size for t in ids):
+                    out.append(ids)
+            return out
+
+        stops = [(int(t),) for t in stop_ids]
+        closing, opening = moves(_closing_markers(dialect)), moves(_opening_markers(dialect))
+        single_closing = [m for m in closing if len(m) == 1 and m[0] in token_ids.values()]  # special tokens
+        multi_closing = [m for m in closing if m not in single_closing]
+        quotes, brackets = moves(_QUOTES), moves(_BRACKETS)
+        tail = [*opening, *moves(_VALUES), *moves(_SEPARATORS)]
+        self.orders = [
+            _Order([*stops, *single_closing, *quotes, *multi_closing, *brackets, *tail]),
+            _Order([*stops, *single_closing, *multi_closing, *quotes, *brackets, *tail]),
+        ]
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one Closer per tokenizer and dialect, kept for the process
+    def _encode(self, text: str) -> tuple[int, ...]:
+        return tuple(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _move(self, m: xgr.GrammarMatcher, order: _Order) -> tuple[int, ...]:
+        """The first move of `order` the grammar takes from `m` (accepted on `m`), else the
+        allowed token with the shortest text; () when nothing is allowed."""
+        m.fill_next_token_bitmask(self.bitmask, 0)
+        row = self.bitmask[0].numpy().view(np.uint32)
+        for k in np.flatnonzero((row[order.words] >> order.bits) & 1).tolist():
+            move = order.moves[k]
+            took = 0
+            for t in move:
+                if not m.accept_token(t):
+                    break
+                took += 1
+            if took == len(move):
+                return move
+            if took:
+                m.rollback(took)
+        short = np.flatnonzero((row[self.short_words] >> self.short_bits) & 1)
+        if len(short):  # a one-character token: the common case, without scanning the whole row
+            token = int(self.short_tokens[short[0]])
+        else:
+            candidates = np.flatnonzero(np.unpackbits(row.view(np.uint8), bitorder="little")[: self.vocab_size])
+            if not len(candidates):
+                return ()
+            token = int(candidates[np.argmin(self.token_chars[candidates])])  # shortest text, lowest id
+        return (token,) if m.accept_token(token) else ()
+
+    def plan(self, matcher: xgr.GrammarMatcher, limit: int) -> list[int] | None:
+        """Tokens that finish the output from `matcher`'s state (the stop token included), or None
+        when none was found within `limit` tokens. `matcher` is not changed (forks walk); the
+        second order is tried only when the first finds no way out."""
+        for order in self.orders:
+            plan = self._walk(matcher.fork(), order, limit)
+            if plan is not None:
+                return plan
+        return None
+
+    def _walk(self, m: xgr.GrammarMatcher, order: _Order, limit: int) -> list[int] | None:
+        out: list[int] = []
+        last: tuple[int, ...] = ()
+        repeats = 0
+        while not m.is_terminated():
+            if len(out) > limit:
+                return None
+            forced = self.forced(m)
+            took = 0
+            if forced:
+                for t in self._encode(forced):
+                    if not m.accept_token(t):
+                        break
+                    out.append(t)
+                    took += 1
+                    if self._marker_allowed(m):
+                        break  # a marker may come here: the rest was not forced after all
+            if took:
+                last, repeats = (), 0
+                continue
+            move = self._move(m, order)
+            if not move:
+                return None
+            repeats = repeats + 1 if move == last else 0
+            if repeats >= REPEAT_LIMIT:
+                return None
+            last = move
+            out += move
+        return out if len(out) <= limit else None
+
+    def forced(self, m: xgr.GrammarMatcher) -> str:
+        """The text the grammar forces next, up to the first marker token. xgrammar's own answer
+        leaves out `Token(id)` alternatives (it says `{"name"` is forced where a section-end
+        marker token is also allowed), so it is trusted only while no marker token is allowed."""
+        forced = jump_forward_string(m).split("\x01", 1)[0]  # markers are spelled with MARKER_BYTE
+        return "" if forced and self._marker_allowed(m) else forced
+
+    def _marker_allowed(self, m: xgr.GrammarMatcher) -> bool:
+        if not len(self.marker_ids):
+            return False
+        m.fill_next_token_bitmask(self.bitmask, 0)
+        row = self.bitmask[0].numpy().view(np.uint32)
+        return bool(((row[self.marker_ids >> 5] >> (self.marker_ids & 31).astype(np.uint32)) & 1).any())
+
+
+def jump_forward_string(m: xgr.GrammarMatcher) -> str:
+    """xgrammar's forced text, or "" where it is not whole UTF-8 (the matcher is inside a
+    multi-byte character after a byte-level token, and xgrammar's decoding of it raises)."""
+    try:
+        return m.find_jump_forward_string()
+    except UnicodeDecodeError:
+        return ""
+
+
+class _Order:
+    """Moves in preference order, with their first tokens' bitmask positions for one vectorised test."""
+
+    def __init__(self, moves: list[tuple[int, ...]]):
+        self.moves = list(dict.fromkeys(moves))
+        first = np.array([m[0] for m in self.moves], dtype=np.int64)
+        self.words = first >> 5
+        self.bits = (first & 31).astype(np.uint32)
+
+
+def _single(tokenizer: Any, text: str) -> list[int]:
+    ids = tokenizer.encode(text, add_special_tokens=False) if text else []
+    return list(ids) if len(ids) == 1 else []
+
+
+def _closing_markers(d: Dialect) -> list[str]:
+    """The dialect's literals that close something: the think block's end, the section's end, and
+    what follows the arguments in a call (stripped of whitespace; one-character literals such as
+    a JSON `}` are left to the generic brackets)."""
+    out = []
+    if d.reasoning:
+        out.append(d.reasoning[1])
+    if d.section_end.strip():
+        out.append(d.section_end.strip())
+    pieces = list(d.pieces)  # type: ignore[attr-defined]
+    after = [p for p in pieces[[getattr(p, "name", None) for p in pieces].index("arguments") + 1:] if isinstance(p, str)]
+    out += [p.strip() for p in after if p.strip()]
+    return [t for t in out if len(t) > 1]
+
+
+def _opening_markers(d: Dialect) -> list[str]:
+    """The dialect's other literals: the section's start and the call template's markers (what a
+    required call must write anyway). The think block's opener is not among them."""
+    literals = [d.section_begin, *(p for p in d.pieces if isinstance(p, str))]  # type: ignore[attr-defined]
+    return [t.strip() for t in literals if len(t.strip()) > 1 and (not d.reasoning or t.strip() != d.reasoning[0])]
+
+
+def token_lengths(decoded_vocab: Sequence[bytes], vocab_size: int, special_ids: Sequence[int]) -> np.ndarray:
+    """Bytes of each token's text; special and unused ids count as very long."""
+    lengths = np.full(vocab_size, 1 << 20, dtype=np.int64)
+    n = min(len(decoded_vocab), vocab_size)
+    lengths[:n] = [len(b) or (1 << 20) for b in decoded_vocab[:n]]
+    lengths[[i for i in special_ids if 0 <= i < vocab_size]] = 1 << 20
+    return lengths
+
+
+class RowBudget:
+    """One sequence's budget: how many tokens may still be generated, and the plan that fits."""
+
+    __slots__ = ("closer", "margin", "left", "plan", "exact", "since_refresh", "forced_at", "generated", "_candidates")
+
+    def __init__(self, closer: Closer, max_tokens: int, margin: int):
+        self.closer = closer
+        self.margin = margin
+        self.left = max_tokens  # tokens that may still be generated, this step's included
+        self.plan: list[int] | None = None  # a way to finish from the current state
+        self.exact = False  # `plan` was found from the current state (not an older one)
+        self.since_refresh = REFRESH_EVERY
+        self.forced_at: int | None = None  # index of the first token the budget forced
+        self.generated = 0
+        self._candidates: dict[int, list[int]] = {}
+
+    def _measure(self, state: Any) -> list[int] | None:
+        self.plan = self.closer.plan(state.matcher, self.left + PLAN_SLACK)
+        self.exact = True
+        self.since_refresh = 0
+        return self.plan
+
+    def in_zone(self, state: Any) -> bool:
+        stale = self.plan is None or (not self.exact and (self.since_refresh >= REFRESH_EVERY or self.left <= len(self.plan) + 2 * self.margin))
+        if stale:
+            self._measure(state)
+        return self.plan is None or self.left <= len(self.plan) + self.margin
+
+    def restrict(self, state: Any, scores: torch.Tensor) -> bool:
+        """Mask, in this row of `scores` (the grammar mask already applied), every token after which
+        the output could not be finished in the tokens left. Returns True when it forced the close
+        (the model's most likely token was refused)."""
+        self._candidates = {}
+        if state.is_terminated() or not self.in_zone(state):
+            return False
+        plan = self.plan
+        if plan is None:  # no way out was found: the best remaining bet is the closing path's next token
+            plan = self.closer.plan(state.matcher, 1 << 16) or []
+            self.plan = plan
+        if not plan:
+            return False
+        values, indices = torch.topk(scores, min(TOP_K, scores.shape[0]))
+        top = [t for t, v in zip(indices.tolist(), values.tolist()) if v > float("-inf")]
+        if not top:
+            return False
+        keep = {plan[0]}
+        self._candidates[plan[0]] = plan[1:]
+        if len(plan) < self.left:
+            for token in top:
+                if token in keep:
+                    continue
+                fork = state.matcher.fork()
+                if not fork.accept_token(token):
+                    continue
+                after = self.closer.plan(fork, self.left - 1)
+                if after is not None and len(after) <= self.left - 1:
+                    keep.add(token)
+                    self._candidates[token] = after
+        forced = top[0] not in keep
+        kept = torch.tensor(sorted(keep), dtype=torch.long, device=scores.device)
+        values = scores[kept].clone()
+        if not bool((values > float("-inf")).any()):
+            values.zero_()  # another processor ruled out every safe token: the grammar's word wins
+        scores.fill_(float("-inf"))
+        scores[kept] = values
+        if forced and self.forced_at is None:
+            self.forced_at = self.generated
+        return forced
+
+    def advance(self, token: int) -> None:
+        """The row accepted `token`: one token less, and the plan moves on when it can."""
+        self.generated += 1
+        self.left -= 1
+        self.since_refresh += 1
+        if token in self._candidates:  # checked this step: its plan is exact for the new state
+            self.plan, self.exact = self._candidates[token], True
+        elif self.exact and self.plan and self.plan[0] == token:
+            self.plan = self.plan[1:]
+        else:
+            self.exact = False  # an estimate now, measured again when it matters
+        self._candidates = {}
+
+    def rewind(self, num_tokens: int) -> None:
+        """`num_tokens` accepted tokens were rolled back."""
+        self.generated -= num_tokens
+        self.left += num_tokens
+        self.plan, self.exact = None, False
+        self._candidates = {}
+
+    @property
+    def forced(self) -> bool:
+        return self.forced_at is not None
+
+
+# What becomes of calls the budget cut short: returned and flagged (`truncated`), or left out.
+BUDGET_CALLS = ("flag", "drop")
+
+
+class BudgetTooSmall(ValueError):
+    """No complete answer fits in the budget (a required or named call needs more tokens)."""
+
+    def __init__(self, budget: int, minimum: int):
+        self.budget = budget
+        self.minimum = minimum
+        super().__init__(f"a budget of {budget} tokens cannot hold a complete answer: the shortest needs {minimum} tokens")
+
+
+def check_budget(closer: Closer, state: Any, budget: int | None) -> int:
+    """The fewest tokens of a complete answer from `state` (a fresh one: the whole output);
+    raises BudgetTooSmall when `budget` is below it."""
+    plan = closer.plan(state.matcher, 1 << 16)
+    minimum = len(plan) if plan is not None else 1 << 16
+    if budget is not None and budget < minimum:
+        raise BudgetTooSmall(budget, minimum)
+    return minimum
+
+
+def margin_for(closer: Closer, state: Any, dialect: Dialect) -> int:
+    """The zone's margin for a grammar: the shortest call it allows (what opening a call adds to
+    U) plus 8, and at least 16."""
+    fork = state.matcher.fork()
+    trigger = dialect.section_begin or dialect.trigger
+    ids = closer._encode(trigger) if trigger else ()
+    call = None
+    if ids and all(fork.accept_token(t) for t in ids):
+        plan = closer.plan(fork, 1 << 12)
+        call = None if plan is None else len(plan) + len(ids)
+    return max(16, (call or 0) + 8)

@@ -1,0 +1,182 @@
+"""Every output parses, also when the token budget runs out (constrained.budget).
+
+The random demo model WITHOUT any nudge is the harshest user: left alone it opens strings it never
+closes and rambles until the budget ends. Under the budget-aware grammar, for every dialect,
+tool_choice, budget and seed, every output must be complete, parse, validate, carry a call when
+one is required, and be flagged when the budget closed it early.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+
+import pytest
+from helpers import ExactSample
+
+from constrained import ToolCallLogitsProcessor, demo, parse
+from constrained import dialect as registry
+from constrained.budget import BudgetTooSmall
+from constrained.chat import prepare_history, render_prompt
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1, "maximum": 14},
+                                     "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+    "required": ["city", "days"]}}}
+SEARCH = {"type": "function", "function": {"name": "search", "parameters": {
+    "type": "object", "properties": {"query": {"type": "string", "minLength": 2}, "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                                     "filters": {"type": "object", "properties": {"year": {"type": "integer"}, "exact": {"type": "boolean"}},
+                                                 "required": ["year"]}},
+    "required": ["query", "tags"]}}}
+TOOLS = [WEATHER, SEARCH]
+SEEDS = 5
+BUDGETS = ("min", "min+3", 24, 48, 96, 256)
+CHOICES = ("required", "named", "auto")
+# The full budget matrix runs for the seed dialects; the others run a short one (min, min+3, 48),
+# unless CONSTRAINED_BUDGET_MATRIX=full (each full case costs ~1 min of CPU: 1,300 steps of 5 rows).
+FULL_MATRIX = {"kimi_k2", "minimax_m1", "hermes", "pythonic"}
+SHORT_BUDGETS = ("min", "min+3", 48)
+
+
+def _budgets(dialect_name):
+    full = os.environ.get("CONSTRAINED_BUDGET_MATRIX") == "full" or dialect_name in FULL_MATRIX
+    return BUDGETS if full else SHORT_BUDGETS
+
+
+@cache
+def _load(dialect_name):
+    return demo.load(dialect_name)
+
+
+def _choice(name):
+    return {"type": "function", "function": {"name": "search"}} if name == "named" else name
+
+
+def _think_cases():
+    return [(d, think) for d in registry.names() for think in ((False, True) if registry.get(d).reasoning else (False,))]
+
+
+def _run(dialect_name, choice, budget, think_open, seed=0):
+    """SEEDS rows sampled at temperature 1 (no nudge) -> [(text, ParseResult, forced, complete)]."""
+    model, tok = _load(dialect_name)
+    d = registry.get(dialect_name)
+    prompt = render_prompt(d, prepare_history([{"role": "user", "content": "Use the tools."}], d), TOOLS)
+    if think_open:
+        prompt += d.reasoning[0]
+    proc = ToolCallLogitsProcessor(tok, d, TOOLS, _choice(choice), vocab_size=model.config.vocab_size, think_open=think_open)
+    minimum = proc.minimum_tokens()
+    if budget == "min":
+        budget = minimum
+    elif budget == "min+3":
+        budget = minimum + 3
+    enc = tok([prompt] * SEEDS, return_tensors="pt", add_special_tokens=False)
+    if budget < minimum:
+        with pytest.raises(BudgetTooSmall, match=f"shortest needs {minimum} tokens"):
+            model.generate(**enc, logits_processor=[proc, ExactSample(seed)], do_sample=False, max_new_tokens=budget,
+                           pad_token_id=tok.pad_token_id)
+        return []
+    out = model.generate(**enc, logits_processor=[proc, ExactSample(seed)], do_sample=False, max_new_tokens=budget,
+                         pad_token_id=tok.pad_token_id)
+    gen = out[:, enc["input_ids"].shape[1]:]
+    rows = []
+    for r in range(SEEDS):
+        result = proc.parse(gen[r], r)
+        ids = [t for t in gen[r].tolist() if t != tok.pad_token_id]
+        assert len(ids) <= budget
+        rows.append((tok.decode(ids), result, proc.budget_forced(r), proc.is_done(r)))
+    return rows
+
+
+@pytest.mark.parametrize("dialect_name, think_open", _think_cases())
+def test_every_output_completes_within_the_budget(dialect_name, think_open):
+    checked = 0
+    for choice in CHOICES:
+        for budget in _budgets(dialect_name):
+            for text, result, forced, complete in _run(dialect_name, choice, budget, think_open):
+                where = f"{dialect_name} {choice} budget={budget} think_open={think_open}: {text!r}"
+                assert complete, where  # the grammar reached its end (EOS) within the budget
+                assert result.violations == [], where
+                for call in result.tool_calls:
+                    assert isinstance(json.loads(call["function"]["arguments"]), dict), where
+                if choice in ("required", "named"):
+                    assert result.tool_calls, where
+                if choice == "named":
+                    assert {c["function"]["name"] for c in result.tool_calls} == {"search"}, where
+                if result.truncated:
+                    assert forced, where  # a flagged call is one the budget closed
+                checked += 1
+    assert checked >= len(CHOICES) * (len(_budgets(dialect_name)) - 1) * SEEDS
+
+
+def test_a_budget_below_the_shortest_call_is_refused_before_decoding():
+    tok = demo.load_tokenizer("kimi_k2")
+    proc = ToolCallLogitsProcessor(tok, "kimi_k2", [WEATHER], "required")
+    minimum = proc.minimum_tokens()
+    with pytest.raises(BudgetTooSmall) as info:
+        ToolCallLogitsProcessor(tok, "kimi_k2", [WEATHER], "required", max_new_tokens=minimum - 1)
+    assert info.value.minimum == minimum and str(minimum) in str(info.value)
+    ToolCallLogitsProcessor(tok, "kimi_k2", [WEATHER], "required", max_new_tokens=minimum)  # exactly enough
+    assert ToolCallLogitsProcessor(tok, "kimi_k2", [WEATHER], "auto").minimum_tokens() == 1  # EOS alone is an answer
+
+
+def test_budget_forced_calls_are_flagged_or_dropped():
+    """A long string argument cut by the budget: the call is complete and valid, flagged, and
+    finish_reason would be "length"; with budget_calls="drop" it is left out."""
+    model, tok = _load("hermes")
+    d = registry.get("hermes")
+    prompt = render_prompt(d, prepare_history([{"role": "user", "content": "Search."}], d), [SEARCH])
+    enc = tok([prompt] * SEEDS, return_tensors="pt", add_special_tokens=False)
+    flagged = dropped = 0
+    for calls in ("flag", "drop"):
+        proc = ToolCallLogitsProcessor(tok, d, [SEARCH], "required", budget_calls=calls, vocab_size=model.config.vocab_size)
+        # no nudge, greedy over an ExactSample: the random model writes long strings, so 64 tokens cut them
+        out = model.generate(**enc, logits_processor=[proc, ExactSample(3)], do_sample=False, max_new_tokens=64, pad_token_id=tok.pad_token_id)
+        for r in range(SEEDS):
+            result = proc.parse(out[r, enc["input_ids"].shape[1]:], r)
+            assert result.violations == []
+            if calls == "flag" and result.truncated:
+                assert proc.budget_forced(r) and result.truncated == list(range(len(result.tool_calls)))[-len(result.truncated):]
+                flagged += 1
+            if calls == "drop":
+                assert result.truncated == []
+                dropped += proc.budget_forced(r)
+    assert flagged and dropped  # the budget did close some calls, and each mode reported it its way
+
+
+def test_the_budget_comes_from_the_generate_call():
+    """No max_new_tokens on the processor: it reads the budget of the generate call it serves,
+    a new call starts fresh, and beam search is refused with a clear error."""
+    model, tok = _load("kimi_k2")
+    d = registry.get("kimi_k2")
+    prompt = render_prompt(d, prepare_history([{"role": "user", "content": "Weather?"}], d), [WEATHER])
+    enc = tok([prompt], return_tensors="pt", add_special_tokens=False)
+    proc = ToolCallLogitsProcessor(tok, d, [WEATHER], "required", vocab_size=model.config.vocab_size)
+    for budget in (proc.minimum_tokens(), 40):
+        out = model.generate(**enc, logits_processor=[proc, ExactSample(budget)], do_sample=False, max_new_tokens=budget, pad_token_id=tok.pad_token_id)
+        generated = out.shape[1] - enc["input_ids"].shape[1]
+        # the processor saw every token but the last (generate stops after sampling it)
+        assert proc.states[0].budget is not None and proc.states[0].budget.left == budget - generated + 1
+        assert proc.parse(out[0, enc["input_ids"].shape[1]:]).tool_calls
+    with pytest.raises(BudgetTooSmall):
+        model.generate(**enc, logits_processor=[proc], do_sample=False, max_new_tokens=3, pad_token_id=tok.pad_token_id)
+    with pytest.raises(ValueError, match="beam search"):
+        model.generate(**enc, logits_processor=[proc], num_beams=2, do_sample=False, max_new_tokens=40, pad_token_id=tok.pad_token_id)
+
+
+def test_parse_flags_calls_that_end_after_the_budget_took_over():
+    d = registry.get("kimi_k2")
+    call = '<|tool_call_begin|>functions.get_weather:{i}<|tool_call_argument_begin|>{{"city": "P", "days": 1}}<|tool_call_end|>'
+    text = "<|tool_calls_section_begin|>" + call.format(i=0) + call.format(i=1) + "<|tool_calls_section_end|>"
+    second = text.index(call.format(i=1))
+    r = parse(text, d, [WEATHER], budget_closed_at=second + 5)
+    assert len(r.tool_calls) == 2 and r.truncated == [1]
+    assert parse(text, d, [WEATHER], budget_closed_at=second + 5, budget_calls="drop").tool_calls == r.tool_calls[:1]
+    assert parse(text, d, [WEATHER]).truncated == []
+
+
+def test_think_open_output_starts_inside_the_think_block():
+    d = registry.get("hermes")
+    r = parse('plan it</think><tool_call>\n{"name": "get_weather", "arguments": {"city": "P", "days": 2}}\n</tool_call>', d, [WEATHER], think_open=True)
+    assert r.reasoning == "plan it" and [c["function"]["name"] for c in r.tool_calls] == ["get_weather"]
+

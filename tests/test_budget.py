@@ -15,7 +15,7 @@ from functools import cache
 import pytest
 from helpers import ExactSample
 
-from constrained import ToolCallLogitsProcessor, demo, parse
+from constrained import StreamingParser, ToolCallLogitsProcessor, demo, parse
 from constrained import dialect as registry
 from constrained.budget import BudgetTooSmall
 from constrained.chat import prepare_history, render_prompt
@@ -84,8 +84,30 @@ def _run(dialect_name, choice, budget, think_open, seed=0):
         result = proc.parse(gen[r], r)
         ids = [t for t in gen[r].tolist() if t != tok.pad_token_id]
         assert len(ids) <= budget
+        _check_stream(d, tok, [t for t in ids if t != tok.eos_token_id], result, think_open)
         rows.append((tok.decode(ids), result, proc.budget_forced(r), proc.is_done(r)))
     return rows
+
+
+def _check_stream(d, tok, ids, result, think_open):
+    """Streamed token by token, the deltas join to exactly the whole-text parse."""
+    stream = StreamingParser(d, think_open=think_open)
+    calls: dict[int, dict] = {}
+    deltas = []
+    prev = ""
+    for k in range(1, len(ids) + 1):
+        now = tok.decode(ids[:k]).rstrip("\ufffd")  # a partial UTF-8 character waits for its next byte
+        assert now.startswith(prev)
+        deltas += stream.feed(now[len(prev):])
+        prev = now
+    deltas += stream.finish()
+    for delta in deltas:
+        for tc in delta.get("tool_calls", []):
+            c = calls.setdefault(tc["index"], {"name": "", "arguments": ""})
+            c["name"] += tc.get("function", {}).get("name", "") or ""
+            c["arguments"] += tc.get("function", {}).get("arguments", "") or ""
+    assert [(c["name"], c["arguments"]) for _, c in sorted(calls.items())] == [
+        (c["function"]["name"], c["function"]["arguments"]) for c in result.tool_calls]
 
 
 @pytest.mark.parametrize("dialect_name, think_open", _think_cases())

@@ -68,6 +68,7 @@ class Closer:
         self.vocab_size = vocab_size
         self.token_chars = token_chars
         self.bitmask = xgr.allocate_token_bitmask(1, vocab_size)
+        self.scratch = xgr.allocate_token_bitmask(1, vocab_size)  # for looking one step ahead
         self.marker_ids = np.array(sorted(t for t in token_ids.values() if 0 <= t < vocab_size), dtype=np.int64)
         self.short_tokens = np.flatnonzero(token_chars == 1)  # one-byte tokens, by id
         self.short_words = self.short_tokens >> 5
@@ -87,20 +88,34 @@ class Closer:
         multi_closing = [m for m in closing if m not in single_closing]
         quotes, brackets = moves(_QUOTES), moves(_BRACKETS)
         tail = [*opening, *moves(_VALUES), *moves(_SEPARATORS)]
+        # moves that may be string content (all but stops, markers and the JSON quote, which a
+        # JSON string cannot hold raw): checked for going round in a circle
+        structural = {*stops, *single_closing, *multi_closing, *moves(('"',)), *opening}
+        # what surely closes something (for looking ahead): a `'` or `}` may be string content
+        closers = [*stops, *single_closing, *multi_closing, *moves(('"',))]
         self.orders = [
-            _Order([*stops, *single_closing, *quotes, *multi_closing, *brackets, *tail]),
-            _Order([*stops, *single_closing, *multi_closing, *quotes, *brackets, *tail]),
+            _Order([*stops, *single_closing, *quotes, *multi_closing, *brackets, *tail], structural, closers),
+            _Order([*stops, *single_closing, *multi_closing, *quotes, *brackets, *tail], structural, closers),
         ]
 
     @lru_cache(maxsize=4096)  # noqa: B019 - one Closer per tokenizer and dialect, kept for the process
     def _encode(self, text: str) -> tuple[int, ...]:
         return tuple(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def _move(self, m: xgr.GrammarMatcher, order: _Order) -> tuple[int, ...]:
-        """The first move of `order` the grammar takes from `m` (accepted on `m`), else the
-        allowed token with the shortest text; () when nothing is allowed."""
-        m.fill_next_token_bitmask(self.bitmask, 0)
-        row = self.bitmask[0].numpy().view(np.uint32)
+    def _row(self, m: xgr.GrammarMatcher, bitmask: Any = None) -> np.ndarray:
+        bitmask = self.bitmask if bitmask is None else bitmask
+        m.fill_next_token_bitmask(bitmask, 0)
+        return bitmask[0].numpy().view(np.uint32)
+
+    def _move(self, m: xgr.GrammarMatcher, order: _Order, seen: set[int]) -> tuple[int, ...]:
+        """The first move of `order` the grammar takes from `m` (accepted on `m`) and that leads
+        somewhere (a move that may be string content and leaves the allowed tokens as they were,
+        such as `'` inside an email's local part, goes round in a circle); else a one-character
+        token found by looking one step ahead; () when nothing is allowed. `seen`: hashes of the
+        allowed-token sets this walk has been in."""
+        row = self._row(m)
+        here = hash(row.tobytes())
+        seen.add(here)
         for k in np.flatnonzero((row[order.words] >> order.bits) & 1).tolist():
             move = order.moves[k]
             took = 0
@@ -109,18 +124,33 @@ class Closer:
                     break
                 took += 1
             if took == len(move):
-                return move
+                if not order.content_like[k] or hash(self._row(m, self.scratch).tobytes()) != here:
+                    return move
             if took:
                 m.rollback(took)
-        short = np.flatnonzero((row[self.short_words] >> self.short_bits) & 1)
-        if len(short):  # a one-character token: the common case, without scanning the whole row
-            token = int(self.short_tokens[short[0]])
-        else:
+        return self._look_ahead(m, row, order, seen)
+
+    def _look_ahead(self, m: xgr.GrammarMatcher, row: np.ndarray, order: _Order, seen: set[int]) -> tuple[int, ...]:
+        """A one-character token after which a closing move is allowed, else one that leads to
+        allowed tokens this walk has not been in (a pattern's next part: `@` after an email's
+        local part), else the allowed token with the shortest text."""
+        short = self.short_tokens[np.flatnonzero((row[self.short_words] >> self.short_bits) & 1)].tolist()
+        fresh = None
+        for token in short:
+            if not m.accept_token(token):
+                continue
+            after = self._row(m, self.scratch)
+            if ((after[order.closer_words] >> order.closer_bits) & 1).any():
+                return (token,)
+            if fresh is None and hash(after.tobytes()) not in seen:
+                fresh = token
+            m.rollback(1)
+        if fresh is None:
             candidates = np.flatnonzero(np.unpackbits(row.view(np.uint8), bitorder="little")[: self.vocab_size])
             if not len(candidates):
                 return ()
-            token = int(candidates[np.argmin(self.token_chars[candidates])])  # shortest text, lowest id
-        return (token,) if m.accept_token(token) else ()
+            fresh = int(candidates[np.argmin(self.token_chars[candidates])])  # shortest text, lowest id
+        return (fresh,) if m.accept_token(fresh) else ()
 
     def plan(self, matcher: xgr.GrammarMatcher, limit: int) -> list[int] | None:
         """Tokens that finish the output from `matcher`'s state (the stop token included), or None
@@ -136,6 +166,7 @@ class Closer:
         out: list[int] = []
         last: tuple[int, ...] = ()
         repeats = 0
+        seen: set[int] = set()
         while not m.is_terminated():
             if len(out) > limit:
                 return None
@@ -152,7 +183,7 @@ class Closer:
             if took:
                 last, repeats = (), 0
                 continue
-            move = self._move(m, order)
+            move = self._move(m, order, seen)
             if not move:
                 return None
             repeats = repeats + 1 if move == last else 0
@@ -187,13 +218,18 @@ def jump_forward_string(m: xgr.GrammarMatcher) -> str:
 
 
 class _Order:
-    """Moves in preference order, with their first tokens' bitmask positions for one vectorised test."""
+    """Moves in preference order, with their first tokens' bitmask positions for one vectorised
+    test; which may be string content; and the closing moves' first tokens (for looking ahead)."""
 
-    def __init__(self, moves: list[tuple[int, ...]]):
+    def __init__(self, moves: list[tuple[int, ...]], structural: set[tuple[int, ...]], closers: list[tuple[int, ...]]):
         self.moves = list(dict.fromkeys(moves))
+        self.content_like = [m not in structural for m in self.moves]
         first = np.array([m[0] for m in self.moves], dtype=np.int64)
         self.words = first >> 5
         self.bits = (first & 31).astype(np.uint32)
+        ends = np.array(sorted({c[0] for c in closers}), dtype=np.int64)
+        self.closer_words = ends >> 5
+        self.closer_bits = (ends & 31).astype(np.uint32)
 
 
 def _single(tokenizer: Any, text: str) -> list[int]:

@@ -74,6 +74,10 @@ def prepare_history(messages: Sequence[Mapping], dialect: Dialect) -> History:
             m["tool_calls"] = calls
         if role == "tool":
             client_id = msg.get("tool_call_id")
+            if client_id is not None and client_id not in renamed:
+                # as OpenAI: a result must answer a call made earlier (MiniMax-style results without an id are fine)
+                raise ToolSpecError(f"messages[{i}].tool_call_id {client_id!r} matches no tool call of an earlier assistant message",
+                                    f"messages[{i}].tool_call_id")
             m["tool_call_id"] = renamed.get(client_id, client_id) if isinstance(client_id, str) else client_id
             if msg.get("name"):
                 m["name"] = msg["name"]

@@ -52,6 +52,9 @@ def test_prompt_renders_calls_in_the_dialect_and_m1_tool_parts():
     ([{"role": "wizard", "content": "x"}], "messages[0].role"),
     ([{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}], "messages[0].content[0]"),
     ([{"role": "assistant", "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": "{not json"}}]}], "messages[0].tool_calls[0]"),
+    # a result must answer a call made earlier in the conversation (as OpenAI answers)
+    ([*HISTORY[:3], {"role": "tool", "tool_call_id": "call_zzz", "content": "?"}], "messages[3].tool_call_id"),
+    ([{"role": "tool", "tool_call_id": "call_x", "content": "before its call"}, *HISTORY[5:]], "messages[0].tool_call_id"),
 ])
 def test_bad_history_names_the_field(bad, param):
     with pytest.raises(ToolSpecError) as info:

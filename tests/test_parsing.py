@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import keyword
 
 import pytest
 from hypothesis import given, settings
@@ -115,13 +116,14 @@ def test_kimi_section_ends_reasoning():
     assert [c["id"] for c in result.tool_calls] == ["functions.w:0"]
 
 
-def test_pretty_printed_m1_json_is_not_a_call():
-    """vLLM's M1 parser reads one JSON object per line: pretty-printed JSON yields no call."""
+def test_pretty_printed_m1_json_still_parses_as_a_call():
+    """vLLM's M1 parser reads one JSON object per line, so pretty-printed JSON yields no call there;
+    ours tolerates whitespace between structural characters and reads the call the model meant
+    (the grammar never produces this form: see test_grammar)."""
     raw = '<tool_calls>\n{\n  "name": "f",\n  "arguments": {"a": 1}\n}\n</tool_calls>'
     result = parse(raw, "minimax_m1")
-    # our parser tolerates whitespace between structural characters, so this still reads as the
-    # call the model meant; the grammar never produces it (see test_grammar)
     assert [c["function"]["name"] for c in result.tool_calls] == ["f"]
+    assert json.loads(result.tool_calls[0]["function"]["arguments"]) == {"a": 1} and result.content is None
 
 
 def test_garbage_inside_section_becomes_content():
@@ -194,7 +196,8 @@ def test_stream_never_leaks_partial_markers(name):
 @settings(max_examples=60, deadline=None)
 @given(
     args=st.dictionaries(
-        st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True),
+        # names every dialect can write (a Python keyword such as `as` is no keyword argument)
+        st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True).filter(lambda k: not keyword.iskeyword(k)),
         st.recursive(
             st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=8),
             lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
@@ -214,3 +217,25 @@ def test_render_parse_stream_roundtrip(args, name, step):
     assert json.loads(whole.tool_calls[0]["function"]["arguments"]) == args
     p, _ = _stream(d, text, step)
     assert [c["function"]["arguments"] for c in p.tool_calls()] == [whole.tool_calls[0]["function"]["arguments"]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    names=st.lists(st.sampled_from(keyword.kwlist) | st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), min_size=1, max_size=4, unique=True),
+)
+def test_pythonic_refuses_keyword_argument_names(names):
+    """Argument names drawn with Python keywords among them: a tool whose names include one is
+    refused at request time (ToolSpecError naming it), never compiled into calls that fail to parse."""
+    from constrained import ToolSpecError
+    from constrained.grammar import prepare_tools
+
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {n: {"type": "integer"} for n in names}}}}
+    bad = [n for n in names if keyword.iskeyword(n)]
+    if not bad:
+        assert prepare_tools(registry.get("pythonic"), [tool])
+        return
+    with pytest.raises(ToolSpecError) as info:
+        prepare_tools(registry.get("pythonic"), [tool])
+    assert repr(bad[0]) in str(info.value) and info.value.param == "tools[0].function.parameters"
+    for other in ("hermes", "kimi_k2"):  # JSON arguments carry any name
+        assert prepare_tools(registry.get(other), [tool])

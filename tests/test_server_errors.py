@@ -57,6 +57,9 @@ CASES = [
      chat(messages=[{"role": "user", "content": "x", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]), 400, ["tool_calls"]),
     ("history arguments not JSON", "POST", "/v1/chat/completions",
      chat(messages=[{"role": "assistant", "content": None, "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}, *MSGS]), 400, ["arguments", "json"]),
+    ("tool result for no earlier call", "POST", "/v1/chat/completions",
+     chat(messages=[*MSGS, {"role": "assistant", "content": None, "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                    {"role": "tool", "tool_call_id": "b", "content": "x"}]), 400, ["messages[2].tool_call_id", "'b'", "matches no tool call"]),
     ("n=2", "POST", "/v1/chat/completions", chat(n=2), 400, ["n", "only n=1"]),
     ("max_tokens as string", "POST", "/v1/chat/completions", chat(max_tokens="10"), 400, ["max_tokens"]),
     ("max_tokens zero", "POST", "/v1/chat/completions", chat(max_tokens=0), 400, ["max_tokens"]),
@@ -188,7 +191,7 @@ def test_bearer_auth():
             assert resp.status_code == status, (headers, resp.text)
             if status == 401:
                 err = resp.json()["error"]
-                assert err["type"] == "authentication_error" and "key" in err["message"].lower() or "authorization" in err["message"].lower()
+                assert err["type"] == "authentication_error" and ("key" in err["message"].lower() or "authorization" in err["message"].lower())
         assert httpx.get(s.url + "/v1/models").status_code == 401
         assert httpx.get(s.url + "/health").status_code == 200  # probes need no key
         import openai

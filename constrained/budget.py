@@ -33,6 +33,7 @@ import torch
 import xgrammar as xgr
 
 from .dialect import Dialect
+from .types import BUDGET_CALLS  # noqa: F401  (re-exported: the policy names live where the CLIs can read them cheaply)
 
 # Candidates checked per step in the zone (the model's most likely allowed tokens).
 TOP_K = 3
@@ -362,8 +363,6 @@ class RowBudget:
         return self.forced_at is not None
 
 
-# What becomes of calls the budget cut short: returned and flagged (`truncated`), or left out.
-BUDGET_CALLS = ("flag", "drop")
 
 
 class BudgetTooSmall(ValueError):

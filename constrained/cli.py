@@ -9,37 +9,64 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from . import dialect as registry
+from .errors import CommandError, ToolSpecError, UnsupportedSchemaError, describe
 from .schema import ADDITIONAL_PROPERTIES
 
 
+def read_json_file(path: str, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as err:
+        raise CommandError(f"cannot read the {what}: {err.strerror}: {path!r}") from None
+    except ValueError as err:
+        raise CommandError(f"the {what} {path!r} is not JSON: {err}") from None
+
+
+def _load_tools(path: str) -> tuple:
+    from .types import as_tools
+
+    data = read_json_file(path, "tools file")
+    return as_tools(data.get("tools", data) if isinstance(data, dict) else data)
+
+
 def _generate(args: argparse.Namespace) -> int:
+    if args.max_tokens < 1:
+        args.parser.error("--max-tokens must be at least 1")
+    try:
+        dialect = registry.get(args.dialect)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    tools = _load_tools(args.tools)
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from . import demo, parse
     from .chat import prepare_history, render_prompt
     from .processor import ToolCallLogitsProcessor
-    from .types import ToolChoice, as_tools
+    from .types import ToolChoice
 
-    dialect = registry.get(args.dialect)
-    with open(args.tools, encoding="utf-8") as f:
-        tools = json.load(f)
-    tools = as_tools(tools.get("tools", tools) if isinstance(tools, dict) else tools)
-    if args.model:
-        tok = AutoTokenizer.from_pretrained(args.model)
-        model = AutoModelForCausalLM.from_pretrained(args.model).eval()
-    else:
-        model, tok = demo.load(dialect)
+    # everything a request can get wrong is checked before the model loads
+    tok = AutoTokenizer.from_pretrained(args.model) if args.model else demo.load_tokenizer(dialect)
     history = prepare_history([{"role": "user", "content": args.prompt}], dialect)
+    choice = args.tool_choice if args.tool_choice in ("auto", "none", "required") else ToolChoice("named", args.tool_choice)
+    model = AutoModelForCausalLM.from_pretrained(args.model).eval() if args.model else None
+    vocab_size = model.config.vocab_size if model is not None else len(tok)  # the demo model: one row per token
+    proc = ToolCallLogitsProcessor(tok, dialect, tools, choice, not args.no_parallel, first_index=history.calls_so_far,
+                                   additional_properties=args.additional_properties, vocab_size=vocab_size)
+    minimum = proc.minimum_tokens()
+    if args.max_tokens < minimum:
+        raise CommandError(f"--max-tokens is {args.max_tokens}, but the shortest complete answer for this tool choice takes {minimum} tokens")
+    if model is None:
+        model, tok = demo.load(dialect)
     if args.model and getattr(tok, "chat_template", None):
         prompt = tok.apply_chat_template(history.messages, tools=[t.to_openai() for t in tools], tokenize=False, add_generation_prompt=True)
     else:
         prompt = render_prompt(dialect, history, tools)
-    choice = args.tool_choice if args.tool_choice in ("auto", "none", "required") else ToolChoice("named", args.tool_choice)
-    proc = ToolCallLogitsProcessor(tok, dialect, tools, choice, not args.no_parallel, first_index=history.calls_so_far,
-                                   additional_properties=args.additional_properties, vocab_size=model.config.vocab_size)
     enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
     torch.manual_seed(args.seed)
     out = model.generate(**enc, logits_processor=[proc], do_sample=args.temperature > 0, temperature=args.temperature or None,
@@ -77,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-tokens", type=int, default=256)
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--seed", type=int, default=0)
-    gen.set_defaults(func=_generate)
+    gen.set_defaults(func=_generate, parser=gen)
 
     dialects = sub.add_parser("dialects", help="list the registered dialects")
     dialects.set_defaults(func=_dialects)
@@ -99,8 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Usage errors exit 2 with the subcommand's usage (argparse); a problem with the request (a
+    schema, a tool, a dialect, a file) prints one line naming it, the text the server would send,
+    and exits 1."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (CommandError, ToolSpecError, UnsupportedSchemaError) as err:
+        text = str(err) if isinstance(err, CommandError) else describe(err)
+        print(f"constrained {args.command}: error: {' '.join(text.split())}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

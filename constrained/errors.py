@@ -64,4 +64,16 @@ def _rebuild(cls, keyword, path, reason, source, tool, tool_index):
     return cls(keyword, path, reason, source=source, tool=tool, tool_index=tool_index)
 
 
-__all__ = ["SchemaSource", "ToolSpecError", "UnsupportedSchemaError"]
+class CommandError(Exception):
+    """A command-line request that cannot be carried out (a missing file, an unknown dialect):
+    `constrained` prints it as one line and exits 1."""
+
+
+def describe(err: ToolSpecError | UnsupportedSchemaError) -> str:
+    """One line naming the problem and where: what the server answers (400) and the CLI prints."""
+    if isinstance(err, UnsupportedSchemaError):
+        return err.message
+    return str(err) if not err.param or err.param in str(err) else f"{err.param}: {err}"
+
+
+__all__ = ["CommandError", "SchemaSource", "ToolSpecError", "UnsupportedSchemaError", "describe"]

@@ -14,6 +14,10 @@ from typing import Any, Literal, TypedDict
 
 from .errors import ToolSpecError
 
+# What becomes of calls a token budget cut short (constrained.budget): returned and flagged
+# (`truncated`), or left out. Here, not in budget.py, so that the CLIs read it without torch.
+BUDGET_CALLS = ("flag", "drop")
+
 
 @dataclass(frozen=True)
 class Tool:

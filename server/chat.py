@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from constrained.budget import BudgetTooSmall, RowBudget, check_budget, margin_for
 from constrained.chat import History, prepare_history, render_prompt
 from constrained.decoding import GrammarState
-from constrained.errors import ToolSpecError, UnsupportedSchemaError
+from constrained.errors import ToolSpecError, UnsupportedSchemaError, describe
 from constrained.grammar import GrammarOptions, content_from_response_format
 from constrained.parsing import ParseResult, StreamingParser, parse
 from constrained.types import Tool
@@ -55,9 +55,8 @@ class ChatJob:
 
 def _tool_error(err: UnsupportedSchemaError | ToolSpecError) -> ApiError:
     if isinstance(err, UnsupportedSchemaError):
-        return ApiError(400, err.message, param=err.param or "tools", code="unsupported_schema")
-    message = str(err) if not err.param or err.param in str(err) else f"{err.param}: {err}"
-    return ApiError(400, message, param=err.param, code="invalid_tools" if (err.param or "").startswith("tool") else "invalid_value")
+        return ApiError(400, describe(err), param=err.param or "tools", code="unsupported_schema")
+    return ApiError(400, describe(err), param=err.param, code="invalid_tools" if (err.param or "").startswith("tool") else "invalid_value")
 
 
 def prepare_chat(state: ServerState, req: ChatCompletionRequest) -> ChatJob:

@@ -7,8 +7,9 @@ import logging
 import os
 import sys
 
-from constrained.budget import BUDGET_CALLS
+from constrained.errors import CommandError
 from constrained.schema import ADDITIONAL_PROPERTIES
+from constrained.types import BUDGET_CALLS
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -20,11 +21,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.max_batch < 1 or args.max_queue < 1:
-        print("error: --max-batch and --max-queue must be >= 1", file=sys.stderr)
-        return 2
+        args.parser.error("--max-batch and --max-queue must be >= 1")
     if args.demo_nudge and args.model:
-        print("error: --demo-nudge is for the built-in demo model only", file=sys.stderr)
-        return 2
+        args.parser.error("--demo-nudge is for the built-in demo model only")
     bias = first = None
     if args.demo_nudge:
         from constrained import demo
@@ -34,8 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             d = resolve_dialect(args.dialect)
         except LoadError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            raise CommandError(str(err)) from None
         bias, first = demo.server_nudge(demo.load_tokenizer(d), d)
     try:
         state = build_state(
@@ -48,8 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
                                 additional_properties=args.additional_properties, budget_calls=args.budget_calls),
         )
     except LoadError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise CommandError(str(err)) from None
     app = create_app(state)
     print(f"constrained: serving {state.names[0]!r} (dialect {state.dialect.name}) on http://{args.host}:{args.port}/v1", file=sys.stderr, flush=True)
     try:
@@ -84,5 +81,5 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 for the demo model, else torch's default)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    p.set_defaults(func=_serve)
+    p.set_defaults(func=_serve, parser=p)
     return p

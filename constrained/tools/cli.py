@@ -57,8 +57,9 @@ def add_check_tools_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check_tools_command(args: argparse.Namespace) -> int:
-    with open(args.tools, encoding="utf-8") as f:
-        data = json.load(f)
+    from ..cli import read_json_file
+
+    data = read_json_file(args.tools, "tools file")
     tools = data.get("tools", []) if isinstance(data, dict) else data
     from .check_tools import check_tools
 

@@ -60,6 +60,18 @@ class UnsupportedSchemaError(ValueError):
         return (_rebuild, (type(self), self.keyword, self.path, self.reason, self.source, self.tool, self.tool_index))
 
 
+class UnsatisfiableSchemaError(UnsupportedSchemaError):
+    """Keywords that contradict each other (`minimum` > `maximum`, an empty `enum`, a required
+    property that cannot appear): no value could match what the schema's author wrote there."""
+
+    @property
+    def message(self) -> str:
+        core = f"JSON Schema keyword {self.keyword!r} at {self.path} can match nothing: {self.reason}"
+        if self.source == "response_format":
+            return f"response_format: {core}"
+        return f"tool {self.tool!r}: {core}" if self.tool is not None else core
+
+
 def _rebuild(cls, keyword, path, reason, source, tool, tool_index):
     return cls(keyword, path, reason, source=source, tool=tool, tool_index=tool_index)
 
@@ -76,4 +88,4 @@ def describe(err: ToolSpecError | UnsupportedSchemaError) -> str:
     return str(err) if not err.param or err.param in str(err) else f"{err.param}: {err}"
 
 
-__all__ = ["CommandError", "SchemaSource", "ToolSpecError", "UnsupportedSchemaError", "describe"]
+__all__ = ["CommandError", "SchemaSource", "ToolSpecError", "UnsatisfiableSchemaError", "UnsupportedSchemaError", "describe"]

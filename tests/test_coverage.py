@@ -145,3 +145,18 @@ def test_check_tools_follows_the_policy_it_is_given():
 def test_check_tools_rejects_unknown_dialects():
     with pytest.raises(ValueError):
         check_tools([], dialects=["nope"])
+
+
+def test_check_tools_reports_unsatisfiable_schemas_and_slow_regexes():
+    tools = [
+        _tool("window", {"type": "object", "properties": {"from": {"type": "integer", "minimum": 9, "maximum": 1}}}),
+        _tool("pick", {"type": "object", "properties": {"a": {}}, "required": ["b"]}),
+        _tool("match", {"type": "object", "properties": {"s": {"type": "string", "pattern": "^(?=x)"}}}),
+        _tool("fine", {"type": "object", "properties": {"a": {}}, "required": ["b"]}),
+    ]
+    window, pick, match = check_tools(tools[:3], dialects=["hermes"])
+    assert not window["ok"] and "can match nothing" in window["error"] and "'minimum' at $.properties.from" in window["error"]
+    assert not pick["ok"] and "'required' at $.required" in pick["error"] and "'b'" in pick["error"]
+    assert not match["ok"] and "'pattern' at $.properties.s.pattern" in match["error"] and "linear time" in match["error"]
+    (fine,) = check_tools(tools[3:], dialects=["hermes"], additional_properties="schema")  # undeclared names may appear
+    assert fine["ok"]

@@ -280,11 +280,26 @@ def test_pattern_contradicting_a_required_property_is_unsatisfiable():
         normalize(schema)
 
 
-def test_unsupported_regex_is_unenforced_not_fatal():
-    schema = {"type": "string", "pattern": r"^(?!admin).*\b$"}
+def test_regex_the_grammar_cannot_enforce_is_checked_after_decoding():
+    schema = {"type": "string", "pattern": r"^admin.*\b$"}  # \b: xgrammar cannot, RE2 can
     norm = normalize(schema)
     assert norm.unenforced == (Unenforced("pattern", "$.pattern"),)
-    assert unenforced_violations("admin", norm) == [Unenforced("pattern", "$.pattern")]
+    assert unenforced_violations("admin!", norm) == [Unenforced("pattern", "$.pattern")]
+    assert unenforced_violations("admin", norm) == []
+
+
+def test_regex_that_cannot_run_in_linear_time_is_refused():
+    """Look-around and back-references need a backtracking engine: refused, naming keyword and path."""
+    for schema, keyword, path in (
+        ({"type": "string", "pattern": r"^(?!admin).*$"}, "pattern", "$.pattern"),
+        ({"type": "object", "properties": {"a": {"type": "string", "pattern": r"(x)\1"}}}, "pattern", "$.properties.a.pattern"),
+        ({"type": "object", "patternProperties": {"^(?<=a)b": {}}}, "patternProperties", "$.patternProperties.^(?<=a)b"),
+        ({"type": "object", "properties": {"a": {"not": {"pattern": "a{1,5000}"}}}}, "pattern", "$.properties.a.not.pattern"),
+    ):
+        with pytest.raises(UnsupportedSchemaError) as info:
+            normalize(schema)
+        assert (info.value.keyword, info.value.path) == (keyword, path)
+        assert "linear time" in str(info.value)
 
 
 def test_allof_is_merged():
@@ -323,9 +338,43 @@ def test_object_and_array_constants_match_json_dumps_output():
     assert not accepts(schema, {"x": {"a": [1, 3]}})
 
 
-def test_required_but_undeclared_property_is_declared():
+def test_required_but_undeclared_property_is_declared_where_extra_properties_may_appear():
     schema = {"type": "object", "properties": {"a": {}}, "required": ["b"]}
-    assert accepts(schema, {"b": 1})
+    assert accepts(schema, {"b": 1}, additional_properties="schema")
+    assert accepts({**schema, "additionalProperties": {"type": "integer"}}, {"b": 1})
+    assert accepts({"type": "object", "properties": {"a": {}}, "patternProperties": {"^b": {}}, "required": ["b"]}, {"b": 1})
+    # a bare `required` in a branch names what its siblings declare
+    assert accepts({"type": "object", "properties": {"a": {}, "b": {}}, "oneOf": [{"required": ["a"]}, {"required": ["b"]}]}, {"b": 1})
+
+
+UNSATISFIABLE = [  # (schema, policy, keyword, path): contradictions a schema author cannot have meant
+    ({"type": "object", "properties": {"n": {"type": "integer", "minimum": 5, "maximum": 1}}}, "forbid", "minimum", "$.properties.n"),
+    ({"type": "object", "properties": {"n": {"exclusiveMinimum": 2, "maximum": 2}}}, "schema", "exclusiveMinimum", "$.properties.n"),
+    ({"type": "object", "properties": {"s": {"type": "string", "minLength": 4, "maxLength": 2}}}, "forbid", "minLength", "$.properties.s"),
+    ({"type": "object", "properties": {"l": {"type": "array", "items": {"type": "integer"}, "minItems": 3, "maxItems": 1}}}, "forbid", "minItems", "$.properties.l"),
+    ({"type": "object", "properties": {"o": {"type": "object", "minProperties": 2, "maxProperties": 1}}}, "schema", "minProperties", "$.properties.o"),
+    ({"type": "object", "properties": {"e": {"enum": []}}}, "forbid", "enum", "$.properties.e"),
+    ({"type": "object", "properties": {"x": False, "y": {}}, "required": ["x"]}, "schema", "required", "$.required"),
+    ({"type": "object", "properties": {"a": {}}, "required": ["b"]}, "forbid", "required", "$.required"),
+    ({"type": "object", "properties": {"a": {}}, "required": ["b"], "additionalProperties": False}, "schema", "required", "$.required"),
+    ({"type": "object", "properties": {"deep": {"type": "array", "items": {"type": "object", "properties": {"a": {}}, "required": ["b"]}}}},
+     "forbid", "required", "$.properties.deep.items.required"),
+]
+
+
+@pytest.mark.parametrize("schema, policy, keyword, path", UNSATISFIABLE)
+def test_unsatisfiable_schemas_are_refused_naming_keyword_and_path(schema, policy, keyword, path):
+    from constrained.errors import UnsatisfiableSchemaError
+
+    with pytest.raises(UnsatisfiableSchemaError) as info:
+        normalize(schema, additional_properties=policy)
+    assert (info.value.keyword, info.value.path) == (keyword, path)
+    assert "can match nothing" in str(info.value)
+
+
+def test_contradictions_under_not_are_meant():
+    schema = {"type": "string", "not": {"minLength": 5, "maxLength": 3}}  # not (nothing) = anything
+    assert normalize(schema).unenforced and accepts(schema, "abc")
 
 
 def test_fractional_integer_bounds_round_inwards():
@@ -463,3 +512,39 @@ def test_format_date_is_enforced_exactly_against_the_calendar():
                 except ValueError:
                     real = False
                 assert bool(rx.match(text)) == real, text
+
+
+def test_hostile_patterns_run_in_linear_time():
+    """`^(a+)+$` against 34 `a` and a `b` backtracks ~2**34 steps in Python's `re` (hours, holding
+    the GIL); normalisation (which declared names a pattern matches) and validation (pattern,
+    patternProperties, additionalProperties) run it on RE2. A subprocess, so that a regression
+    fails by its timeout instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    code = """
+from constrained.schema import normalize, validate
+name = "a" * 34 + "b"
+schema = {"type": "object", "patternProperties": {"^(a+)+$": {"type": "integer"}}, "properties": {name: {"type": "string", "pattern": "^(a|aa)+$"}},
+          "required": [name], "additionalProperties": False}
+norm = normalize(schema, additional_properties="schema")
+errors = validate({name: name, "a" * 40: "x", "a" * 34 + "c": 1}, norm)
+print(len(errors), sorted(e.split(":")[0] for e in errors))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    # the name fails its pattern, "aaa...a" its integer type, "aaa...c" is no declared or pattern name
+    assert out.stdout.split()[0] == "3"
+
+
+def test_too_deep_schemas_are_refused_naming_the_limit_and_path():
+    from constrained.schema.checks import MAX_DEPTH
+
+    schema: dict = {"type": "string"}
+    for _ in range(MAX_DEPTH // 2):  # two levels of JSON each
+        schema = {"type": "object", "properties": {"a": schema}}
+    with pytest.raises(UnsupportedSchemaError) as info:
+        normalize(schema)
+    assert f"deeper than {MAX_DEPTH} levels" in str(info.value)
+    assert info.value.path == "$" + ".properties.a" * (MAX_DEPTH // 2) and info.value.keyword == "properties"
+    normalize(schema["properties"]["a"])  # one level less is served

@@ -26,6 +26,7 @@ from .keywords import (
     _types,
 )
 from .patterns import _fullmatch_pattern
+from .regex import search
 
 
 @dataclass(frozen=True)
@@ -241,11 +242,7 @@ class _Builder:
             key = _fullmatch_pattern(source)
             if key not in built:
                 continue  # dropped: unenforced already
-            try:
-                matched = [n for n in props if re.search(source, n)]
-            except re.error:  # an ECMA-262 pattern Python cannot read: which names it matches is unknown
-                matched = list(props)
-                self.unenforce("patternProperties", _child(where, source))
+            matched = [n for n in props if search(source, n)]  # RE2: linear time (checked by checks.check_schema)
             pattern_schema = built[key]
             for name in matched:
                 pattern_schema = self.merge_or_false(pattern_schema, props[name], where)

@@ -8,6 +8,7 @@ from typing import Any
 
 from .build import Unenforced, _Builder, _is_free_object
 from .canonical import _Canonicalizer
+from .checks import check_depth, check_schema
 from .keywords import ADDITIONAL_PROPERTIES
 
 
@@ -27,7 +28,10 @@ def normalize(schema: dict | bool | None, *, additional_properties: str = "forbi
     follows JSON Schema (an object without ``additionalProperties`` takes any other property)."""
     if additional_properties not in ADDITIONAL_PROPERTIES:
         raise ValueError(f"additional_properties must be one of {ADDITIONAL_PROPERTIES}, got {additional_properties!r}")
+    if schema is not None:
+        check_depth(schema)
     canonical = None if schema is None else _Canonicalizer().run(schema)
+    check_schema(canonical, additional_properties)
     open_objects = additional_properties == "schema"
     if canonical is None or (not open_objects and _takes_no_arguments(canonical)):
         # validation too: a tool without arguments gets ``{}``

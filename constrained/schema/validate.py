@@ -12,6 +12,7 @@ from typing import Any
 from .build import Unenforced
 from .canonical import _pointer_path, _resolve_pointer
 from .normalize import NormalizedSchema
+from .regex import jsonschema_keywords
 
 
 @functools.lru_cache(maxsize=1)
@@ -20,8 +21,9 @@ def _validator() -> tuple[Any, Any]:
     date-time and time (jsonschema needs an optional package for those)."""
     import jsonschema
 
-    cls = jsonschema.Draft202012Validator
-    checker = copy.deepcopy(cls.FORMAT_CHECKER)
+    base = jsonschema.Draft202012Validator
+    cls = jsonschema.validators.extend(base, jsonschema_keywords())  # user patterns on RE2 (regex.py)
+    checker = copy.deepcopy(base.FORMAT_CHECKER)
     checker.checks("date-time")(lambda v: not isinstance(v, str) or _check_datetime(v))
     checker.checks("time")(lambda v: not isinstance(v, str) or _check_datetime("2000-01-01T" + v))
     return cls, checker

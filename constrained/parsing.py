@@ -2,7 +2,9 @@
 
 One scanner walks the dialect's own pieces (markers, call template, codec) over the text. The
 whole-text parse is the scanner run with `final=True`; the streaming parser re-runs it on the text
-so far and emits only what grew, so both agree by construction. Literals match with whitespace
+so far and emits only what grew, so both agree by construction. Its scanner remembers complete
+calls and where each call's arguments were read to, so a token costs the same at the end of a long
+output as at its start (no rescans of what cannot change). Literals match with whitespace
 tolerated between their characters (what servers in the wild accept); arguments are read with
 `json` / `ast.literal_eval`, never `eval`.
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import dialect as registry
-from .codecs import skip_ws
+from .codecs import ArgumentScan, skip_ws
 from .dialect import Dialect
 from .types import OpenAIToolCall, Tool, as_tools
 from .validation import call_violations
@@ -89,17 +91,28 @@ class Scan:
 
 
 class Scanner:
+    """Scans a text; kept across scans of a growing text (the streaming parser), it remembers what
+    cannot change as the text grows (complete calls, how far each call's arguments were read), so
+    each scan costs the same however long the output has grown."""
+
     def __init__(self, dialect: Dialect):
         self.d = dialect
         self.codec = dialect.codec
+        self._complete: dict[int, tuple[CallScan, int]] = {}  # call start -> (the call, its end)
+        self._arguments: dict[int, ArgumentScan] = {}  # argument start -> its incremental reader
 
     # -- one call --------------------------------------------------------------------------------
     def _call(self, text: str, pos: int, out: list[CallScan]) -> int:
         """Match one call at `pos`; append it (possibly partial) to `out`; return the end."""
+        if pos in self._complete:
+            call, end = self._complete[pos]
+            out.append(call)
+            return end
         size = len(out)
         try:
             end = self._call_pieces(text, pos, out)
             out[-1].end = end
+            self._complete[pos] = (out[-1], end)
             return end
         except _Mismatch:
             del out[size:]  # a call that does not match is not a call
@@ -114,17 +127,20 @@ class Scanner:
                 continue
             if piece.name == "arguments":
                 start = pos
+                if start not in self._arguments:
+                    self._arguments[start] = self.codec.scanner(start)
+                arguments = self._arguments[start]
                 try:
-                    end = self.codec.scan(text, pos)
+                    end = arguments.end(text)
                 except ValueError:
                     raise _Mismatch from None
                 call = CallScan(name or "", index, text[start : end if end is not None else len(text)], False)
                 out.append(call)
                 if end is None:
-                    call.arguments = self.codec.partial_json(call.source)
+                    call.arguments = arguments.partial_json(call.source)
                     raise _Incomplete
                 try:
-                    call.arguments = self.codec.arguments_text(call.source)
+                    call.arguments = arguments.arguments_text(call.source)
                 except (ValueError, SyntaxError, TypeError, RecursionError):
                     raise _Mismatch from None
                 pos = end

@@ -34,28 +34,67 @@ def skip_ws(text: str, pos: int) -> int:
 OPENERS, CLOSERS = "([{", ")]}"
 
 
+class Structure:
+    """The structural characters of a growing text from `pos` on, outside string literals
+    (delimited by any of `quotes`, with backslash escapes). `advance(text)` yields (index,
+    character, nesting depth before it) from where the last call stopped, so a text that grows is
+    walked once in all (streaming). The one quote/bracket scanner every codec uses."""
+
+    __slots__ = ("pos", "quotes", "depth", "quote", "escaped")
+
+    def __init__(self, pos: int, quotes: str):
+        self.pos, self.quotes = pos, quotes
+        self.depth, self.quote, self.escaped = 0, "", False
+
+    def advance(self, text: str) -> Iterator[tuple[int, str, int]]:
+        while self.pos < len(text):
+            j = self.pos
+            c = text[j]
+            self.pos = j + 1
+            if self.quote:
+                if self.escaped:
+                    self.escaped = False
+                elif c == "\\":
+                    self.escaped = True
+                elif c == self.quote:
+                    self.quote = ""
+            elif c in self.quotes:
+                self.quote = c
+            else:
+                depth = self.depth
+                if c in OPENERS:
+                    self.depth += 1
+                elif c in CLOSERS:
+                    self.depth -= 1
+                yield j, c, depth
+
+
 def structure(text: str, pos: int, quotes: str) -> Iterator[tuple[int, str, int]]:
-    """The structural characters of `text` from `pos` on, outside string literals (delimited by
-    any of `quotes`, with backslash escapes): yields (index, character, nesting depth before it).
-    The one quote/bracket scanner every codec uses."""
-    depth, quote, escaped = 0, "", False
-    for j in range(pos, len(text)):
-        c = text[j]
-        if quote:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == quote:
-                quote = ""
-        elif c in quotes:
-            quote = c
-        else:
-            yield j, c, depth
-            if c in OPENERS:
-                depth += 1
-            elif c in CLOSERS:
-                depth -= 1
+    """`Structure(pos, quotes).advance(text)`: one walk over a whole text."""
+    return Structure(pos, quotes).advance(text)
+
+
+class ArgumentScan:
+    """One call's arguments read as the text grows (the streaming parser keeps one per call):
+    where they end (`end`, None while open), the JSON so far (`partial_json`), the final JSON
+    (`arguments_text`). This default asks the codec again each time, which any codec supports;
+    the built-in codecs resume where they stopped, so each token costs the same however long the
+    arguments have grown."""
+
+    def __init__(self, codec: ArgumentCodec, pos: int):
+        self.codec, self.pos = codec, pos
+        self._final: tuple[str, str] | None = None
+
+    def end(self, text: str) -> int | None:
+        return self.codec.scan(text, self.pos)
+
+    def partial_json(self, source: str) -> str:
+        return self.codec.partial_json(source)
+
+    def arguments_text(self, source: str) -> str:
+        if self._final is None or self._final[0] != source:
+            self._final = (source, self.codec.arguments_text(source))
+        return self._final[1]
 
 
 class ArgumentCodec:
@@ -77,6 +116,10 @@ class ArgumentCodec:
     def partial_json(self, source: str) -> str:
         """A prefix of the final JSON arguments, from the source written so far (streaming)."""
         raise NotImplementedError
+
+    def scanner(self, pos: int) -> ArgumentScan:
+        """An incremental reader of the arguments that start at `pos` (streaming)."""
+        return ArgumentScan(self, pos)
 
     def ebnf(self, schema: dict, prefix: str) -> Fragment:
         raise NotImplementedError
@@ -118,4 +161,4 @@ def codec_names() -> list[str]:
     return sorted(_CODECS)
 
 
-__all__ = ["ArgumentCodec", "WHITESPACE", "codec_names", "get_codec", "register_codec", "skip_ws", "structure"]
+__all__ = ["ArgumentCodec", "ArgumentScan", "Structure", "WHITESPACE", "codec_names", "get_codec", "register_codec", "skip_ws", "structure"]

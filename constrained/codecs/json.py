@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .. import ebnf as E
-from . import ArgumentCodec, register_codec, skip_ws, structure
+from . import ArgumentCodec, ArgumentScan, Structure, register_codec, skip_ws, structure
 
 
 class JsonArguments(ArgumentCodec):
@@ -39,6 +39,34 @@ class JsonArguments(ArgumentCodec):
 
     def ebnf(self, schema: dict, prefix: str) -> E.Fragment:
         return E.json_schema_rules(schema, prefix)
+
+    def scanner(self, pos: int) -> ArgumentScan:
+        return _JsonScan(self, pos)
+
+
+class _JsonScan(ArgumentScan):
+    """`JsonArguments.scan`, resumed where it stopped as the text grows."""
+
+    def __init__(self, codec: ArgumentCodec, pos: int):
+        super().__init__(codec, pos)
+        self.walk: Structure | None = None
+        self.found: int | None = None
+
+    def end(self, text: str) -> int | None:
+        if self.found is not None:
+            return self.found
+        if self.walk is None:
+            i = skip_ws(text, self.pos)
+            if i >= len(text):
+                return None
+            if text[i] != "{":
+                raise ValueError("arguments must be a JSON object")
+            self.walk = Structure(i, '"')
+        for j, c, depth in self.walk.advance(text):
+            if c in "}]" and depth == 1:
+                self.found = j + 1
+                return self.found
+        return None
 
 
 JSON = register_codec(JsonArguments())

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import ebnf as E
 from ..errors import ToolSpecError
-from . import ArgumentCodec, register_codec, structure
+from . import ArgumentCodec, ArgumentScan, Structure, register_codec, structure
 
 _DOTTED_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -91,14 +91,21 @@ class PythonArguments(ArgumentCodec):
     def partial_json(self, source: str) -> str:
         items, last_closed = _split_top_level(source)
         done = items if last_closed else items[:-1]
+        return "{" + ", ".join(self._json_pairs(done))
+
+    def _json_pairs(self, items: list[str]) -> list[str]:
+        """`"key": value` for each complete `key=value` item, up to the first that is not one."""
         pairs = []
-        for item in done:
+        for item in items:
             try:
                 key, value = self._pair(item)
                 pairs.append(f"{json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
             except (ValueError, SyntaxError):
                 break
-        return "{" + ", ".join(pairs)
+        return pairs
+
+    def scanner(self, pos: int) -> ArgumentScan:
+        return _PythonScan(self, pos)
 
     def ebnf(self, schema: dict, prefix: str) -> E.Fragment:
         return python_kwargs_rules(schema, prefix)
@@ -112,6 +119,44 @@ class PythonArguments(ArgumentCodec):
         if bad:
             problems.append(f"argument names {bad} are not Python identifiers (or are keywords)")
         return problems
+
+
+class _PythonScan(ArgumentScan):
+    """`PythonArguments.scan` and `partial_json`, resumed as the text grows: the top-level commas
+    found so far split the complete `key=value` items, each converted once."""
+
+    def __init__(self, codec: PythonArguments, pos: int):
+        super().__init__(codec, pos)
+        self.python = codec
+        self.walk = Structure(pos, "'\"")
+        self.commas: list[int] = []  # top-level commas, relative to pos
+        self.found: int | None = None
+        self.pairs: list[str] = []  # JSON of the items before commas[len(pairs)]
+        self.json = "{"  # "{" + ", ".join(pairs)
+        self.broken = False  # an item that is no `key=value`: the JSON stops before it
+
+    def end(self, text: str) -> int | None:
+        if self.found is not None:
+            return self.found
+        for j, c, depth in self.walk.advance(text):
+            if depth == 0 and c == ",":
+                self.commas.append(j - self.pos)
+            elif depth == 0 and c in ")]}":
+                self.found = j  # the closing parenthesis belongs to the call, not the arguments
+                return j
+        return None
+
+    def partial_json(self, source: str) -> str:
+        while not self.broken and len(self.pairs) < len(self.commas):
+            k = len(self.pairs)
+            start = self.commas[k - 1] + 1 if k else 0
+            pair = self.python._json_pairs([source[start : self.commas[k]]])
+            if pair:
+                self.pairs += pair
+                self.json = self.json + (", " if k else "") + pair[0]
+            else:
+                self.broken = True
+        return self.json
 
 
 # -- grammar fragments -------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import xgrammar as xgr
 from .budget import Closer, token_lengths
 from .dialect import Dialect
 from .grammar import GrammarOptions, build_ebnf
+from .tokenizer import serial
 from .types import Tool, as_tools
 
 
@@ -148,15 +149,15 @@ class GrammarCache:
     def _dialect(self, dialect: Dialect) -> tuple[dict[str, int], tuple[int, ...]]:
         with self._lock:
             if dialect.special_tokens not in self._dialects:
-                ids = special_token_ids(self.tokenizer.get_vocab(), dialect.special_tokens)
+                ids = special_token_ids(serial(self.tokenizer).get_vocab(), dialect.special_tokens)
                 markers = tuple(sorted(never_text_ids(self.tokenizer, ids.values())))
                 self.compiler_for(markers)  # its TokenizerInfo copy: built here, once, not in a timed compile
                 self._dialects[dialect.special_tokens] = (ids, markers)
             return self._dialects[dialect.special_tokens]
 
-    def _compile(self, dialect: Dialect, tools: Sequence[Tool], options: GrammarOptions) -> xgr.CompiledGrammar:
+    def _compile(self, dialect: Dialect, tools: Sequence[Tool], options: GrammarOptions, ebnf: str | None = None) -> xgr.CompiledGrammar:
         token_ids, markers = self._dialect(dialect)
-        grammar = xgr.Grammar.from_ebnf(build_ebnf(dialect, tools, options, token_ids))
+        grammar = xgr.Grammar.from_ebnf(ebnf if ebnf is not None else build_ebnf(dialect, tools, options, token_ids))
         return compile_grammar(self.compiler_for(markers), grammar, lambda: self.compiler_for(markers, cached=False))
 
     def warm(self, dialect: Dialect) -> float:
@@ -174,25 +175,38 @@ class GrammarCache:
                 if self._token_chars is None:
                     specials = never_text_ids(self.tokenizer, ())
                     self._token_chars = token_lengths(self.info.decoded_vocab, self.vocab_size, specials)
-                self._closers[key] = Closer(self.tokenizer, dialect, self.vocab_size, stop_ids, self._dialect(dialect)[0], self._token_chars)
+                # the closer encodes on the engine's thread and on request threads: one user at a time
+                self._closers[key] = Closer(serial(self.tokenizer), dialect, self.vocab_size, stop_ids, self._dialect(dialect)[0], self._token_chars)
             return self._closers[key]
 
     def ebnf(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions) -> str:
         return build_ebnf(dialect, as_tools(tools), options, self._dialect(dialect)[0])
 
-    def compile(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions) -> CompileResult:
-        """The grammar for this request, from the cache when an equal request was compiled before.
-        Raises ToolSpecError / UnsupportedSchemaError (with their context) for what cannot be served."""
-        typed = as_tools(tools)
-        key = _cache_key(dialect, typed, options)
+    def key(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions) -> bytes:
+        """What the cache files this request's grammar under."""
+        return _cache_key(dialect, as_tools(tools), options)
+
+    def cached(self, key: bytes) -> CompileResult | None:
+        """The grammar filed under `key`, if it was compiled before (nothing is compiled)."""
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                self.stats.cache_hits += 1
-                return CompileResult(hit, True, 0.0)
+            if hit is None:
+                return None
+            self._cache.move_to_end(key)
+            self.stats.cache_hits += 1
+            return CompileResult(hit, True, 0.0)
+
+    def compile(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions, *, ebnf: str | None = None) -> CompileResult:
+        """The grammar for this request, from the cache when an equal request was compiled before.
+        Raises ToolSpecError / UnsupportedSchemaError (with their context) for what cannot be served.
+        `ebnf`: the request's grammar text when the caller built it already (`ebnf()`)."""
+        typed = as_tools(tools)
+        key = _cache_key(dialect, typed, options)
+        hit = self.cached(key)
+        if hit is not None:
+            return hit
         t0 = time.perf_counter()
-        compiled = self._compile(dialect, typed, options)
+        compiled = self._compile(dialect, typed, options, ebnf)
         elapsed = time.perf_counter() - t0
         with self._lock:
             self._cache[key] = compiled

@@ -87,29 +87,52 @@ class GrammarBatch:
         if rows > self.bitmask.shape[0]:
             self.bitmask = xgr.allocate_token_bitmask(max(rows, 2 * self.bitmask.shape[0]), self.vocab_size)
 
-    def fill(self, states: Sequence[GrammarState | None]) -> list[int]:
-        """Fill the masks of the rows whose grammar is live; returns those rows."""
+    def fill(self, states: Sequence[GrammarState | None], failures: dict[int, Exception] | None = None) -> list[int]:
+        """Fill the masks of the rows whose grammar is live; returns those rows. With `failures`,
+        a row whose grammar raises is recorded there (and left out) instead of failing the batch."""
         rows = [i for i, s in enumerate(states) if s is not None and not s.is_terminated()]
         self._states = states
         if not rows:
             return rows
         self._ensure(len(states))
-        if len(rows) > 1:
-            self._batch.batch_fill_next_token_bitmask([states[i].matcher for i in rows], self.bitmask, indices=rows)  # type: ignore[union-attr]
-        else:
-            states[rows[0]].fill(self.bitmask, rows[0])  # type: ignore[union-attr]
+        try:
+            if len(rows) > 1:
+                self._batch.batch_fill_next_token_bitmask([states[i].matcher for i in rows], self.bitmask, indices=rows)  # type: ignore[union-attr]
+            else:
+                states[rows[0]].fill(self.bitmask, rows[0])  # type: ignore[union-attr]
+        except Exception:
+            if failures is None:
+                raise
+            rows = self._fill_each(states, rows, failures)
         return rows
 
-    def apply(self, scores: torch.Tensor, rows: Sequence[int]) -> None:
+    def _fill_each(self, states: Sequence[GrammarState | None], rows: list[int], failures: dict[int, Exception]) -> list[int]:
+        """The batched fill failed: fill row by row, so that only the rows that fail are left out."""
+        ok = []
+        for i in rows:
+            try:
+                states[i].fill(self.bitmask, i)  # type: ignore[union-attr]
+                ok.append(i)
+            except Exception as err:  # noqa: BLE001 - recorded for the caller
+                failures[i] = err
+        return ok
+
+    def apply(self, scores: torch.Tensor, rows: Sequence[int], failures: dict[int, Exception] | None = None) -> None:
         """Mask `scores` (one row per state given to `fill`) where the filled rows forbid, then let
-        each row with a budget keep only the tokens after which it can still finish."""
+        each row with a budget keep only the tokens after which it can still finish. With
+        `failures`, a budget that raises is recorded there instead of failing the batch."""
         if not rows:
             return
         apply_bitmask_(scores, self.bitmask[: scores.shape[0]], None if len(rows) == scores.shape[0] else rows)
         for i in rows:
             state = self._states[i]
             if state is not None and state.budget is not None:
-                state.budget.restrict(state, scores[i])
+                try:
+                    state.budget.restrict(state, scores[i])
+                except Exception as err:
+                    if failures is None:
+                        raise
+                    failures[i] = err
 
 
 def accept_all(states: Sequence[GrammarState | None], tokens: Sequence[int]) -> None:

@@ -9,23 +9,26 @@ Messages may carry `reasoning_content` (the dialect's think block), as vLLM and 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from constrained.budget import BudgetTooSmall, RowBudget, check_budget, margin_for
 from constrained.chat import History, prepare_history, render_prompt
+from constrained.compiler import CompileResult
 from constrained.decoding import GrammarState
-from constrained.errors import ToolSpecError, UnsupportedSchemaError, describe
+from constrained.errors import ToolSpecError, UnsatisfiableSchemaError, UnsupportedSchemaError, describe
 from constrained.grammar import GrammarOptions, content_from_response_format
 from constrained.parsing import ParseResult, StreamingParser, parse
+from constrained.schema.checks import check_depth
 from constrained.types import Tool
 from constrained.validation import call_violations
 
@@ -55,15 +58,36 @@ class ChatJob:
 
 def _tool_error(err: UnsupportedSchemaError | ToolSpecError) -> ApiError:
     if isinstance(err, UnsupportedSchemaError):
-        return ApiError(400, describe(err), param=err.param or "tools", code="unsupported_schema")
+        code = "unsatisfiable_schema" if isinstance(err, UnsatisfiableSchemaError) else "unsupported_schema"
+        return ApiError(400, describe(err), param=err.param or "tools", code=code)
     return ApiError(400, describe(err), param=err.param, code="invalid_tools" if (err.param or "").startswith("tool") else "invalid_value")
 
 
-def prepare_chat(state: ServerState, req: ChatCompletionRequest) -> ChatJob:
-    """Validate history and tools, compile the grammar and tokenize the prompt (a worker thread)."""
+@dataclass
+class _Prepared:
+    """A chat request checked and tokenized (a worker), its grammar cached or being compiled."""
+
+    req: ChatCompletionRequest
+    tools: tuple[Tool, ...]
+    first_index: int
+    prompt_ids: list[int]
+    max_tokens: int
+    think_open: bool
+    compiled: CompileResult | None  # a cache hit
+    compiling: Future[CompileResult] | None  # else: its compile, on the compile pool
+
+
+def _prepare(state: ServerState, req: ChatCompletionRequest) -> _Prepared:
+    """Validate history and tools, tokenize the prompt, and find the grammar in the cache or start
+    compiling it (schema errors surface here, before any compile is queued)."""
     d = state.dialect
     try:
         tools = req.typed_tools()
+        for i, tool in enumerate(tools):  # before the prompt writes the schemas out (json.dumps recurses)
+            try:
+                check_depth(tool.parameters)
+            except UnsupportedSchemaError as err:
+                raise err.with_context(source="tool", tool=tool.name, tool_index=i) from None
         history = prepare_history(req.message_dicts(), d)
         prompt = _prompt(state, history, tools)
         # a thinking template's generation prompt opens the think block: the output starts inside it
@@ -78,23 +102,62 @@ def prepare_chat(state: ServerState, req: ChatCompletionRequest) -> ChatJob:
             content_additional_properties=content_policy,
             think_open=think_open,
         )
-        compiled = state.cache.compile(d, tools, options)
+        ids = state.tokenizer.encode(prompt, add_special_tokens=False)
+        max_tokens = max_tokens_for(state, req.limit(), len(ids))
+        key = state.cache.key(d, tools, options)
+        compiled = state.cache.cached(key)
+        compiling = None if compiled is not None else state.compiles.pending(key)
+        if compiled is None and compiling is None:
+            ebnf = state.cache.ebnf(d, tools, options)  # normalises every schema: a bad one is a 400 now
+            compiling = state.compiles.submit(key, functools.partial(state.cache.compile, d, tools, options, ebnf=ebnf))
     except (UnsupportedSchemaError, ToolSpecError) as err:
         raise _tool_error(err) from None
-    ids = state.tokenizer.encode(prompt, add_special_tokens=False)
-    max_tokens = max_tokens_for(state, req.limit(), len(ids))
+    return _Prepared(req, tools, history.calls_so_far, ids, max_tokens, think_open, compiled, compiling)
+
+
+def _compiling_what(pre: _Prepared) -> str:
+    """The part of the request its grammar's compile time most likely comes from."""
+    if not pre.tools:
+        return "the response_format schema"
+    biggest = max(pre.tools, key=lambda t: len(json.dumps(t.parameters, default=str)))
+    return f"tool {biggest.name!r}" if len(pre.tools) == 1 else f"this request's {len(pre.tools)} tools (the largest schema: tool {biggest.name!r})"
+
+
+def _job(state: ServerState, pre: _Prepared, compiled: CompileResult) -> ChatJob:
+    """The request's token budget against its grammar (a worker): 400 when max_tokens cannot hold
+    the shortest complete answer."""
+    req, d = pre.req, state.dialect
     closer = state.cache.closer(d, state.stop_ids)
     fresh = GrammarState(compiled.grammar, state.stop_ids)
     try:
-        check_budget(closer, fresh, max_tokens)
+        check_budget(closer, fresh, pre.max_tokens)
     except BudgetTooSmall as err:
         param = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
         raise ApiError(400, f"{param} is {err.budget}, but the shortest complete answer for this tool_choice takes {err.minimum} "
                             f"tokens (the call with the shortest arguments and the end markers): raise {param} to at least {err.minimum}",
                        param=param, code="max_tokens_too_small") from None
-    budget = RowBudget(closer, max_tokens, margin_for(closer, fresh, d))
-    return ChatJob(req, ids, compiled.grammar, tools, history.calls_so_far, compiled.seconds * 1000, compiled.cache_hit,
-                   max_tokens, budget, think_open)
+    budget = RowBudget(closer, pre.max_tokens, margin_for(closer, fresh, d))
+    return ChatJob(req, pre.prompt_ids, compiled.grammar, pre.tools, pre.first_index, compiled.seconds * 1000, compiled.cache_hit,
+                   pre.max_tokens, budget, pre.think_open)
+
+
+async def _chat_job(state: ServerState, req: ChatCompletionRequest) -> ChatJob:
+    pre = await state.off_loop(_prepare, state, req)
+    compiled = pre.compiled
+    if compiled is None:
+        assert pre.compiling is not None
+        try:
+            compiled = await state.compiles.wait(pre.compiling, state.config.compile_timeout, _compiling_what(pre))
+        except (UnsupportedSchemaError, ToolSpecError) as err:  # the compile another request started
+            raise _tool_error(err) from None
+    return await state.off_loop(_job, state, pre, compiled)
+
+
+def prepare_chat(state: ServerState, req: ChatCompletionRequest) -> ChatJob:
+    """The stages of a chat request in one thread, waiting for the compile without a deadline."""
+    pre = _prepare(state, req)
+    compiled = pre.compiled if pre.compiled is not None else pre.compiling.result()  # type: ignore[union-attr]
+    return _job(state, pre, compiled)
 
 
 def _prompt(state: ServerState, history: History, tools: tuple[Tool, ...]) -> str:
@@ -128,12 +191,12 @@ def _closed_at(job: ChatJob, run: Run) -> int | None:
     forced = job.budget.forced_at if job.budget is not None else None
     if forced is None:
         return None
-    return len(run.tracker.decode(run.tracker.ids[:forced]))
+    return run.tracker.length_at(forced)
 
 
 async def chat_completions(state: ServerState, request: Request) -> Response:
     req = await read_request(state, request, ChatCompletionRequest)
-    job = await run_in_threadpool(prepare_chat, state, req)
+    job = await _chat_job(state, req)
     sink = AsyncSink()
     greq = GenerationRequest(
         job.prompt_ids, max_tokens=job.max_tokens, grammar=job.grammar, budget=job.budget,
@@ -142,7 +205,7 @@ async def chat_completions(state: ServerState, request: Request) -> Response:
         logprobs=(req.top_logprobs or 0) if req.logprobs else None, sink=sink,
     )
     submit(state, greq)
-    tracker = TextTracker(state.tokenizer, state.hidden_ids, req.stop_list(), guard=state.dialect.trigger)
+    tracker = TextTracker(state.text.stream(), state.hidden_ids, req.stop_list(), guard=state.dialect.trigger)
     run = Run(state, greq, sink, tracker)
     cid = "chatcmpl-" + uuid.uuid4().hex
     created = int(time.time())
@@ -151,12 +214,7 @@ async def chat_completions(state: ServerState, request: Request) -> Response:
         return StreamingResponse(_stream_chat(state, job, run, chunks), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     await run_to_end(request, greq, run)
-    if run.reason == "length":
-        result = _cut_off(state, job, tracker.text)
-    else:
-        result = parse(tracker.text, state.dialect, tools=job.tools or None, first_index=job.first_index,
-                       additional_properties=state.config.additional_properties, budget_closed_at=_closed_at(job, run),
-                       budget_calls=state.config.budget_calls, think_open=job.think_open)
+    result = await state.off_loop(_result, state, job, run)
     reason = _finish_reason(run.reason or "stop", len(result.tool_calls), job.budget)
     state.metrics.finished(greq, len(job.prompt_ids), run.completion_tokens, len(result.tool_calls), len(result.violations))
     out = {
@@ -169,6 +227,15 @@ async def chat_completions(state: ServerState, request: Request) -> Response:
         "constrained": _extension(state, job, result.violations, result.truncated),
     }
     return JSONResponse(out)
+
+
+def _result(state: ServerState, job: ChatJob, run: Run) -> ParseResult:
+    """The whole output parsed and its calls validated (a worker), under the server's policy."""
+    if run.reason == "length":
+        return _cut_off(state, job, run.tracker.text)
+    return parse(run.tracker.text, state.dialect, tools=job.tools or None, first_index=job.first_index,
+                 additional_properties=state.config.additional_properties, budget_closed_at=_closed_at(job, run),
+                 budget_calls=state.config.budget_calls, think_open=job.think_open)
 
 
 def _cut_off(state: ServerState, job: ChatJob, text: str) -> ParseResult:
@@ -269,10 +336,10 @@ async def _stream_chat(state: ServerState, job: ChatJob, run: Run, chunks: Chunk
             yield chunks.error(run.error)
             return
         if run.reason != "length":  # cut off: no final flush of an unfinished call's raw text as content
-            for delta in gate.pass_(parser.finish()):
+            for delta in gate.pass_(await state.off_loop(parser.finish)):
                 yield chunk(delta)
         sent = gate.calls()
-        violations = call_violations(sent, job.tools, state.config.additional_properties) if job.tools and sent else []
+        violations = await state.off_loop(call_violations, sent, job.tools, state.config.additional_properties) if job.tools and sent else []
         state.metrics.finished(run.greq, len(job.prompt_ids), run.completion_tokens, len(sent), len(violations))
         yield chunk({}, _finish_reason(run.reason or "stop", len(sent), job.budget),
                     constrained=_extension(state, job, violations, gate.truncated()))

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from .engine import AsyncSink, GenerationRequest
 from .http import Run, max_tokens_for, read_request, request_seed, run_to_end, submit, token_bias, usage
@@ -36,7 +35,7 @@ def _completion_ids(state: ServerState, req: CompletionRequest) -> tuple[list[in
 
 async def completions(state: ServerState, request: Request) -> Response:
     req = await read_request(state, request, CompletionRequest)
-    ids, prompt_text = await run_in_threadpool(_completion_ids, state, req)
+    ids, prompt_text = await state.off_loop(_completion_ids, state, req)
     asked = req.max_tokens if req.max_tokens is not None else 16  # OpenAI's default for completions
     sink = AsyncSink()
     greq = GenerationRequest(
@@ -45,7 +44,7 @@ async def completions(state: ServerState, request: Request) -> Response:
         seed=request_seed(req.seed), logit_bias=token_bias(state, req.logit_bias), logprobs=req.logprobs, sink=sink,
     )
     submit(state, greq)
-    tracker = TextTracker(state.tokenizer, state.hidden_ids, req.stop_list())
+    tracker = TextTracker(state.text.stream(), state.hidden_ids, req.stop_list())
     run = Run(state, greq, sink, tracker)
     cid = "cmpl-" + uuid.uuid4().hex
     created = int(time.time())

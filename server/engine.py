@@ -17,12 +17,16 @@ Design (see server/README.md):
   `numpy` generator, so a seeded request gives the same tokens alone or in a batch (up to
   floating-point differences of batched matmuls).
 - Columns of the KV cache that only hold left padding of rows that have left are trimmed.
+- One row's failure is that row's alone: an exception in its grammar (mask, budget, accept,
+  jump-forward) ends its request with an error, and the other rows go on. Only a failure of the
+  shared forward pass ends every row of the step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import hashlib
 import logging
 import threading
@@ -37,7 +41,7 @@ import torch.nn.functional as F
 import xgrammar as xgr  # noqa: F401  (the type of GenerationRequest.grammar)
 
 from constrained.budget import RowBudget
-from constrained.decoding import GrammarBatch, GrammarState, accept_all
+from constrained.decoding import GrammarBatch, GrammarState
 
 log = logging.getLogger("constrained.server")
 
@@ -138,7 +142,7 @@ class AsyncSink:
 
 
 class _Row:
-    __slots__ = ("req", "grammar", "rng", "generated", "pending", "prompt_len", "bias_idx", "bias_val")
+    __slots__ = ("req", "grammar", "rng", "generated", "pending", "prompt_len", "bias_idx", "bias_val", "failed")
 
     def __init__(self, req: GenerationRequest, grammar: GrammarState | None, rng, device):
         self.req = req
@@ -149,6 +153,7 @@ class _Row:
         self.prompt_len = len(req.prompt_ids)
         self.bias_idx: torch.Tensor | None = None
         self.bias_val: torch.Tensor | None = None
+        self.failed: str | None = None  # this row's grammar raised: it ends with this error
         if req.logit_bias:
             self.bias_idx = torch.tensor(list(req.logit_bias), dtype=torch.long, device=device)
             self.bias_val = torch.tensor(list(req.logit_bias.values()), dtype=torch.float32, device=device)
@@ -167,7 +172,8 @@ class EngineStats:
     prefill_seconds: float = 0.0
     mask_seconds: float = 0.0
     sample_seconds: float = 0.0
-    errors: int = 0
+    errors: int = 0  # steps whose shared forward pass failed (every row of the step ended)
+    row_errors: int = 0  # rows that failed alone (the others went on)
 
 
 def derived_seed(base: int, prompt_ids: Sequence[int]) -> int:
@@ -349,7 +355,10 @@ class Engine:
         logits = torch.cat(parts) if len(parts) > 1 else parts[0]
         rows = self._rows
         tokens, entries = self._sample(logits, rows)
-        accept_all([r.grammar for r in rows], tokens)
+        for row, tok in zip(rows, tokens):
+            state = row.grammar
+            if row.failed is None and state is not None and not state.is_terminated():
+                self._guarded(row, functools.partial(_accept, state, tok))
         self.stats.steps += 1
         done = []
         now = time.perf_counter()
@@ -357,14 +366,22 @@ class Engine:
             row.generated += 1
             row.pending = [tok]
             req = row.req
+            if row.failed is not None:
+                self._finish(req, "error", row.failed)
+                done.append(i)
+                continue
             if req.first_token_at is None:
                 req.first_token_at = now
             req.emit(("token", tok, entries[i] if entries else None))
             if self.config.jump_forward and tok >= 0 and row.grammar is not None and not row.grammar.is_terminated():
-                for forced in self._jump(row):
+                for forced in self._guarded(row, functools.partial(self._jump, row)) or ():
                     row.generated += 1
                     row.pending.append(forced)
                     req.emit(("token", forced, (0.0, []) if req.logprobs is not None else None))
+                if row.failed is not None:
+                    self._finish(req, "error", row.failed)
+                    done.append(i)
+                    continue
             if tok < 0:
                 self._finish(req, "error", "the grammar allows no token here")
                 done.append(i)
@@ -394,6 +411,21 @@ class Engine:
         self.stats.jump_forward_tokens += len(ids)
         return ids
 
+    def _guarded(self, row: _Row, work: Callable[[], Any]) -> Any:
+        """`work()` for one row; if it raises, the row fails alone (None is returned)."""
+        try:
+            return work()
+        except Exception as err:  # noqa: BLE001 - whatever broke, it broke for this row only
+            self._fail(row, err)
+            return None
+
+    def _fail(self, row: _Row, err: Exception) -> None:
+        log.exception("row failed (request ended, the batch goes on)", exc_info=err)
+        if row.failed is None:
+            self.stats.row_errors += 1
+            row.failed = f"generation failed: {type(err).__name__}: {err}"
+        row.grammar = None  # nothing more is asked of a broken matcher
+
     def _prefill(self, new: list[GenerationRequest]) -> torch.Tensor:
         from transformers import DynamicCache
 
@@ -421,8 +453,10 @@ class Engine:
         else:
             self._cache, self._mask = cache, mask
         for req in new:
-            grammar = GrammarState(req.grammar, self.stop_ids, req.budget) if req.grammar is not None else None
-            self._rows.append(_Row(req, grammar, np.random.default_rng(req.seed), self.device))
+            row = _Row(req, None, np.random.default_rng(req.seed), self.device)
+            if req.grammar is not None:
+                row.grammar = self._guarded(row, functools.partial(GrammarState, req.grammar, self.stop_ids, req.budget))
+            self._rows.append(row)
         return out.logits[:, -1].float()
 
     # ------------------------------------------------------------------------------ batch surgery
@@ -465,8 +499,11 @@ class Engine:
             if self.first_bias_vec is not None and row.generated == 0:
                 logits[i] += self.first_bias_vec
         t1 = time.perf_counter()
-        active = self._masks.fill([r.grammar for r in rows])
-        self._masks.apply(logits, active)
+        failures: dict[int, Exception] = {}
+        active = self._masks.fill([r.grammar for r in rows], failures)
+        self._masks.apply(logits, active, failures)
+        for i, err in failures.items():
+            self._fail(rows[i], err)
         t2 = time.perf_counter()
         self.stats.mask_seconds += t2 - t1
         n = len(rows)
@@ -507,6 +544,11 @@ class Engine:
                 rows[i].grammar = None
         self.stats.sample_seconds += (t1 - t0) + (time.perf_counter() - t2)
         return tokens, entries
+
+
+def _accept(state: GrammarState, token: int) -> None:
+    if not state.accept(token):
+        raise ValueError(f"token {int(token)} is not allowed by the grammar (was the mask applied?)")
 
 
 SAMPLE_BLOCK = 512

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from constrained.compiler import eos_token_ids, grammar_cache
+from constrained.tokenizer import TokenText, serial
 
+from .compiles import Compiles
 from .engine import Engine, EngineConfig
 from .loader import Served
 from .metrics import Metrics
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -22,8 +30,14 @@ class ServerConfig:
     additional_properties: str = "forbid"
     # calls a token budget closed early (constrained.budget): "flag" them, or "drop" them
     budget_calls: str = "flag"
-
-
+    # seconds a request waits for its grammar to compile (then 503; the compile goes on and is
+    # cached). The request compile time of the 3,899 maskbench schemas on 2 CPU cores: p50 15 ms,
+    # p99 0.71 s, p99.9 3.0 s, max 20.8 s (benchmarks/compile_times.py): p99.9 with headroom.
+    compile_timeout: float = 5.0
+    # threads that prepare requests (prompt, tokens, grammar text) and read results (parse, validate)
+    workers: int = 4
+    # threads that compile grammars not in the cache
+    compile_threads: int = 2
 
 
 class ServerState:
@@ -32,31 +46,38 @@ class ServerState:
     def __init__(self, served: Served, engine_config: EngineConfig | None = None, config: ServerConfig | None = None):
         self.served = served
         self.config = config or ServerConfig()
-        self.tokenizer = served.tokenizer
+        # request workers, the engine and the budget's closer all encode: one user at a time
+        self.tokenizer = serial(served.tokenizer)
         self.dialect = served.dialect
         self.cache = grammar_cache(served.tokenizer, served.vocab_size)
+        # generated text, every step of every stream: from the bytes of each token, no tokenizer
+        self.text = TokenText(served.tokenizer, self.cache.info.decoded_vocab)
         self.stop_ids = eos_token_ids(served.tokenizer, served.model)
         self.hidden_ids = set(self.stop_ids) | ({served.tokenizer.pad_token_id} if served.tokenizer.pad_token_id is not None else set())
         self.engine = Engine(
-            served.model, served.tokenizer, vocab_size=served.vocab_size, stop_token_ids=self.stop_ids,
+            served.model, self.tokenizer, vocab_size=served.vocab_size, stop_token_ids=self.stop_ids,
             max_context=served.max_context, config=engine_config,
         ).start()
         self.metrics = Metrics()
         self.created = int(time.time())
         self.names = (served.name, *self.config.aliases)
-        self._token_text: dict[int, str] = {}
+        # CPU work of a request (prompt, grammar text, parse, validation) runs here, not on the event loop
+        self.workers = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="constrained-worker")
+        self.compiles = Compiles(self.config.compile_threads)
         # warm the compiler (TokenizerInfo is built above): the first request compiles in ms, not tens of ms
         self.cache.warm(self.dialect)
 
     def close(self) -> None:
         self.engine.shutdown()
+        self.workers.shutdown(wait=False, cancel_futures=True)
+        self.compiles.close()
 
     def token_text(self, token_id: int) -> str:
-        s = self._token_text.get(token_id)
-        if s is None:
-            s = self.tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
-            self._token_text[token_id] = s
-        return s
+        return self.text.text(token_id)
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on a request worker: the event loop stays free for every other stream."""
+        return await asyncio.get_running_loop().run_in_executor(self.workers, fn, *args)
 
 
 def build_state(model: str | None = None, dialect: str | None = "auto", *, engine_config: EngineConfig | None = None,

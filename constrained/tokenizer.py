@@ -1,0 +1,155 @@
+"""One tokenizer, many threads: one user at a time, and the text of token ids without it.
+
+A Rust tokenizer (`tokenizers`, behind every fast Hugging Face tokenizer) refuses to be used by two
+threads at once when one of them changes it ("Already borrowed", huggingface/tokenizers#537), and a
+copy of a 128K vocabulary costs over a second and tens of MB. So a tokenizer that several threads
+use (the server's request workers, its engine thread, the budget's closer) is reached through
+`serial(tokenizer)`: every call runs under that tokenizer's one lock, so it has one user at a time.
+
+The text of generated tokens, wanted at every step of every stream, does not go through it:
+`TokenText` decodes from a table of each token's bytes (xgrammar's `TokenizerInfo.decoded_vocab`,
+built once), with an incremental UTF-8 decoder; checked at start-up against the tokenizer's own
+`decode` on random ids, and only a tokenizer whose decode differs (SentencePiece's leading-space
+rule) falls back to windowed `decode` calls, as vLLM does.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import random
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+_SERIAL: weakref.WeakKeyDictionary[Any, SerialTokenizer] = weakref.WeakKeyDictionary()
+_SERIAL_LOCK = threading.Lock()
+
+
+class SerialTokenizer:
+    """A tokenizer whose method calls run one at a time (attributes are read as they are)."""
+
+    def __init__(self, tokenizer: Any):
+        self.wrapped = tokenizer
+        self.lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.wrapped, name)
+        if not callable(value):
+            return value
+        lock = self.lock
+
+        @functools.wraps(value)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return value(*args, **kwargs)
+
+        return call
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return self.wrapped(*args, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.wrapped)
+
+
+def serial(tokenizer: Any) -> SerialTokenizer:
+    """The one serialising wrapper of `tokenizer` (every user shares its lock)."""
+    if isinstance(tokenizer, SerialTokenizer):
+        return tokenizer
+    with _SERIAL_LOCK:
+        try:
+            found = _SERIAL.get(tokenizer)
+        except TypeError:  # not weakly referenceable: a wrapper of its own
+            return SerialTokenizer(tokenizer)
+        if found is None:
+            found = _SERIAL[tokenizer] = SerialTokenizer(tokenizer)
+        return found
+
+
+def decode(tokenizer: Any, ids: Sequence[int]) -> str:
+    """The text of `ids` as the model wrote it (special tokens kept, no clean-up)."""
+    return str(tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
+
+
+class TokenText:
+    """Token ids -> text for one tokenizer: `stream()` gives an incremental decoder per sequence,
+    `text(id)` one token's text. Exact (the byte table agrees with `decode`) or windowed."""
+
+    def __init__(self, tokenizer: Any, decoded_vocab: Sequence[bytes], samples: int = 300, seed: int = 0):
+        self.tokenizer = serial(tokenizer)
+        self.table = [bytes(b) for b in decoded_vocab]
+        self.exact = self._agrees(samples, seed)
+        self._single: dict[int, str] = {}
+
+    def _agrees(self, samples: int, seed: int) -> bool:
+        rng = random.Random(seed)
+        n = len(self.table)
+        for _ in range(samples):
+            ids = [rng.randrange(n) for _ in range(rng.randrange(1, 10))]
+            if decode(self.tokenizer, ids) != b"".join(self.table[i] for i in ids).decode("utf-8", "replace"):
+                return False
+        return True
+
+    def text(self, token_id: int) -> str:
+        s = self._single.get(token_id)
+        if s is None:
+            if self.exact and 0 <= token_id < len(self.table):
+                s = self.table[token_id].decode("utf-8", "replace")
+            else:
+                s = decode(self.tokenizer, [token_id])
+            self._single[token_id] = s
+        return s
+
+    def stream(self) -> StreamDecoder:
+        return ByteStream(self.table) if self.exact else WindowStream(self.tokenizer)
+
+
+class StreamDecoder:
+    """Text of a growing list of ids: `add(id)` returns the text that is certain now (a character
+    split across tokens waits for its last byte); `flush()` the rest, at the end."""
+
+    def add(self, token_id: int) -> str:
+        raise NotImplementedError
+
+    def flush(self) -> str:
+        raise NotImplementedError
+
+
+class ByteStream(StreamDecoder):
+    def __init__(self, table: list[bytes]):
+        self.table = table
+        self.utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def add(self, token_id: int) -> str:
+        return self.utf8.decode(self.table[token_id]) if 0 <= token_id < len(self.table) else ""
+
+    def flush(self) -> str:
+        return self.utf8.decode(b"", final=True)
+
+
+class WindowStream(StreamDecoder):
+    """vLLM's incremental detokenisation: decode the last few ids with some context before them,
+    and keep what the context's own text does not already hold."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.prefix = self.read = 0  # ids[prefix:read]: context already emitted
+
+    def add(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        before = decode(self.tokenizer, self.ids[self.prefix : self.read])
+        after = decode(self.tokenizer, self.ids[self.prefix :])
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self.prefix, self.read = self.read, len(self.ids)
+            return after[len(before) :]
+        return ""
+
+    def flush(self) -> str:
+        before = decode(self.tokenizer, self.ids[self.prefix : self.read])
+        after = decode(self.tokenizer, self.ids[self.prefix :])
+        self.prefix = self.read = len(self.ids)
+        return after[len(before) :] if after.startswith(before) else after

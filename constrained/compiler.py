@@ -11,6 +11,7 @@ grammar with every JSON value type at start-up. That cache is bounded by `cache_
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import marshal
@@ -174,10 +175,16 @@ class GrammarCache:
             if key not in self._closers:
                 if self._token_chars is None:
                     specials = never_text_ids(self.tokenizer, ())
-                    self._token_chars = token_lengths(self.info.decoded_vocab, self.vocab_size, specials)
+                    self._token_chars = token_lengths(self.decoded_vocab, self.vocab_size, specials)
                 # the closer encodes on the engine's thread and on request threads: one user at a time
                 self._closers[key] = Closer(serial(self.tokenizer), dialect, self.vocab_size, stop_ids, self._dialect(dialect)[0], self._token_chars)
             return self._closers[key]
+
+    @functools.cached_property
+    def decoded_vocab(self) -> list[bytes]:
+        """Each token's bytes (xgrammar's `decoded_vocab` converts the whole list on every read:
+        ~2 s for 129K tokens)."""
+        return [bytes(b) for b in self.info.decoded_vocab]
 
     def ebnf(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions) -> str:
         return build_ebnf(dialect, as_tools(tools), options, self._dialect(dialect)[0])

@@ -78,9 +78,9 @@ class TokenText:
     """Token ids -> text for one tokenizer: `stream()` gives an incremental decoder per sequence,
     `text(id)` one token's text. Exact (the byte table agrees with `decode`) or windowed."""
 
-    def __init__(self, tokenizer: Any, decoded_vocab: Sequence[bytes], samples: int = 300, seed: int = 0):
+    def __init__(self, tokenizer: Any, decoded_vocab: list[bytes], samples: int = 300, seed: int = 0):
         self.tokenizer = serial(tokenizer)
-        self.table = [bytes(b) for b in decoded_vocab]
+        self.table = list(decoded_vocab)
         self.exact = self._agrees(samples, seed)
         self._single: dict[int, str] = {}
 

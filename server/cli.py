@@ -11,17 +11,21 @@ from constrained.errors import CommandError
 from constrained.schema import ADDITIONAL_PROPERTIES
 from constrained.types import BUDGET_CALLS
 
+from .config import ServerConfig
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import ServerConfig, build_state, create_app
+    from .app import build_state, create_app
     from .engine import EngineConfig
     from .loader import LoadError
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.max_batch < 1 or args.max_queue < 1:
         args.parser.error("--max-batch and --max-queue must be >= 1")
+    if args.compile_timeout <= 0 or args.workers < 1:
+        args.parser.error("--compile-timeout must be > 0 and --workers >= 1")
     if args.demo_nudge and args.model:
         args.parser.error("--demo-nudge is for the built-in demo model only")
     bias = first = None
@@ -43,7 +47,8 @@ def _serve(args: argparse.Namespace) -> int:
                                        logits_bias=bias, first_token_bias=first),
             config=ServerConfig(api_key=args.api_key or os.environ.get("CONSTRAINED_API_KEY") or None,
                                 max_body_bytes=int(args.max_body_mb * 1024 * 1024), default_max_tokens=args.default_max_tokens,
-                                additional_properties=args.additional_properties, budget_calls=args.budget_calls),
+                                additional_properties=args.additional_properties, budget_calls=args.budget_calls,
+                                compile_timeout=args.compile_timeout, workers=args.workers),
         )
     except LoadError as err:
         raise CommandError(str(err)) from None
@@ -75,6 +80,11 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--budget-calls", choices=BUDGET_CALLS, default="flag",
                    help="calls that max_tokens closed early (complete and valid, maybe cut short): return them flagged in "
                         "the `constrained.truncated` field (default), or drop them (a stream then sends each call once it is complete)")
+    p.add_argument("--compile-timeout", type=float, default=ServerConfig.compile_timeout, metavar="SECONDS",
+                   help="how long a request waits for its grammar to compile; beyond it the request gets a 503 naming the tool and the "
+                        "limit, and the compile goes on and is cached for the next one (default %(default)s: the p99.9 of the request "
+                        "compile times of 3,899 real-world schemas on 2 CPU cores is 3.0 s)")
+    p.add_argument("--workers", type=int, default=ServerConfig.workers, help="threads that prepare requests and parse results (default %(default)s)")
     p.add_argument("--jump-forward", action="store_true", help="feed text the grammar forces (markers, names, JSON keys) without sampling it token by token")
     p.add_argument("--demo-nudge", action="store_true",
                    help="demo model only: bias it toward closing quotes/brackets and toward calling or stopping at once, so that the random model finishes its calls (the grammar still decides what is allowed)")

@@ -6,38 +6,18 @@ import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from constrained.compiler import eos_token_ids, grammar_cache
 from constrained.tokenizer import TokenText, serial
 
 from .compiles import Compiles
+from .config import ServerConfig
 from .engine import Engine, EngineConfig
 from .loader import Served
 from .metrics import Metrics
 
 T = TypeVar("T")
-
-
-@dataclass
-class ServerConfig:
-    api_key: str | None = None
-    max_body_bytes: int = 4 * 1024 * 1024
-    default_max_tokens: int = 1024
-    aliases: tuple[str, ...] = ()
-    # tool arguments: "forbid" undeclared properties, or follow the "schema" (constrained.schema)
-    additional_properties: str = "forbid"
-    # calls a token budget closed early (constrained.budget): "flag" them, or "drop" them
-    budget_calls: str = "flag"
-    # seconds a request waits for its grammar to compile (then 503; the compile goes on and is
-    # cached). The request compile time of the 3,899 maskbench schemas on 2 CPU cores: p50 15 ms,
-    # p99 0.71 s, p99.9 3.0 s, max 20.8 s (benchmarks/compile_times.py): p99.9 with headroom.
-    compile_timeout: float = 5.0
-    # threads that prepare requests (prompt, tokens, grammar text) and read results (parse, validate)
-    workers: int = 4
-    # threads that compile grammars not in the cache
-    compile_threads: int = 2
 
 
 class ServerState:
@@ -51,7 +31,7 @@ class ServerState:
         self.dialect = served.dialect
         self.cache = grammar_cache(served.tokenizer, served.vocab_size)
         # generated text, every step of every stream: from the bytes of each token, no tokenizer
-        self.text = TokenText(served.tokenizer, self.cache.info.decoded_vocab)
+        self.text = TokenText(served.tokenizer, self.cache.decoded_vocab)
         self.stop_ids = eos_token_ids(served.tokenizer, served.model)
         self.hidden_ids = set(self.stop_ids) | ({served.tokenizer.pad_token_id} if served.tokenizer.pad_token_id is not None else set())
         self.engine = Engine(
@@ -64,8 +44,10 @@ class ServerState:
         # CPU work of a request (prompt, grammar text, parse, validation) runs here, not on the event loop
         self.workers = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="constrained-worker")
         self.compiles = Compiles(self.config.compile_threads)
-        # warm the compiler (TokenizerInfo is built above): the first request compiles in ms, not tens of ms
+        # warm the compiler (TokenizerInfo is built above): the first request compiles in ms, not tens of ms;
+        # and make the budget's closer now rather than in the first request
         self.cache.warm(self.dialect)
+        self.cache.closer(self.dialect, self.stop_ids)
 
     def close(self) -> None:
         self.engine.shutdown()

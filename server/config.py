@@ -1,0 +1,25 @@
+"""The server's settings (light: `constrained --help` reads their defaults without loading torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ServerConfig:
+    api_key: str | None = None
+    max_body_bytes: int = 4 * 1024 * 1024
+    default_max_tokens: int = 1024
+    aliases: tuple[str, ...] = ()
+    # tool arguments: "forbid" undeclared properties, or follow the "schema" (constrained.schema)
+    additional_properties: str = "forbid"
+    # calls a token budget closed early (constrained.budget): "flag" them, or "drop" them
+    budget_calls: str = "flag"
+    # seconds a request waits for its grammar to compile (then 503; the compile goes on and is
+    # cached). The request compile time of the 3,899 maskbench schemas on 2 CPU cores: p50 15 ms,
+    # p99 0.71 s, p99.9 3.0 s, max 20.8 s (benchmarks/compile_times.py): p99.9 with headroom.
+    compile_timeout: float = 5.0
+    # threads that prepare requests (prompt, tokens, grammar text) and read results (parse, validate)
+    workers: int = 4
+    # threads that compile grammars not in the cache
+    compile_threads: int = 2

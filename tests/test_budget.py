@@ -186,6 +186,27 @@ def test_the_budget_comes_from_the_generate_call():
         model.generate(**enc, logits_processor=[proc], num_beams=2, do_sample=False, max_new_tokens=40, pad_token_id=tok.pad_token_id)
 
 
+def test_generate_continuing_a_previous_output_starts_fresh():
+    """A second generate call on the first one's output (the output is now prompt) is a new call:
+    fresh grammar states and budget, found by that call's own generation_config, not guessed from
+    input_ids (which continue the previous call's by one token)."""
+    import torch
+
+    model, tok = _load("kimi_k2")
+    d = registry.get("kimi_k2")
+    prompt = render_prompt(d, prepare_history([{"role": "user", "content": "Weather?"}], d), [WEATHER])
+    enc = tok([prompt], return_tensors="pt", add_special_tokens=False)
+    proc = ToolCallLogitsProcessor(tok, d, [WEATHER], "required", vocab_size=model.config.vocab_size, max_new_tokens=40)
+    first = model.generate(**enc, logits_processor=[proc, ExactSample(1)], do_sample=False, max_new_tokens=40, pad_token_id=tok.pad_token_id)
+    assert proc.is_done() and proc.parse(first[0, enc["input_ids"].shape[1]:]).tool_calls
+    states = proc.states
+    again = model.generate(first, attention_mask=torch.ones_like(first), logits_processor=[proc, ExactSample(2)], do_sample=False,
+                           max_new_tokens=40, pad_token_id=tok.pad_token_id)
+    assert proc.states is not states and proc.is_done()
+    result = proc.parse(again[0, first.shape[1]:])
+    assert [c["function"]["name"] for c in result.tool_calls] == ["get_weather"] and result.content is None
+
+
 def test_parse_flags_calls_that_end_after_the_budget_took_over():
     d = registry.get("kimi_k2")
     call = '<|tool_call_begin|>functions.get_weather:{i}<|tool_call_argument_begin|>{{"city": "P", "days": 1}}<|tool_call_end|>'

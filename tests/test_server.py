@@ -378,10 +378,69 @@ def test_stop_sequences(kimi, client):
     check_calls(r.choices[0].message.tool_calls)
 
 
+@pytest.fixture(scope="module")
+def unnudged():
+    """The demo model as it is (no push toward closing): it writes whatever the grammar allows."""
+    server = DemoServer("kimi_k2", bias={demo_token("<think>"): -30.0})
+    yield server
+    server.close()
+
+
+def demo_token(text):
+    from constrained import demo
+
+    return demo.load_tokenizer("kimi_k2").convert_tokens_to_ids(text)
+
+
+def _json_answers(server, schema, strict, n=12, **extra):
+    client = OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300)
+    out = []
+    for seed in range(n):
+        fmt = {"name": "verdict", "schema": schema, **({"strict": True} if strict else {})}
+        r = client.chat.completions.create(model=server.model, messages=user("JSON please"), max_tokens=60, seed=seed,
+                                           response_format={"type": "json_schema", "json_schema": fmt}, **extra)
+        out.append(json.loads(r.choices[0].message.content))
+    return out
+
+
+def test_strict_response_format_closes_the_object(unnudged):
+    """strict: true closes the object to its declared properties (as OpenAI); without it JSON
+    Schema allows more, and the un-nudged model writes more: so the strict run would show extra
+    keys if `strict` were lost on its way to the grammar."""
+    schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}}, "required": ["answer"]}
+    loose = _json_answers(unnudged, schema, strict=False)
+    assert any(set(v) - {"answer"} for v in loose), loose  # room for extra keys, and the model takes it
+    for verdict in _json_answers(unnudged, schema, strict=True):
+        jsonschema.validate(verdict, schema)
+        assert list(verdict) == ["answer"]
+
+
+def test_the_servers_policy_reaches_parse_and_validation():
+    """--additional-properties schema: a free-form tool (`{"type": "object"}`) takes any keys, and
+    the violations reported for them (non-streamed: parse; streamed: the final chunk) follow the
+    same policy, so they are none; under forbid they would all be violations."""
+    from constrained.server.app import ServerConfig
+
+    server = DemoServer("kimi_k2", bias={demo_token("<think>"): -30.0}, config=ServerConfig(additional_properties="schema"))
+    try:
+        client = OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300)
+        free = {"type": "function", "function": {"name": "note", "parameters": {"type": "object"}}}
+        keys = 0
+        for seed in range(6):
+            kw = dict(model=server.model, messages=user("Note it."), tools=[free], tool_choice="required", max_tokens=50, seed=seed)
+            r = client.chat.completions.create(**kw)
+            assert r.choices[0].message.tool_calls and r.model_extra["constrained"]["violations"] == []
+            keys += sum(len(json.loads(c.function.arguments)) for c in r.choices[0].message.tool_calls)
+            last = list(client.chat.completions.create(**kw, stream=True))[-1]
+            assert last.model_extra["constrained"]["violations"] == []
+        assert keys  # the model did write keys a forbid policy would have reported
+    finally:
+        server.close()
+
+
 def test_response_format(kimi, client):
     schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}, "score": {"type": "integer"}}, "required": ["answer", "score"]}
     for seed in range(2):
-        # strict: true closes the object to its declared properties (as OpenAI); without it JSON Schema allows more
         r = client.chat.completions.create(model=kimi.model, messages=user("JSON please"), max_tokens=60, seed=seed,
                                            response_format={"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema, "strict": True}})
         assert r.choices[0].finish_reason == "stop"

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 import re
+from urllib.parse import unquote
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UnsupportedSchemaError
-from .canonical import _MISSING, _find_anchor, _pointer_path, _resolve_pointer
+from .canonical import _MISSING, _pointer_path, _resolve_pointer
 from .keywords import (
     _APPROXIMATE_FORMATS,
     _CONSTRAINTS,
@@ -36,8 +37,9 @@ class Unenforced:
 class _Builder:
     """Build the schema handed to xgrammar from a canonical schema."""
 
-    def __init__(self, root: Any, open_objects: bool = False) -> None:
+    def __init__(self, root: Any, open_objects: bool = False, ref_paths: dict[str, str] | None = None) -> None:
         self.root = root
+        self.ref_paths = ref_paths or {}  # canonical ref -> the user's path, where they differ
         self.open_objects = open_objects  # additional_properties="schema"
         self.unenforced: list[Unenforced] = []
         self.def_names: dict[str, str] = {}
@@ -51,6 +53,10 @@ class _Builder:
 
     def build(self) -> dict:
         out = self.node(self.root, "$")
+        failed = {f"#/$defs/{name}": ref for ref, name in self.def_names.items() if name not in self.defs}
+        dangling = sorted(failed[r] for r in _refs_in(out, self.defs) if r in failed)
+        if dangling:  # a recursive definition that matched nothing, still referred to from inside
+            raise UnsupportedSchemaError("$ref", "$", f"{dangling[0]!r} is recursive and matches nothing")
         if self.defs:
             out = {**out, "$defs": self.defs} if isinstance(out, dict) else {"$defs": self.defs}
         return out
@@ -98,20 +104,23 @@ class _Builder:
         if ref == "#":
             return {"$ref": "#"}
         if ref not in self.def_names:
-            if ref.startswith("#/"):
-                target = _resolve_pointer(self.root, ref)
-                target_path = _pointer_path(ref)
-            else:
-                target = _find_anchor(self.root, ref[1:])
-                target_path = path
+            # canonical refs are JSON pointers from the root (`canonical` resolved the user's)
+            target = _resolve_pointer(self.root, ref)
+            target_path = self.ref_paths.get(ref) or _pointer_path(ref)
             if target is _MISSING:
                 raise UnsupportedSchemaError("$ref", path, f"cannot resolve {ref!r}")
-            name = re.sub(r"[^A-Za-z0-9_]", "_", ref[2:])[-48:] or "anchor"
+            name = re.sub(r"[^A-Za-z0-9_]", "_", unquote(ref[2:]))[-48:] or "root"
             while name in self.defs:
                 name += "_"
             self.def_names[ref] = name
             self.defs[name] = None  # placeholder while building: recursion refers to the name
-            self.defs[name] = self.node(target, target_path)
+            try:
+                self.defs[name] = self.node(target, target_path)
+            except _Unsatisfiable:
+                del self.defs[name]  # the referring property or branch is pruned instead
+                raise
+        if self.def_names[ref] not in self.defs:
+            raise _Unsatisfiable("$ref", path, f"{ref!r} matches nothing")
         return {"$ref": f"#/$defs/{self.def_names[ref]}"}
 
     def deref(self, s: Any) -> Any:
@@ -289,6 +298,21 @@ class _Builder:
         if "multipleOf" in out and {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} & set(out):
             del out["multipleOf"]
             self.unenforce("multipleOf", _child(path, "multipleOf"))
+
+
+def _refs_in(*nodes: Any) -> set[str]:
+    """Every ``$ref`` value in ``nodes``."""
+    found: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                found.add(node["$ref"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 class _Unsatisfiable(UnsupportedSchemaError):

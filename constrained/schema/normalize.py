@@ -18,6 +18,8 @@ class NormalizedSchema:
     original: Any
     # Draft 2020-12 form with the user's meaning (type names mapped); what ``validate`` checks.
     validation: Any = field(default=None, repr=False, compare=False)
+    # Refs of ``validation`` to targets copied under ``$defs`` -> the user's path of the target.
+    ref_paths: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def normalize(schema: dict | bool | None, *, additional_properties: str = "forbid") -> NormalizedSchema:
@@ -27,16 +29,17 @@ def normalize(schema: dict | bool | None, *, additional_properties: str = "forbi
     follows JSON Schema (an object without ``additionalProperties`` takes any other property)."""
     if additional_properties not in ADDITIONAL_PROPERTIES:
         raise ValueError(f"additional_properties must be one of {ADDITIONAL_PROPERTIES}, got {additional_properties!r}")
-    canonical = None if schema is None else _Canonicalizer().run(schema)
+    canonicalizer = _Canonicalizer()
+    canonical = None if schema is None else canonicalizer.run(schema)
     open_objects = additional_properties == "schema"
     if canonical is None or (not open_objects and _takes_no_arguments(canonical)):
         # validation too: a tool without arguments gets ``{}``
         return NormalizedSchema(_no_arguments(), (), schema, _no_arguments())
     if open_objects and (canonical is True or canonical == {}):
         canonical = {"type": "object"}  # arguments are an object, whatever the schema allows
-    builder = _Builder(canonical, open_objects)
+    builder = _Builder(canonical, open_objects, canonicalizer.ref_paths)
     grammar_schema = builder.build()
-    return NormalizedSchema(grammar_schema, tuple(builder.unenforced), schema, canonical)
+    return NormalizedSchema(grammar_schema, tuple(builder.unenforced), schema, canonical, canonicalizer.ref_paths)
 
 
 def _takes_no_arguments(canonical: Any) -> bool:

@@ -63,7 +63,7 @@ def unenforced_violations(instance: Any, normalized: NormalizedSchema) -> list[U
     while stack:
         err = stack.pop()
         stack.extend(err.context or ())
-        path = _schema_path(normalized.validation, err.absolute_schema_path)
+        path = _schema_path(normalized, err.absolute_schema_path)
         match = [u for u in normalized.unenforced if any(
             path == p or path.startswith((p + ".", p + "[")) for p in _covered_paths(u))]
         match = match or [u for u in normalized.unenforced if u.keyword == err.validator][:1]
@@ -79,14 +79,16 @@ def _covered_paths(u: Unenforced) -> tuple[str, ...]:
     return (u.path,)
 
 
-def _schema_path(root: Any, tokens: Any) -> str:
+def _schema_path(normalized: NormalizedSchema, tokens: Any) -> str:
     """jsonschema's ``absolute_schema_path`` as our ``$.a.b`` path, following ``$ref``."""
+    root = normalized.validation
     path, node = "$", root
     tokens = list(tokens)
     for i, token in enumerate(tokens):
         if token == "$ref" and isinstance(node, dict) and isinstance(node.get("$ref"), str) and i + 1 < len(tokens):
-            ref = node["$ref"]
-            path, node = (_pointer_path(ref), _resolve_pointer(root, ref)) if ref.startswith("#/") else ("$", root)
+            ref = node["$ref"]  # a JSON pointer from the root (canonical form)
+            path = normalized.ref_paths.get(ref) or _pointer_path(ref)
+            node = _resolve_pointer(root, ref)
             continue
         try:
             node = node[token]

@@ -78,6 +78,10 @@ class _Builder:
             elif key == "$ref":
                 ref = self.ref(value, _child(path, key))
             # anything else is an annotation or a canonical-only location ($defs, definitions)
+        if not {"anyOf", "oneOf", "allOf", "$ref"} & set(s):  # else the branches and targets type it
+            _widen_untyped(out, root=path == "$")
+        self.fix_literals(out, path)
+        self.fix_string(out, path)
         _fix_object(out, s)
         if self.open_objects:
             _open_object(out, s)
@@ -137,12 +141,20 @@ class _Builder:
     def distribute(self, s: Any, path: str) -> Any:
         """xgrammar ignores anyOf or its siblings: push the siblings into every branch."""
         if not isinstance(s, dict) or "anyOf" not in s:
-            return s
+            return self.finish(s, path)
         rest = {k: v for k, v in s.items() if k != "anyOf"}
         branches = s["anyOf"]
         if rest:
             branches = self.branches(lambda b: self.merge_or_keep(rest, b, path), branches, "anyOf", path)
+        branches = [self.finish(b, path) for b in branches]
         return {"anyOf": branches} if len(branches) > 1 else branches[0]
+
+    def finish(self, s: Any, path: str) -> Any:
+        """A merged node xgrammar reads as it means: typed where its keywords need a type."""
+        if isinstance(s, dict) and _widen_untyped(s, root=path == "$"):
+            _fix_array(s)
+            _free_object(s)
+        return s
 
     def merge_or_keep(self, rest: dict, branch: Any, path: str) -> Any:
         try:
@@ -230,6 +242,8 @@ class _Builder:
             del out["const"]
         if "enum" in out and not out["enum"]:
             raise _Unsatisfiable("enum", path, "no value satisfies every branch")
+        self.fix_literals(out, path)
+        self.fix_string(out, path)
         self.fix_multiple_of(out, path)
         _check_bounds(out, path)
         return out
@@ -299,6 +313,36 @@ class _Builder:
             del out["multipleOf"]
             self.unenforce("multipleOf", _child(path, "multipleOf"))
 
+    def fix_string(self, out: dict, path: str) -> None:
+        """xgrammar ignores minLength/maxLength next to a pattern or a format: check them later."""
+        if {"pattern", "format"} & set(out):
+            for key in ("minLength", "maxLength"):
+                if key in out:
+                    del out[key]
+                    self.unenforce(key, _child(path, key))
+
+    def fix_literals(self, out: dict, path: str) -> None:
+        """xgrammar writes an enum's (or const's) values and ignores every other keyword: keep the
+        values that satisfy the scalar keywords beside them (types, lengths, bounds, patterns,
+        formats), then drop those keywords."""
+        if "enum" not in out and "const" not in out:
+            return
+        checks = {k: out[k] for k in _LITERAL_CHECKS if k in out}
+        if not checks:
+            return
+        values = out["enum"] if "enum" in out else [out["const"]]
+        try:
+            kept = [v for v in values if _literal_fits(v, checks)]
+        except re.error:  # a pattern Python cannot read: which values match it is unknown
+            self.unenforce("pattern", _child(path, "pattern"))
+            kept = values
+        if not kept:
+            raise _Unsatisfiable("enum" if "enum" in out else "const", path, "no value satisfies the keywords beside it")
+        for key in checks:
+            del out[key]
+        if "enum" in out:
+            out["enum"] = kept
+
 
 def _refs_in(*nodes: Any) -> set[str]:
     """Every ``$ref`` value in ``nodes``."""
@@ -323,6 +367,18 @@ class _InProgress(UnsupportedSchemaError):
     """A recursive reference was to be inlined while its definition is still being built."""
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+# Keywords that apply to one type of value each (xgrammar reads them only when the type is named).
+_TYPED_KEYWORDS = {
+    "string": {"minLength", "maxLength", "pattern", "format"},
+    "number": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
+    "array": {"items", "prefixItems", "minItems", "maxItems"},
+    "object": {"properties", "patternProperties", "additionalProperties", "required", "minProperties",
+               "maxProperties", "propertyNames"},
+}
+# What an enum's scalar values are checked against (xgrammar writes the values only).
+_LITERAL_CHECKS = ("type", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
+                   "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
 _BOUNDS = (("minimum", "maximum"), ("minLength", "maxLength"), ("minItems", "maxItems"),
            ("minProperties", "maxProperties"))
 
@@ -381,6 +437,35 @@ def _open_object(out: dict, s: dict) -> None:
     out["additionalProperties"] = True
 
 
+def _widen_untyped(out: dict, root: bool = False) -> bool:
+    """xgrammar ignores keywords of a type the node does not name (``{"minLength": 5}`` takes any
+    string): name every type, so that each type's keywords apply to its values and other values stay
+    free, as JSON Schema says. The root of arguments is an object whatever it says (as before)."""
+    if "type" in out or {"enum", "const", "anyOf", "$ref"} & set(out):
+        return False
+    typed = {t for t, keys in _TYPED_KEYWORDS.items() if keys & set(out)}
+    if not typed:
+        return False
+    out["type"] = "object" if root and typed == {"object"} else [t for t in _TYPES if t != "integer"]
+    return True
+
+
+def _free_object(out: dict) -> None:
+    if "object" in _types(out) and not {"properties", "patternProperties", "additionalProperties"} & set(out):
+        out["additionalProperties"] = True
+
+
+def _literal_fits(value: Any, checks: dict) -> bool:
+    from .validate import _validator  # here: validate imports this module
+
+    schema = dict(checks)
+    if "pattern" in schema:  # ours are full-match regexes; jsonschema searches
+        re.compile(schema["pattern"])
+        schema["pattern"] = f"^(?:{schema['pattern']})$"
+    cls, checker = _validator()
+    return cls(schema, format_checker=checker).is_valid(value)
+
+
 def _fix_array(out: dict) -> None:
     if "array" in _types(out) and out.get("type") is not None and "items" not in out and "prefixItems" not in out:
         out["items"] = {}
@@ -404,19 +489,30 @@ def _ignore(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) ->
 def _bound(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise UnsupportedSchemaError(key, path, f"expected a number, got {value!r}")
-    if _types(s) <= {"integer"} and value != int(value):
-        # integer bounds must be whole numbers for xgrammar
-        if key in ("minimum", "exclusiveMinimum"):
-            out["minimum"] = math.ceil(value)
-        else:
-            out["maximum"] = math.floor(value)
+    if not math.isfinite(value):
+        b.unenforce(key, path)  # checked after decoding
         return
-    out[key] = value
+    types = _types(s)
+    if "integer" not in types or "number" in types:
+        out[key] = value
+        return
+    # Only integers are numbers here: whole inclusive bounds (xgrammar needs whole numbers, and
+    # fails beyond the int64 range with "Check failed: ... Integer exceeds maximum limit").
+    low = key in ("minimum", "exclusiveMinimum")
+    if low:
+        whole = math.ceil(value) if key == "minimum" else math.floor(value) + 1
+    else:
+        whole = math.floor(value) if key == "maximum" else math.ceil(value) - 1
+    if not _INT64[0] <= whole <= _INT64[1]:
+        b.unenforce(key, path)  # an unbounded integer rule; the bound is checked after decoding
+        return
+    name = "minimum" if low else "maximum"
+    out[name] = whole if name not in out else (max if low else min)(out[name], whole)
 
 
 def _length(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
-    if "pattern" in s and "string" in _types(s):
-        b.unenforce(key, path)  # xgrammar ignores lengths next to a pattern
+    if ("pattern" in s or s.get("format") in _XGRAMMAR_FORMATS) and "string" in _types(s):
+        b.unenforce(key, path)  # xgrammar ignores lengths next to a pattern or a format
     elif value > _LENGTH_LIMITS[key]:
         b.unenforce(key, path)  # each unit costs ~25 ms of compile time with a 129k vocabulary
     else:
@@ -442,7 +538,8 @@ def _format(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) ->
 
 
 def _multiple_of(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
-    if _types(s) <= {"integer"} and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    # xgrammar ignores an integer multipleOf above 1024 (with a warning only)
+    if _types(s) <= {"integer"} and isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 1024:
         out[key] = value
     else:
         b.unenforce(key, path)

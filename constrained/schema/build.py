@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import math
 import re
-from urllib.parse import unquote
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from ..errors import UnsupportedSchemaError
 from .canonical import _MISSING, _pointer_path, _resolve_pointer
@@ -80,7 +80,7 @@ class _Builder:
             # anything else is an annotation or a canonical-only location ($defs, definitions)
         if not {"anyOf", "oneOf", "allOf", "$ref"} & set(s):  # else the branches and targets type it
             _widen_untyped(out, root=path == "$")
-        self.fix_literals(out, path)
+        self.fix_literals(out, path, s)
         self.fix_string(out, path)
         _fix_object(out, s)
         if self.open_objects:
@@ -321,25 +321,28 @@ class _Builder:
                     del out[key]
                     self.unenforce(key, _child(path, key))
 
-    def fix_literals(self, out: dict, path: str) -> None:
+    def fix_literals(self, out: dict, path: str, source: dict | None = None) -> None:
         """xgrammar writes an enum's (or const's) values and ignores every other keyword: keep the
         values that satisfy the scalar keywords beside them (types, lengths, bounds, patterns,
-        formats), then drop those keywords."""
+        formats), then drop those keywords. ``source``: the canonical node (JSON Schema's own
+        keywords, patterns that search); else ``out``'s built ones (full-match patterns)."""
         if "enum" not in out and "const" not in out:
             return
-        checks = {k: out[k] for k in _LITERAL_CHECKS if k in out}
+        checks = {k: (source or out)[k] for k in _LITERAL_CHECKS if k in (source or out)}
         if not checks:
             return
         values = out["enum"] if "enum" in out else [out["const"]]
         try:
-            kept = [v for v in values if _literal_fits(v, checks)]
+            kept = [v for v in values if _literal_fits(v, checks, full_match=source is None)]
         except re.error:  # a pattern Python cannot read: which values match it is unknown
             self.unenforce("pattern", _child(path, "pattern"))
             kept = values
         if not kept:
             raise _Unsatisfiable("enum" if "enum" in out else "const", path, "no value satisfies the keywords beside it")
-        for key in checks:
-            del out[key]
+        for key in _LITERAL_CHECKS:
+            out.pop(key, None)
+        checked = {_child(path, key) for key in checks if key != "pattern" or kept is not values}
+        self.unenforced = [u for u in self.unenforced if u.path not in checked]
         if "enum" in out:
             out["enum"] = kept
 
@@ -455,13 +458,14 @@ def _free_object(out: dict) -> None:
         out["additionalProperties"] = True
 
 
-def _literal_fits(value: Any, checks: dict) -> bool:
+def _literal_fits(value: Any, checks: dict, full_match: bool) -> bool:
     from .validate import _validator  # here: validate imports this module
 
     schema = dict(checks)
-    if "pattern" in schema:  # ours are full-match regexes; jsonschema searches
+    if "pattern" in schema:
         re.compile(schema["pattern"])
-        schema["pattern"] = f"^(?:{schema['pattern']})$"
+        if full_match:  # ours are full-match regexes; jsonschema searches
+            schema["pattern"] = f"^(?:{schema['pattern']})$"
     cls, checker = _validator()
     return cls(schema, format_checker=checker).is_valid(value)
 

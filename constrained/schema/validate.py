@@ -17,14 +17,28 @@ from .normalize import NormalizedSchema
 @functools.lru_cache(maxsize=1)
 def _validator() -> tuple[Any, Any]:
     """jsonschema's draft 2020-12 validator class and a format checker that also checks
-    date-time and time (jsonschema needs an optional package for those)."""
+    date-time and time (jsonschema needs an optional package for those). A pattern Python's ``re``
+    cannot read (ECMA-262 only syntax) cannot be checked: it passes instead of raising."""
     import jsonschema
 
-    cls = jsonschema.Draft202012Validator
-    checker = copy.deepcopy(cls.FORMAT_CHECKER)
+    base = jsonschema.Draft202012Validator
+    cls = jsonschema.validators.extend(base, {
+        key: _tolerant(base.VALIDATORS[key]) for key in ("pattern", "patternProperties")})
+    checker = copy.deepcopy(base.FORMAT_CHECKER)
     checker.checks("date-time")(lambda v: not isinstance(v, str) or _check_datetime(v))
     checker.checks("time")(lambda v: not isinstance(v, str) or _check_datetime("2000-01-01T" + v))
     return cls, checker
+
+
+def _tolerant(check: Any) -> Any:
+    def tolerant(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        try:
+            errors = list(check(validator, value, instance, schema))
+        except re.error:
+            return
+        yield from errors
+
+    return tolerant
 
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -47,7 +61,10 @@ def _errors(instance: Any, normalized: NormalizedSchema) -> list:
 
 def validate(instance: Any, normalized: NormalizedSchema) -> list[str]:
     """jsonschema errors of ``instance`` (``"$.a.b: message"``); ``[]`` when valid."""
-    return [f"{err.json_path}: {err.message}" for err in _errors(instance, normalized)]
+    try:
+        return [f"{err.json_path}: {err.message}" for err in _errors(instance, normalized)]
+    except Exception as exc:  # noqa: BLE001 - a schema jsonschema cannot evaluate: say so, never raise
+        return [f"$: the schema cannot be checked: {type(exc).__name__}: {exc}"]
 
 
 def unenforced_violations(instance: Any, normalized: NormalizedSchema) -> list[Unenforced]:
@@ -59,7 +76,10 @@ def unenforced_violations(instance: Any, normalized: NormalizedSchema) -> list[U
     if not normalized.unenforced:
         return []
     found: list[Unenforced] = []
-    stack = _errors(instance, normalized)
+    try:
+        stack = _errors(instance, normalized)
+    except Exception:  # noqa: BLE001 - see validate()
+        return []
     while stack:
         err = stack.pop()
         stack.extend(err.context or ())

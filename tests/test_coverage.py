@@ -145,3 +145,51 @@ def test_check_tools_follows_the_policy_it_is_given():
 def test_check_tools_rejects_unknown_dialects():
     with pytest.raises(ValueError):
         check_tools([], dialects=["nope"])
+
+
+def _corpus(folder, files):
+    for name, content in files.items():
+        (folder / name).write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+    return folder
+
+
+_QUICK = {"schema": {"type": "object", "properties": {"a": {"type": "integer"}}}, "tests": [
+    {"data": {"a": 1}, "valid": True}, {"data": {"a": "x"}, "valid": False}]}
+# Sixteen different length chains: seconds to compile, cold and warm.
+_SLOW = {"schema": {"type": "object", "properties": {
+    f"p{i}": {"type": "string", "minLength": i, "maxLength": 16} for i in range(1, 17)}}, "tests": [{"data": {}, "valid": True}]}
+
+
+def test_one_schema_cannot_stall_a_corpus(tmp_path, capsys):
+    folder = _corpus(tmp_path, {"a_slow.json": _SLOW, "b_quick.json": _QUICK})
+    r = run_coverage(folder, timeout_s=1.0, strict_xgrammar_baseline=False, schema_policy=False, progress=True)
+    assert r["schemas"] == 2 and r["compiled"] == 1 and r["errors"] == {"timeout": 1}
+    assert "a_slow.json" in r["examples"]["errors"][0]["error"] and "1 s" in r["examples"]["errors"][0]["error"]
+    assert r["valid_skipped"] == 1 and r["valid_accepted"] == r["valid"] == 1 and r["invalid_rejected"] == 1
+    assert r["run"]["timeout_s"] == 1.0
+    assert "b_quick.json" in capsys.readouterr().err  # the progress bar names the file being processed
+
+
+def test_any_input_folder_ends_in_named_errors(tmp_path):
+    folder = _corpus(tmp_path, {
+        "not_json.json": "{oops", "no_schema.json": {"tests": []}, "bad_tests.json": {"schema": {}, "tests": [{"data": 1}]},
+        "list.json": [1, 2], "bad_ref.json": {"schema": {"properties": {"x": {"$ref": "#/nope"}}}, "tests": [{"data": {}, "valid": True}]},
+        "anchor_ref.json": {"schema": {"type": "object", "properties": {"x": {"$ref": "#a"}}, "$defs": {"a": {"$anchor": "a", "type": "integer"}}},
+                            "tests": [{"data": {"x": 1}, "valid": True}, {"data": {"x": "1"}, "valid": False}]},
+        "quick.json": _QUICK})
+    r = run_coverage(folder, progress=False)  # the raw-xgrammar baseline too: it reads the raw refs
+    for result in (r, r["schema_policy"], r["baseline"]):
+        assert result["schemas"] == 7
+        assert result["compiled"] + sum(result["errors"].values()) == 7
+    assert r["errors"] == {"unreadable": 4, "$ref": 1} and r["compiled"] == 2
+    assert r["valid_accepted"] == r["valid"] == 2 and r["invalid_rejected"] == r["invalid"] == 2
+    assert {e["file"] for e in r["examples"]["errors"]} == {"not_json.json", "no_schema.json", "bad_tests.json", "list.json", "bad_ref.json"}
+
+
+def test_length_costs_compare_the_three_constructions():
+    from constrained.tools.coverage import default_tokenizer_info, format_length_costs, measure_length_costs
+
+    rows = measure_length_costs(default_tokenizer_info(), bounds=(8,))
+    assert [r["construction"] for r in rows] == ["ours", "xgrammar", "decomposed"]
+    assert all(r["accepted"] and r["compile_ms"] > 0 and r["tokens"] > 1 for r in rows)
+    assert "| 8 | ours |" in format_length_costs(rows)

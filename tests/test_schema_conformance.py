@@ -18,6 +18,7 @@ from constrained import ebnf as E
 from constrained.codecs.python import python_value_rules
 from constrained.schema import Unenforced, UnsupportedSchemaError, normalize, unenforced_violations, validate
 from constrained.schema.strings import exact_string_lengths
+from constrained.schema.validate import _validator
 from constrained.tools.check_tools import check_tools
 from constrained.tools.coverage import schema_grammar
 from constrained.tools.emitted import as_emitted
@@ -32,7 +33,7 @@ DRAFT2020 = "https://json-schema.org/draft/2020-12/schema"
 def referee(schema, instance) -> bool:
     """jsonschema's verdict under the draft the schema declares."""
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER).is_valid(instance)
+    return cls(schema, format_checker=_validator()[1]).is_valid(instance)  # formats checked as validate() does
 
 
 def agree(schema, instance, policy="schema") -> bool:
@@ -358,3 +359,15 @@ def test_enum_values_that_break_their_siblings_are_removed():
     schema = {"type": "object", "properties": {"v": {"type": "string", "enum": ["a", 1, "bbb", None], "pattern": "^[ab]+$", "maxLength": 2}}}
     for value in ("a", 1, "bbb", None):
         assert agree(schema, {"v": value}), value
+
+
+@pytest.mark.parametrize("low", [0, 1, 2, 3])
+@pytest.mark.parametrize("span", [None, 0, 1, 2])
+def test_every_small_bound_counts_escapes(low, span):
+    """xgrammar prints {0, 1} and {1, 1} in their own forms: each is rewritten too."""
+    high = None if span is None else low + span
+    for k in range(6):
+        for text in ("\n" * k, "é" * k, '"' * k):
+            matcher = xgrammar.GrammarMatcher(_length_matcher_grammar(low, high), terminate_without_stop_token=True)
+            fits = low <= k and (high is None or k <= high)
+            assert (matcher.accept_string(json.dumps(text)) and matcher.is_completed()) == fits, (low, high, text)

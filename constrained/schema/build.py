@@ -82,6 +82,7 @@ class _Builder:
             _widen_untyped(out, root=path == "$")
         self.fix_literals(out, path, s)
         self.fix_string(out, path)
+        self.fix_integer_bounds(out, path)
         _fix_object(out, s)
         if self.open_objects:
             _open_object(out, s)
@@ -90,6 +91,7 @@ class _Builder:
         _fix_array(out)
         self.fix_multiple_of(out, path)
         _check_bounds(out, path)
+        _check_property_counts(out, path)
         if ref is not None and not out and "allOf" not in s:
             return ref
         parts = [(ref, "$ref", _child(path, "$ref"))] if ref is not None else []
@@ -244,8 +246,10 @@ class _Builder:
             raise _Unsatisfiable("enum", path, "no value satisfies every branch")
         self.fix_literals(out, path)
         self.fix_string(out, path)
+        self.fix_integer_bounds(out, path)
         self.fix_multiple_of(out, path)
         _check_bounds(out, path)
+        _check_property_counts(out, path)
         return out
 
     def fix_pattern_properties(self, out: dict, s: dict, path: str) -> None:
@@ -254,7 +258,8 @@ class _Builder:
         pattern key), where JSON Schema applies every one that matches. Merge the schemas so that
         whichever way xgrammar goes, the value satisfies all that can apply:
         a declared name gets the schemas of the patterns it matches; a pattern's value also those of
-        the declared names it matches; an additional value those of every pattern."""
+        the declared names it matches; an additional value those of every pattern and every declared
+        name (next to patterns, xgrammar writes extra keys as any string, declared names included)."""
         props = out.get("properties") or {}
         required = set(out.get("required") or ())
         built = out["patternProperties"]
@@ -288,7 +293,8 @@ class _Builder:
         extra = out.get("additionalProperties")
         if extra not in (None, False):
             extra = {} if extra is True else extra
-            for sub in originals:
+            # with patterns, xgrammar's extra keys are any string: a declared name too
+            for sub in [*originals, *props.values()]:
                 extra = self.merge_or_false(extra, sub, where)
             out["additionalProperties"] = True if extra == {} else extra
         if not built:
@@ -312,6 +318,28 @@ class _Builder:
         if "multipleOf" in out and {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} & set(out):
             del out["multipleOf"]
             self.unenforce("multipleOf", _child(path, "multipleOf"))
+
+    def fix_integer_bounds(self, out: dict, path: str) -> None:
+        """Where integers are the only numbers: whole inclusive bounds (xgrammar needs whole numbers,
+        and fails beyond the int64 range with "Check failed: ... Integer exceeds maximum limit";
+        such a bound is left to the check after decoding)."""
+        types = _types(out)
+        if "integer" not in types or "number" in types:
+            return
+        for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+            if key not in out:
+                continue
+            value = out.pop(key)
+            low = key in ("minimum", "exclusiveMinimum")
+            if low:
+                whole = math.ceil(value) if key == "minimum" else math.floor(value) + 1
+            else:
+                whole = math.floor(value) if key == "maximum" else math.ceil(value) - 1
+            if not _INT64[0] <= whole <= _INT64[1]:
+                self.unenforce(key, _child(path, key))  # an unbounded integer rule
+                continue
+            name = "minimum" if low else "maximum"
+            out[name] = whole if name not in out else (max if low else min)(out[name], whole)
 
     def fix_string(self, out: dict, path: str) -> None:
         """xgrammar ignores minLength/maxLength next to a pattern or a format: check them later."""
@@ -398,6 +426,35 @@ def _check_bounds(s: dict, path: str) -> None:
         raise _Unsatisfiable("minimum", path, "the numeric range is empty")
 
 
+def _check_property_counts(s: dict, path: str) -> None:
+    """Counts no object or array can meet (xgrammar refuses to compile them): more required names
+    than ``maxProperties``; a closed object (strict mode: no ``additionalProperties`` means none)
+    with fewer declared names than ``minProperties``; more ``minItems`` than a closed tuple holds."""
+    if s.get("type") is None:
+        return
+    impossible = set()
+    if "object" in _types(s):
+        required = len(set(s.get("required") or ()))
+        closed = s.get("additionalProperties") in (None, False) and not s.get("patternProperties")
+        if s.get("maxProperties", required) < required or (closed and s.get("minProperties", 0) > len(s.get("properties") or {})):
+            impossible.add("object")
+    if "array" in _types(s) and s.get("items") is False and s.get("minItems", 0) > len(s.get("prefixItems") or ()):
+        impossible.add("array")
+    if not impossible:
+        return
+    left = [t for t in _TYPES if t in _types(s) and t not in impossible]
+    if not left:
+        raise _Unsatisfiable("minItems" if "array" in impossible else "minProperties", path, "no value has that many items or properties")
+    s["type"] = _type_value(left)  # other types stay possible
+
+
+def _type_value(names: list[str]) -> Any:
+    """A ``type`` value (in the given order) without ``integer`` beside ``number``, which includes
+    it and whose bounds need not be whole."""
+    kept = [t for t in dict.fromkeys(names) if not (t == "integer" and "number" in names)]
+    return kept[0] if len(kept) == 1 else kept
+
+
 def _intersect_types(a: Any, b: Any, path: str) -> Any:
     left = set(a if isinstance(a, list) else [a])
     right = set(b if isinstance(b, list) else [b])
@@ -406,7 +463,7 @@ def _intersect_types(a: Any, b: Any, path: str) -> Any:
     if not both:
         raise _Unsatisfiable("type", path, f"no type satisfies both {a!r} and {b!r}")
     ordered = [t for t in _TYPES if t in both]
-    return ordered[0] if len(ordered) == 1 else ordered
+    return _type_value(ordered)
 
 
 def _is_free_object(s: dict) -> bool:
@@ -471,7 +528,9 @@ def _literal_fits(value: Any, checks: dict, full_match: bool) -> bool:
 
 
 def _fix_array(out: dict) -> None:
-    if "array" in _types(out) and out.get("type") is not None and "items" not in out and "prefixItems" not in out:
+    """Items beyond ``prefixItems`` (or all of them) are free unless ``items`` says otherwise; xgrammar's
+    strict mode would allow none."""
+    if "array" in _types(out) and out.get("type") is not None and "items" not in out:
         out["items"] = {}
 
 
@@ -496,22 +555,7 @@ def _bound(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> 
     if not math.isfinite(value):
         b.unenforce(key, path)  # checked after decoding
         return
-    types = _types(s)
-    if "integer" not in types or "number" in types:
-        out[key] = value
-        return
-    # Only integers are numbers here: whole inclusive bounds (xgrammar needs whole numbers, and
-    # fails beyond the int64 range with "Check failed: ... Integer exceeds maximum limit").
-    low = key in ("minimum", "exclusiveMinimum")
-    if low:
-        whole = math.ceil(value) if key == "minimum" else math.floor(value) + 1
-    else:
-        whole = math.floor(value) if key == "maximum" else math.ceil(value) - 1
-    if not _INT64[0] <= whole <= _INT64[1]:
-        b.unenforce(key, path)  # an unbounded integer rule; the bound is checked after decoding
-        return
-    name = "minimum" if low else "maximum"
-    out[name] = whole if name not in out else (max if low else min)(out[name], whole)
+    out[key] = value  # integer bounds are made whole by _Builder.fix_integer_bounds
 
 
 def _length(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
@@ -625,7 +669,15 @@ def _properties(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str
 
 def _list(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
     if key == "prefixItems":
-        out[key] = [b.node(sub, f"{path}[{i}]") for i, sub in enumerate(value)]
+        out[key] = []
+        for i, sub in enumerate(value):
+            try:
+                out[key].append(b.node(sub, f"{path}[{i}]"))
+            except _Unsatisfiable:  # no item i can match: the array stops before it
+                out["maxItems"] = min(out.get("maxItems", i), i)
+                break
+        if not out[key]:
+            del out[key]
         return
     branches = b.branches(lambda i: b.node(value[i], f"{path}[{i}]"), list(range(len(value))), key, path)
     if key == "oneOf" and not _disjoint(value):
@@ -670,18 +722,21 @@ def _not(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> No
             allowed.remove("integer")
         if not allowed:
             raise _Unsatisfiable("not", path, "the schema accepts nothing")
-        out["type"] = allowed[0] if len(allowed) == 1 else allowed
+        out["type"] = _type_value(allowed)
+        if "number" in allowed and "integer" in excluded:
+            b.unenforce(key, path)  # "a number, not an integer": xgrammar's numbers include integers
         return
     b.unenforce(key, path)
 
 
 _HANDLERS: dict[str, Callable[..., None]] = {
-    "type": _keep,
+    "type": lambda b, out, s, key, value, path: out.update(type=_type_value(value if isinstance(value, list) else [value])),
     "enum": _enum, "const": _const,
     "minLength": _length, "maxLength": _length, "pattern": _pattern, "format": _format,
     "minimum": _bound, "maximum": _bound, "exclusiveMinimum": _bound, "exclusiveMaximum": _bound,
     "multipleOf": _multiple_of,
-    "minItems": _keep, "maxItems": _keep, "uniqueItems": _unique_items,
+    "minItems": _keep, "uniqueItems": _unique_items,
+    "maxItems": lambda b, out, s, key, value, path: out.update(maxItems=min(value, out.get("maxItems", value))),
     "items": _subschema, "prefixItems": _list,
     "properties": _properties, "patternProperties": _properties,
     "additionalProperties": _subschema, "propertyNames": _subschema,

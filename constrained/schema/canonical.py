@@ -1,13 +1,17 @@
 """Pass 1 of normalisation: copy a user schema into draft 2020-12 with BFCL/Python/Java type names
 mapped; same meaning (what `validate` checks).
 
-The document's draft comes from its ``$schema`` (draft 2020-12 when absent or unknown) and decides
-two things here:
+The document's draft comes from its ``$schema`` and decides three things here:
 
-- beside ``$ref``, other keywords apply from draft 2019-09 on; in drafts 3 to 7 they are ignored
-  (only ``$defs``/``definitions`` are kept, as places references may point to);
+- beside ``$ref``, other keywords apply from draft 2019-09 on (and when no draft is declared: 2020-12
+  is the default); in drafts 3 to 7 they are ignored (only ``$defs``/``definitions`` are kept, as
+  places references may point to);
 - which keyword sets a base URI: ``id`` in drafts 3/4, ``$id`` later (in drafts 3-7 not beside
-  ``$ref``); ``$anchor`` (2019-09 on) and fragment-only ids (``"$id": "#foo"``, before) name anchors.
+  ``$ref``); ``$anchor`` (2019-09 on) and fragment-only ids (``"$id": "#foo"``, before) name anchors;
+- a validation keyword the declared draft does not have (``const`` in draft 4, ``dependentRequired``
+  in draft 7...; jsonschema's own table) is an annotation there, and in drafts 3/4
+  ``exclusiveMinimum``/``exclusiveMaximum`` only make ``minimum``/``maximum`` exclusive. Without a
+  declared draft every form is read (draft-4 tuple ``items``, ``dependencies``, ``divisibleBy``...).
 
 Every ``$ref`` is resolved as JSON Schema (and the ``referencing`` library) resolve it: against
 the base URI of the subschema it is in, so a nested ``$id`` changes what ``#/definitions/x`` means;
@@ -23,6 +27,7 @@ its path.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from typing import Any
 from urllib.parse import quote, unquote, urldefrag, urljoin
@@ -38,14 +43,39 @@ _HOISTED = "constrained:ref"  # names of targets copied under $defs: f"{_HOISTED
 _DRAFT_URI = re.compile(r"json-schema\.org/(?:draft-0?([3467])|draft/(2019-09|2020-12))/schema#?$")
 
 
-def draft_of(schema: Any, default: int = 2020) -> int:
-    """3, 4, 6, 7, 2019 or 2020: the draft ``schema`` declares with ``$schema`` (``default`` when it
-    declares none or one we do not know; http or https, with or without the final ``#``)."""
+def declared_draft(schema: Any) -> int | None:
+    """3, 4, 6, 7, 2019 or 2020: the draft ``schema`` declares with ``$schema`` (http or https, with
+    or without the final ``#``); None when it declares none or one we do not know."""
     dialect = schema.get("$schema") if isinstance(schema, dict) else None
     m = _DRAFT_URI.search(dialect.strip()) if isinstance(dialect, str) else None
     if m is None:
-        return default
+        return None
     return int(m.group(1)) if m.group(1) else int(m.group(2)[:4])
+
+
+def draft_of(schema: Any, default: int = 2020) -> int:
+    """The draft ``schema`` declares; ``default`` when none."""
+    draft = declared_draft(schema)
+    return default if draft is None else draft
+
+
+# Read by our own rules whatever the draft (tuple items, draft-4 exclusive flags, refs).
+_OWN_FORMS = frozenset({"items", "additionalItems", "exclusiveMinimum", "exclusiveMaximum", "$ref", "required"})
+
+
+@functools.lru_cache(maxsize=None)
+def _unknown_keywords(draft: int | None) -> frozenset[str]:
+    """Validation keywords of some draft that ``draft`` does not have (jsonschema's own tables):
+    annotations in a document that declares it. None (no draft declared): every keyword is read."""
+    if draft is None:
+        return frozenset()
+    import jsonschema
+
+    classes = {3: jsonschema.Draft3Validator, 4: jsonschema.Draft4Validator, 6: jsonschema.Draft6Validator,
+               7: jsonschema.Draft7Validator, 2019: jsonschema.Draft201909Validator, 2020: jsonschema.Draft202012Validator}
+    every = set().union(*(set(c.VALIDATORS) for c in classes.values()))
+    unknown = every - set(classes[draft].VALIDATORS) - _OWN_FORMS
+    return frozenset(unknown | ({"required"} if draft == 3 else set()))  # draft 3: only the boolean on a property
 
 
 class _Canonicalizer:
@@ -64,7 +94,7 @@ class _Canonicalizer:
     def run(self, schema: Any) -> Any:
         self.root = schema
         self.resources[""] = schema
-        out = self.node(schema, "$", [], "", draft_of(schema))
+        out = self.node(schema, "$", [], "", declared_draft(schema))
         while self.pending:
             self.resolve(*self.pending.pop())
         if self.hoisted:
@@ -95,7 +125,7 @@ class _Canonicalizer:
                 raise UnsupportedSchemaError("$ref", path, f"cannot resolve {ref!r}: nothing at {fragment!r} {where}")
         return node, uri
 
-    def resolve(self, holder: dict, ref: str, base: str, draft: int, path: str) -> None:
+    def resolve(self, holder: dict, ref: str, base: str, draft: int | None, path: str) -> None:
         target, target_base = self.lookup(ref, base, path)
         if isinstance(target, dict) and id(target) in self.pointers:
             holder["$ref"] = _pointer(self.pointers[id(target)])
@@ -108,7 +138,7 @@ class _Canonicalizer:
         where = self.location(target) or path
         self.ref_paths[holder["$ref"]] = where
         self.hoisted[name] = None  # reserve the name while the target is copied
-        self.hoisted[name] = self.node(target, where, pointer, target_base, draft_of(target, draft))
+        self.hoisted[name] = self.node(target, where, pointer, target_base, declared_draft(target) or draft)
 
     def location(self, target: Any) -> str | None:
         """The user's path of a node of the document (``$.a.b``), for messages."""
@@ -123,37 +153,38 @@ class _Canonicalizer:
                     stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node) if isinstance(v, (dict, list)))
         return self.locations.get(id(target))
 
-    def identify(self, s: dict, base: str, draft: int) -> str:
+    def identify(self, s: dict, base: str, draft: int | None) -> str:
         """Register ``s`` as a resource and/or anchor; return the base URI inside it."""
-        old_ref = "$ref" in s and draft <= 7
-        ident = s.get("id" if draft <= 4 else "$id")
+        old_ref = "$ref" in s and _before(draft, 2019)
+        ident = s.get("id" if _before(draft, 6) else "$id")
         if isinstance(ident, str) and not old_ref:
             uri, fragment = urldefrag(urljoin(base, ident)) if not ident.startswith("#") else (base, ident[1:])
             if uri != base or not ident.startswith("#"):
                 base = uri
                 self.resources.setdefault(base, s)
-            if fragment and draft <= 7:  # "$id": "#foo" names an anchor before 2019-09
+            if fragment and (draft is None or draft <= 7):  # "$id": "#foo" names an anchor before 2019-09
                 self.anchors.setdefault((base, fragment), s)
         for key in ("$anchor", "$dynamicAnchor"):
-            if draft >= 2019 and isinstance(s.get(key), str):
+            if not _before(draft, 2019) and isinstance(s.get(key), str):
                 self.anchors.setdefault((base, s[key]), s)
         return base
 
-    def node(self, s: Any, path: str, ptr: list[str], base: str, draft: int) -> Any:
+    def node(self, s: Any, path: str, ptr: list[str], base: str, draft: int | None) -> Any:
         if isinstance(s, bool):
             return s
         if not isinstance(s, dict):
             raise UnsupportedSchemaError("schema", path, f"a schema must be an object or a boolean, got {type(s).__name__}")
         self.pointers[id(s)] = ptr
         self.locations.setdefault(id(s), path)
-        draft = draft_of(s, draft)
+        draft = declared_draft(s) or draft
         base = self.identify(s, base, draft)
-        old_ref = "$ref" in s and draft <= 7
+        old_ref = "$ref" in s and _before(draft, 2019)
+        unknown = _unknown_keywords(draft)
         out: dict = {}
         lifted: list[str] = []
         for key, value in s.items():
-            if old_ref and key not in _KEPT_BESIDE_OLD_REF:
-                continue  # drafts 3-7: keywords beside $ref are ignored
+            if (old_ref and key not in _KEPT_BESIDE_OLD_REF) or key in unknown:
+                continue  # drafts 3-7: keywords beside $ref are ignored; a keyword of a later draft is an annotation
             p = _child(path, key)
             if key == "type":
                 out["type"] = _map_type(value, p)
@@ -163,7 +194,7 @@ class _Canonicalizer:
                 props = {}
                 for name, sub in value.items():
                     # draft 3: ``required: true`` on the property itself
-                    if isinstance(sub, dict) and isinstance(sub.get("required"), bool) and not ("$ref" in sub and draft <= 7):
+                    if isinstance(sub, dict) and isinstance(sub.get("required"), bool) and not ("$ref" in sub and _before(draft, 2019)):
                         if sub["required"]:
                             lifted.append(name)
                         sub = {k: v for k, v in sub.items() if k != "required"}
@@ -193,11 +224,11 @@ class _Canonicalizer:
                     else:
                         out.setdefault("dependentSchemas", {})[name] = self.node(
                             dep, _child(p, name), [*ptr, "dependentSchemas", name], base, draft)
-            elif key in ("exclusiveMinimum", "exclusiveMaximum") and isinstance(value, bool):
-                bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+            elif key in ("exclusiveMinimum", "exclusiveMaximum") and (isinstance(value, bool) or _before(draft, 6)):
+                bound = "minimum" if key == "exclusiveMinimum" else "maximum"  # draft 4: a flag on the bound
                 if value and bound in s:
                     out[key] = s[bound]
-            elif key in ("minimum", "maximum") and s.get("exclusiveM" + key[1:]) is True:
+            elif key in ("minimum", "maximum") and _exclusive_flag(s.get("exclusiveM" + key[1:]), draft):
                 continue  # became exclusiveMinimum/Maximum above or below
             elif key == "divisibleBy":
                 out["multipleOf"] = value
@@ -212,7 +243,7 @@ class _Canonicalizer:
                     raise UnsupportedSchemaError("$ref", p, f"a reference must be a string, got {value!r}")
                 out[key] = value  # replaced by a pointer from the root once every node is copied
                 self.pending.append((out, value, base, draft, p))
-            elif key in _IDENTIFIERS or (key == "id" and draft <= 4 and isinstance(value, str)):
+            elif key in _IDENTIFIERS or (key == "id" and _before(draft, 6) and isinstance(value, str)):
                 continue  # resolved here: the copy is one resource with pointer refs
             else:
                 out[key] = copy.deepcopy(value)  # other validation keywords and annotations, unchanged
@@ -222,6 +253,15 @@ class _Canonicalizer:
         if s.get("nullable") is True and not old_ref:
             _add_null(out)
         return out
+
+
+def _before(draft: int | None, version: int) -> bool:
+    """Does the document declare a draft older than ``version``? (None: 2020-12, the default)"""
+    return draft is not None and draft < version
+
+
+def _exclusive_flag(value: Any, draft: int | None) -> bool:
+    return value is True or (_before(draft, 6) and bool(value) and not isinstance(value, bool))
 
 
 def _pointer(tokens: list[str]) -> str:

@@ -2,7 +2,8 @@
 rewritten into one that counts decoded characters, escapes included.
 
 xgrammar (0.2.8 and 0.2.9) writes ``{"type": "string", "maxLength": 8}`` as
-``"\\"" root_characters{0, 8} "\\""`` with ``root_characters ::= [^"\\\\\\r\\n]``: an escape
+``"\\"" root_characters{0, 8} "\\""`` with ``root_characters ::= [^"\\\\\\r\\n]`` (bounds {1, 1} and
+{0, 1} with the class inline or in an optional rule; all three are rewritten): an escape
 (``\\"``, ``\\\\``, ``\\n``, ``\\uXXXX``) cannot appear at all, and raw control characters can.
 JSON Schema counts the characters of the decoded string, so an escape is one character wherever a
 character may be. `exact_string_lengths` replaces each such rule by a chain that does:
@@ -35,9 +36,14 @@ from __future__ import annotations
 
 import re
 
-# xgrammar's printed rule for a string with length bounds, and its character rule.
+# xgrammar's printed rules for a string with length bounds: `"\"" NAME_characters{lo, hi} "\""`
+# with the character rule below; for {1, 1} the class inline; for {0, 1} an optional rule.
+_CLASS = r'\[\^\\"\\\\\\r\\n\]'
 _BOUNDED = re.compile(r'^(\w+) ::= \(\("\\"" (\w+)\{(\d+), (-?\d+)\} "\\""\)\)$', re.M)
-_CHARACTERS = r'^{name} ::= \(\(\[\^\\"\\\\\\r\\n\]\)\)\n?'
+_CHARACTERS = r'^{name} ::= \(\(' + _CLASS + r'\)\)\n?'
+_SINGLE = re.compile(r'^(\w+) ::= \(\("\\"" ' + _CLASS + r' "\\""\)\)$', re.M)
+_WRAPPED = re.compile(r'^(\w+) ::= \(\("\\"" (\w+) "\\""\)\)$', re.M)
+_OPTIONAL = r'^{name} ::= \(""\s*\|\s*\(' + _CLASS + r'\)\)\n?'
 
 _HEX = "[A-Fa-f0-9]"
 # The follow set of a JSON string, as xgrammar's own basic_string_sub asserts it.
@@ -86,14 +92,27 @@ def string_rule(low: int, high: int, rules: dict[str, str]) -> str:
 def exact_string_lengths(ebnf: str) -> str:
     """xgrammar's printed grammar with every length-bounded string rule made exact (see above)."""
     added: dict[str, str] = {}
+    unused: list[str] = []  # xgrammar's character rules, replaced
 
-    def replace(m: re.Match) -> str:
-        name, low, high = m.group(1), int(m.group(3)), int(m.group(4))
+    def rule(name: str, low: int, high: int) -> str:
         return f'{name} ::= (("\\"" {string_rule(low, high, added)}))'
 
-    out = _BOUNDED.sub(replace, ebnf)
+    def bounded(m: re.Match) -> str:
+        unused.append(_CHARACTERS.format(name=re.escape(m.group(2))))
+        return rule(m.group(1), int(m.group(3)), int(m.group(4)))
+
+    def wrapped(m: re.Match) -> str:  # {0, 1}, if the wrapped rule is the optional character
+        optional = _OPTIONAL.format(name=re.escape(m.group(2)))
+        if not re.search(optional, ebnf, flags=re.M):
+            return m.group(0)
+        unused.append(optional)
+        return rule(m.group(1), 0, 1)
+
+    out = _BOUNDED.sub(bounded, ebnf)
+    out = _SINGLE.sub(lambda m: rule(m.group(1), 1, 1), out)
+    out = _WRAPPED.sub(wrapped, out)
     if not added:
         return ebnf
-    for m in _BOUNDED.finditer(ebnf):  # the character rules are no longer used
-        out = re.sub(_CHARACTERS.format(name=re.escape(m.group(2))), "", out, flags=re.M)
+    for pattern in unused:
+        out = re.sub(pattern, "", out, flags=re.M)
     return out.rstrip("\n") + "\n" + "".join(f"{name} ::= {body}\n" for name, body in added.items())

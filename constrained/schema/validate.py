@@ -14,16 +14,18 @@ from .canonical import _pointer_path, _resolve_pointer
 from .normalize import NormalizedSchema
 
 
-@functools.lru_cache(maxsize=1)
-def _validator() -> tuple[Any, Any]:
-    """jsonschema's draft 2020-12 validator class and a format checker that also checks
-    date-time and time (jsonschema needs an optional package for those). A pattern Python's ``re``
-    cannot read (ECMA-262 only syntax) cannot be checked: it passes instead of raising."""
+@functools.lru_cache(maxsize=4)
+def _validator(draft: int = 2020) -> tuple[Any, Any]:
+    """jsonschema's draft 2020-12 validator class (for the canonical form) and a format checker that
+    also checks date-time and time (jsonschema needs an optional package for those). A pattern
+    Python's ``re`` cannot read (ECMA-262 only syntax) cannot be checked: it passes instead of
+    raising. For a document of draft 3/4, ``1.0`` is not an integer (its own type checker)."""
     import jsonschema
 
     base = jsonschema.Draft202012Validator
+    types = jsonschema.Draft4Validator.TYPE_CHECKER if draft <= 4 else base.TYPE_CHECKER
     cls = jsonschema.validators.extend(base, {
-        key: _tolerant(base.VALIDATORS[key]) for key in ("pattern", "patternProperties")})
+        key: _tolerant(base.VALIDATORS[key]) for key in ("pattern", "patternProperties")}, type_checker=types)
     checker = copy.deepcopy(base.FORMAT_CHECKER)
     checker.checks("date-time")(lambda v: not isinstance(v, str) or _check_datetime(v))
     checker.checks("time")(lambda v: not isinstance(v, str) or _check_datetime("2000-01-01T" + v))
@@ -55,7 +57,7 @@ def _check_datetime(value: str) -> bool:
 
 
 def _errors(instance: Any, normalized: NormalizedSchema) -> list:
-    cls, checker = _validator()
+    cls, checker = _validator(4 if normalized.draft <= 4 else 2020)
     return list(cls(normalized.validation, format_checker=checker).iter_errors(instance))
 
 

@@ -21,19 +21,22 @@ from ..schema.keywords import _same, _types
 from ..schema.validate import _validator
 
 
-def as_emitted(instance: Any, normalized: NormalizedSchema, *, drop_undeclared: bool = False) -> Any:
+def as_emitted(instance: Any, normalized: NormalizedSchema, *, drop_undeclared: bool = False, drop_unmatched: bool = False) -> Any:
     """``instance`` as a grammar-guided model writes it: keys in the schema's declared order and
     integral floats as integers where the schema asks for an integer (from draft 6 on, where
     ``1.0`` is an integer; drafts 3/4 tell them apart, so the float stays a float). Under
     ``anyOf`` the first branch the instance fits is followed. ``drop_undeclared`` also leaves out
-    the properties the strict grammar never generates."""
-    return _Emitter(normalized.schema, drop_undeclared, normalized.draft >= 6).emit(instance, normalized.schema, 0)
+    the properties the strict grammar never generates; ``drop_unmatched`` every property an object
+    neither declares nor matches by a pattern."""
+    emitter = _Emitter(normalized.schema, drop_undeclared, normalized.draft >= 6, drop_unmatched)
+    return emitter.emit(instance, normalized.schema, 0)
 
 
 class _Emitter:
-    def __init__(self, root: Any, drop_undeclared: bool, integral_floats: bool) -> None:
+    def __init__(self, root: Any, drop_undeclared: bool, integral_floats: bool, drop_unmatched: bool = False) -> None:
         self.root = root if isinstance(root, dict) else {}
         self.drop_undeclared = drop_undeclared
+        self.drop_unmatched = drop_unmatched
         self.integral_floats = integral_floats
         self._validator: Any = None
 
@@ -68,7 +71,8 @@ class _Emitter:
         same = next((v for v in literal if _same(v, value)), _MISSING)
         if same is not _MISSING:
             return same  # the grammar's own spelling of the constant (0 for 0.0)
-        if isinstance(value, float) and value.is_integer() and _types(s) <= {"integer"} and self.integral_floats:
+        types = _types(s)
+        if isinstance(value, float) and value.is_integer() and "integer" in types and "number" not in types and self.integral_floats:
             return int(value)
         if isinstance(value, dict):
             props = s.get("properties", {})
@@ -76,7 +80,8 @@ class _Emitter:
             extra = s.get("additionalProperties")
             patterns = s.get("patternProperties") or {}
             if not (self.drop_undeclared and extra in (None, False) and not patterns):
-                ordered.update((k, v) for k, v in value.items() if k not in props)
+                ordered.update((k, v) for k, v in value.items() if k not in props and not (
+                    self.drop_unmatched and _extra_schema(k, patterns, _MISSING) is _MISSING))
             return {k: self.emit(v, props[k] if k in props else _extra_schema(k, patterns, extra), depth + 1)
                     for k, v in ordered.items()}
         if isinstance(value, list):

@@ -69,10 +69,10 @@ def rewrite(body: str, rename: dict[str, str], literal_map=None) -> str:
 def _schema_ebnf(schema_json: str) -> str:
     import xgrammar as xgr  # here: importing xgrammar costs seconds, and the CLI's help needs none of it
 
-    from .schema.strings import exact_string_lengths
+    from .schema.printed import rewrite_printed
 
-    # xgrammar's string length rules exclude escapes: replaced by exact ones (constrained.schema.strings)
-    return exact_string_lengths(str(xgr.Grammar.from_json_schema(schema_json, any_whitespace=False, strict_mode=True)))
+    # exact string lengths (xgrammar's exclude escapes) and float constants: constrained.schema.printed
+    return rewrite_printed(str(xgr.Grammar.from_json_schema(schema_json, any_whitespace=False, strict_mode=True)))
 
 
 def _import(ebnf_text: str, prefix: str, basic_prefix: str, transform=None, literal_map=None) -> Fragment:

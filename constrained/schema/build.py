@@ -83,6 +83,8 @@ class _Builder:
         self.fix_literals(out, path, s)
         self.fix_string(out, path)
         self.fix_integer_bounds(out, path)
+        if set(s.get("properties") or ()) - set(out.get("properties") or ()) and out.get("additionalProperties") not in (None, False):
+            out["additionalProperties"] = False  # a name that must be absent cannot be excluded from the extra keys
         _fix_object(out, s)
         if self.open_objects:
             _open_object(out, s)
@@ -429,9 +431,14 @@ def _check_bounds(s: dict, path: str) -> None:
 def _check_property_counts(s: dict, path: str) -> None:
     """Counts no object or array can meet (xgrammar refuses to compile them): more required names
     than ``maxProperties``; a closed object (strict mode: no ``additionalProperties`` means none)
-    with fewer declared names than ``minProperties``; more ``minItems`` than a closed tuple holds."""
+    with fewer declared names than ``minProperties``; more ``minItems`` than a closed tuple holds.
+    ``prefixItems`` beyond ``maxItems`` are dropped (xgrammar refuses them too)."""
     if s.get("type") is None:
         return
+    if len(s.get("prefixItems") or ()) > s.get("maxItems", math.inf):  # items past maxItems never apply
+        s["prefixItems"] = s["prefixItems"][: s["maxItems"]]
+        if not s["prefixItems"]:
+            del s["prefixItems"]
     impossible = set()
     if "object" in _types(s):
         required = len(set(s.get("required") or ()))

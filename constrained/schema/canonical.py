@@ -63,7 +63,7 @@ def draft_of(schema: Any, default: int = 2020) -> int:
 _OWN_FORMS = frozenset({"items", "additionalItems", "exclusiveMinimum", "exclusiveMaximum", "$ref", "required"})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unknown_keywords(draft: int | None) -> frozenset[str]:
     """Validation keywords of some draft that ``draft`` does not have (jsonschema's own tables):
     annotations in a document that declares it. None (no draft declared): every keyword is read."""

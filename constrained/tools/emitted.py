@@ -68,7 +68,7 @@ class _Emitter:
             branch = next((b for b in s["anyOf"] if self.fits(value, b)), s["anyOf"][0])
             return self.emit(value, branch, depth + 1)
         literal = [s["const"]] if "const" in s else s.get("enum", ())
-        same = next((v for v in literal if _same(v, value)), _MISSING)
+        same = next((v for v in literal if _same(v, value) and (self.integral_floats or type(v) is type(value))), _MISSING)
         if same is not _MISSING:
             return same  # the grammar's own spelling of the constant (0 for 0.0)
         types = _types(s)

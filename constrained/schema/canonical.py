@@ -83,7 +83,7 @@ class _Canonicalizer:
 
     def __init__(self) -> None:
         self.pointers: dict[int, list[str]] = {}  # id(user node) -> its canonical JSON pointer
-        self.pending: list[tuple[dict, str, str, int, str]] = []  # (copy, $ref, base URI, draft, path)
+        self.pending: list[tuple[dict, str, str, int | None, str]] = []  # (copy, $ref, base URI, draft, path)
         self.resources: dict[str, Any] = {}  # base URI -> the user's node it identifies
         self.anchors: dict[tuple[str, str], Any] = {}  # (base URI, name) -> node
         self.hoisted: dict[str, Any] = {}

@@ -193,3 +193,24 @@ def test_length_costs_compare_the_three_constructions():
     assert [r["construction"] for r in rows] == ["ours", "xgrammar", "decomposed"]
     assert all(r["accepted"] and r["compile_ms"] > 0 and r["tokens"] > 1 for r in rows)
     assert "| 8 | ours |" in format_length_costs(rows)
+
+
+def test_generated_real_world_shapes_are_labelled_by_jsonschema_and_covered(tmp_path):
+    """The shapes generator (compose, kubernetes, package, nested ids, draft 4): labels come from
+    jsonschema under each document's draft, and the grammar accepts every valid instance."""
+    import jsonschema
+
+    from constrained.schema.validate import _validator
+    from constrained.tools.shapes import SHAPES, write_corpus
+
+    files = write_corpus(tmp_path, seed=7, per_shape=1)
+    assert sorted(p.name.split("---")[0] for p in files) == sorted(SHAPES)
+    for path in files:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        cls = jsonschema.validators.validator_for(doc["schema"])
+        assert sum(t["valid"] for t in doc["tests"]) >= 3 and sum(not t["valid"] for t in doc["tests"]) >= 3, path.name
+        for test in doc["tests"]:
+            assert cls(doc["schema"], format_checker=_validator()[1]).is_valid(test["data"]) == test["valid"], (path.name, test)
+    r = run_coverage(tmp_path, strict_xgrammar_baseline=False, schema_policy=False, progress=False)
+    assert r["compiled"] == len(files) and r["valid_accepted"] == r["valid"]
+    assert r["unexplained"] == 0 and r["invalid_rejected"] + sum(r["unenforced"].values()) == r["invalid"]

@@ -279,8 +279,9 @@ class _Sampler:
 
     def _string(self, s: dict, depth: int) -> Any:
         rng = self.rng
-        if "format" in s and _FORMAT_SAMPLES.get(s["format"]):
-            return rng.choice(_FORMAT_SAMPLES[s["format"]])
+        samples = _FORMAT_SAMPLES.get(s.get("format", ""))
+        if samples:
+            return rng.choice(samples)
         if "pattern" in s:
             pool = _PATTERN_SAMPLES.get(s["pattern"], _WORDS + _TEXTS)
             fits = [v for v in pool if re.search(s["pattern"], v)]

@@ -17,6 +17,7 @@ from test_schema import _COMPILER, accepts, raw_accepts
 from constrained import ebnf as E
 from constrained.codecs.python import python_value_rules
 from constrained.schema import Unenforced, UnsupportedSchemaError, normalize, unenforced_violations, validate
+from constrained.schema.keywords import _LENGTH_LIMITS
 from constrained.schema.strings import exact_string_lengths
 from constrained.schema.validate import _validator
 from constrained.tools.check_tools import check_tools
@@ -192,11 +193,15 @@ def test_fractional_bounds_on_an_integer_union_are_rounded():
 
 
 def test_lengths_up_to_the_limit_are_enforced_exactly():
-    schema = {"type": "object", "properties": {"code": {"type": "string", "minLength": 16, "maxLength": 16},
-                                               "name": {"type": "string", "maxLength": 16}}}
+    n = _LENGTH_LIMITS["maxLength"]
+    assert _LENGTH_LIMITS["minLength"] == n >= 8
+    schema = {"type": "object", "properties": {"code": {"type": "string", "minLength": n, "maxLength": n},
+                                               "name": {"type": "string", "maxLength": n}}}
     assert normalize(schema).unenforced == ()
-    assert accepts(schema, {"code": "0123456789abcdef", "name": "x" * 16})
-    assert not accepts(schema, {"code": "0123456789abcde"}) and not accepts(schema, {"name": "x" * 17})
+    assert accepts(schema, {"code": "\"" * n, "name": "x" * n})
+    assert not accepts(schema, {"code": "0" * (n - 1)}) and not accepts(schema, {"name": "x" * (n + 1)})
+    above = normalize({"type": "string", "minLength": n + 1, "maxLength": n + 1})
+    assert {u.keyword for u in above.unenforced} == {"minLength", "maxLength"}
 
 
 def test_lengths_above_the_limit_are_checked_after_decoding():
@@ -207,9 +212,9 @@ def test_lengths_above_the_limit_are_checked_after_decoding():
 
 def test_length_chains_are_shared_between_properties():
     """One chain per bound, whatever the number of properties (and tools) that use it."""
-    props = {f"p{i}": {"type": "string", "maxLength": 12} for i in range(6)}
+    props = {f"p{i}": {"type": "string", "maxLength": 7} for i in range(6)}
     rules = E.json_schema_rules(normalize({"type": "object", "properties": props}).schema, "t0_").rules
-    assert sum(1 for name in rules if "strlen" in name) == 13  # s0..s12
+    assert sum(1 for name in rules if "strlen" in name) == 8  # s0..s7
 
 
 def test_bounded_strings_in_python_literals():
@@ -253,8 +258,8 @@ def _length_matcher_grammar(low, high):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.text(st.characters(codec="utf-8"), max_size=10), low=st.integers(0, 6),
-       span=st.one_of(st.none(), st.integers(0, 6)), ascii_only=st.booleans())
+@given(text=st.text(st.characters(codec="utf-8"), max_size=10), low=st.integers(0, 4),
+       span=st.one_of(st.none(), st.integers(0, 4)), ascii_only=st.booleans())
 def test_every_json_string_fitting_the_bounds_is_accepted(text, low, span, ascii_only):
     """Whatever json.dumps writes (escapes, control characters, \\u escapes, surrogate pairs), the
     grammar accepts exactly the strings whose decoded length fits."""

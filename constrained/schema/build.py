@@ -93,7 +93,8 @@ class _Builder:
         _fix_array(out)
         self.fix_multiple_of(out, path)
         _check_bounds(out, path)
-        _check_property_counts(out, path)
+        if not {"anyOf", "oneOf", "allOf", "$ref"} & set(s):  # else counted once merged
+            _check_property_counts(out, path)
         if ref is not None and not out and "allOf" not in s:
             return ref
         parts = [(ref, "$ref", _child(path, "$ref"))] if ref is not None else []

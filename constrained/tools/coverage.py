@@ -351,25 +351,24 @@ class _Pipelines:
     """Each pipeline's compilers (a grammar one compiled must not be a cache hit for another)."""
 
     def __init__(self, info: xgrammar.TokenizerInfo, schema_policy: bool, baseline: bool) -> None:
-        self.ours = [("forbid", _Compilers(info, cold=True))]
+        self.compilers = {"forbid": _Compilers(info, cold=True)}
         if schema_policy:
-            self.ours.append(("schema", _Compilers(info, cold=False)))
-        self.baseline = _Compilers(info, cold=True, raw=True) if baseline else None
+            self.compilers["schema"] = _Compilers(info, cold=False)
+        if baseline:
+            self.compilers["baseline"] = _Compilers(info, cold=True, raw=True)
 
-    def run(self, name: str, doc: dict) -> dict[str, _Tally]:
-        """One file's tallies, by pipeline name."""
-        out = {}
-        for policy, compilers in self.ours:
-            out[policy] = _Tally()
-            _ours(out[policy], compilers, name, doc, policy)
-        if self.baseline is not None:
-            out["baseline"] = _Tally()
-            _baseline(out["baseline"], self.baseline, name, doc)
-        return out
+    def run(self, pipeline: str, name: str, doc: dict) -> _Tally:
+        """One file's tally under one pipeline."""
+        tally = _Tally()
+        if pipeline == "baseline":
+            _baseline(tally, self.compilers[pipeline], name, doc)
+        else:
+            _ours(tally, self.compilers[pipeline], name, doc, pipeline)
+        return tally
 
 
 def _worker(conn: Any, schema_policy: bool, baseline: bool) -> None:
-    """Worker process: builds the pipelines, says it is ready, then answers one file at a time."""
+    """Worker process: builds the pipelines, says it is ready, then answers one job at a time."""
     pipelines = _Pipelines(default_tokenizer_info(), schema_policy, baseline)
     conn.send("ready")
     while True:
@@ -395,10 +394,10 @@ class _Worker:
         if not self.conn.poll(600) or self.conn.recv() != "ready":
             raise RuntimeError("the coverage worker did not start")
 
-    def run(self, name: str, doc: dict, timeout_s: float) -> dict[str, _Tally]:
+    def run(self, pipeline: str, name: str, doc: dict, timeout_s: float) -> _Tally:
         if self.process is None:
             self.start()
-        self.conn.send((name, doc))
+        self.conn.send((pipeline, name, doc))
         try:
             if self.conn.poll(timeout_s):
                 return self.conn.recv()
@@ -407,7 +406,7 @@ class _Worker:
         alive = self.process.is_alive()
         self.stop()
         if alive:
-            raise SchemaTimeout(name, timeout_s)
+            raise SchemaTimeout(f"{name} ({pipeline})", timeout_s)
         raise RuntimeError("the worker process died (xgrammar crashed or ran out of memory)")
 
     def stop(self) -> None:
@@ -436,8 +435,9 @@ def run_coverage(
     (``result["schema_policy"]``; warm compile time only, cold takes minutes) and, when
     ``strict_xgrammar_baseline``, by raw xgrammar (``strict_mode=True``) for comparison.
 
-    ``timeout_s``: each file is processed in a worker process (the default tokenizer only) and
-    stopped after that many seconds; it then counts as a ``timeout`` error of every pipeline.
+    ``timeout_s``: each file is processed in a worker process (the default tokenizer only), one
+    pipeline at a time, stopped after that many seconds; it then counts as a ``timeout`` error of
+    that pipeline (the worker is replaced, its compilers' caches start empty again).
     ``length_costs``: also measure what enforcing string lengths costs (`measure_length_costs`)."""
     if files is None and folder is None:
         raise ValueError("run_coverage needs a folder or files")
@@ -457,20 +457,18 @@ def run_coverage(
                     tally.schemas += 1
                     tally.error("unreadable", path.name, str(problem), [])
                 continue
-            try:
-                found = worker.run(path.name, doc, timeout_s) if worker is not None else local.run(path.name, doc)  # type: ignore[union-attr, arg-type]
-            except SchemaTimeout as exc:
-                found = {name: _Tally() for name in names}
-                for tally in found.values():
-                    tally.schemas += 1
-                    tally.error("timeout", path.name, str(exc), doc["tests"])
-            except RuntimeError as exc:
-                found = {name: _Tally() for name in names}
-                for tally in found.values():
-                    tally.schemas += 1
-                    tally.error("worker crashed", path.name, f"{path.name}: {exc}", doc["tests"])
-            for name, tally in found.items():
-                tallies[name].add(tally)
+            for name in names:
+                try:
+                    found = worker.run(name, path.name, doc, timeout_s) if worker is not None else local.run(name, path.name, doc)  # type: ignore[union-attr, arg-type]
+                except SchemaTimeout as exc:
+                    found = _Tally()
+                    found.schemas += 1
+                    found.error("timeout", path.name, str(exc), doc["tests"])
+                except RuntimeError as exc:
+                    found = _Tally()
+                    found.schemas += 1
+                    found.error("worker crashed", path.name, f"{path.name}: {exc}", doc["tests"])
+                tallies[name].add(found)
     finally:
         if worker is not None:
             worker.stop()

@@ -90,7 +90,10 @@ def rewrite(body: str, rename: dict[str, str], literal_map=None) -> str:
 def _schema_ebnf(schema_json: str) -> str:
     import xgrammar as xgr  # here: importing xgrammar costs seconds, and the CLI's help needs none of it
 
-    return str(xgr.Grammar.from_json_schema(schema_json, any_whitespace=False, strict_mode=True))
+    from .schema.printed import rewrite_printed
+
+    # exact string lengths (xgrammar's exclude escapes) and float constants: constrained.schema.printed
+    return rewrite_printed(str(xgr.Grammar.from_json_schema(schema_json, any_whitespace=False, strict_mode=True)))
 
 
 def _import(ebnf_text: str, prefix: str, basic_prefix: str, transform=None, literal_map=None) -> Fragment:

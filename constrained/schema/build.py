@@ -9,9 +9,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from ..errors import UnsupportedSchemaError
-from .canonical import _MISSING, _find_anchor, _pointer_path, _resolve_pointer
+from .canonical import _MISSING, _pointer_path, _resolve_pointer
 from .keywords import (
     _APPROXIMATE_FORMATS,
     _CONSTRAINTS,
@@ -37,8 +38,9 @@ class Unenforced:
 class _Builder:
     """Build the schema handed to xgrammar from a canonical schema."""
 
-    def __init__(self, root: Any, open_objects: bool = False) -> None:
+    def __init__(self, root: Any, open_objects: bool = False, ref_paths: dict[str, str] | None = None) -> None:
         self.root = root
+        self.ref_paths = ref_paths or {}  # canonical ref -> the user's path, where they differ
         self.open_objects = open_objects  # additional_properties="schema"
         self.unenforced: list[Unenforced] = []
         self.def_names: dict[str, str] = {}
@@ -52,6 +54,10 @@ class _Builder:
 
     def build(self) -> dict:
         out = self.node(self.root, "$")
+        failed = {f"#/$defs/{name}": ref for ref, name in self.def_names.items() if name not in self.defs}
+        dangling = sorted(failed[r] for r in _refs_in(out, self.defs) if r in failed)
+        if dangling:  # a recursive definition that matched nothing, still referred to from inside
+            raise UnsupportedSchemaError("$ref", "$", f"{dangling[0]!r} is recursive and matches nothing")
         if self.defs:
             out = {**out, "$defs": self.defs} if isinstance(out, dict) else {"$defs": self.defs}
         return out
@@ -73,6 +79,13 @@ class _Builder:
             elif key == "$ref":
                 ref = self.ref(value, _child(path, key))
             # anything else is an annotation or a canonical-only location ($defs, definitions)
+        if not {"anyOf", "oneOf", "allOf", "$ref"} & set(s):  # else the branches and targets type it
+            _widen_untyped(out, root=path == "$")
+        self.fix_literals(out, path, s)
+        self.fix_string(out, path)
+        self.fix_integer_bounds(out, path)
+        if set(s.get("properties") or ()) - set(out.get("properties") or ()) and out.get("additionalProperties") not in (None, False):
+            out["additionalProperties"] = False  # a name that must be absent cannot be excluded from the extra keys
         _fix_object(out, s)
         if self.open_objects:
             _open_object(out, s)
@@ -81,6 +94,8 @@ class _Builder:
         _fix_array(out)
         self.fix_multiple_of(out, path)
         _check_bounds(out, path)
+        if not {"anyOf", "oneOf", "allOf", "$ref"} & set(s):  # else counted once merged
+            _check_property_counts(out, path)
         if ref is not None and not out and "allOf" not in s:
             return ref
         parts = [(ref, "$ref", _child(path, "$ref"))] if ref is not None else []
@@ -99,20 +114,23 @@ class _Builder:
         if ref == "#":
             return {"$ref": "#"}
         if ref not in self.def_names:
-            if ref.startswith("#/"):
-                target = _resolve_pointer(self.root, ref)
-                target_path = _pointer_path(ref)
-            else:
-                target = _find_anchor(self.root, ref[1:])
-                target_path = path
+            # canonical refs are JSON pointers from the root (`canonical` resolved the user's)
+            target = _resolve_pointer(self.root, ref)
+            target_path = self.ref_paths.get(ref) or _pointer_path(ref)
             if target is _MISSING:
                 raise UnsupportedSchemaError("$ref", path, f"cannot resolve {ref!r}")
-            name = re.sub(r"[^A-Za-z0-9_]", "_", ref[2:])[-48:] or "anchor"
+            name = re.sub(r"[^A-Za-z0-9_]", "_", unquote(ref[2:]))[-48:] or "root"
             while name in self.defs:
                 name += "_"
             self.def_names[ref] = name
             self.defs[name] = None  # placeholder while building: recursion refers to the name
-            self.defs[name] = self.node(target, target_path)
+            try:
+                self.defs[name] = self.node(target, target_path)
+            except _Unsatisfiable:
+                del self.defs[name]  # the referring property or branch is pruned instead
+                raise
+        if self.def_names[ref] not in self.defs:
+            raise _Unsatisfiable("$ref", path, f"{ref!r} matches nothing")
         return {"$ref": f"#/$defs/{self.def_names[ref]}"}
 
     def deref(self, s: Any) -> Any:
@@ -129,12 +147,20 @@ class _Builder:
     def distribute(self, s: Any, path: str) -> Any:
         """xgrammar ignores anyOf or its siblings: push the siblings into every branch."""
         if not isinstance(s, dict) or "anyOf" not in s:
-            return s
+            return self.finish(s, path)
         rest = {k: v for k, v in s.items() if k != "anyOf"}
         branches = s["anyOf"]
         if rest:
             branches = self.branches(lambda b: self.merge_or_keep(rest, b, path), branches, "anyOf", path)
+        branches = [self.finish(b, path) for b in branches]
         return {"anyOf": branches} if len(branches) > 1 else branches[0]
+
+    def finish(self, s: Any, path: str) -> Any:
+        """A merged node xgrammar reads as it means: typed where its keywords need a type."""
+        if isinstance(s, dict) and _widen_untyped(s, root=path == "$"):
+            _fix_array(s)
+            _free_object(s)
+        return s
 
     def merge_or_keep(self, rest: dict, branch: Any, path: str) -> Any:
         try:
@@ -222,8 +248,12 @@ class _Builder:
             del out["const"]
         if "enum" in out and not out["enum"]:
             raise _Unsatisfiable("enum", path, "no value satisfies every branch")
+        self.fix_literals(out, path)
+        self.fix_string(out, path)
+        self.fix_integer_bounds(out, path)
         self.fix_multiple_of(out, path)
         _check_bounds(out, path)
+        _check_property_counts(out, path)
         return out
 
     def fix_pattern_properties(self, out: dict, s: dict, path: str) -> None:
@@ -232,7 +262,8 @@ class _Builder:
         pattern key), where JSON Schema applies every one that matches. Merge the schemas so that
         whichever way xgrammar goes, the value satisfies all that can apply:
         a declared name gets the schemas of the patterns it matches; a pattern's value also those of
-        the declared names it matches; an additional value those of every pattern."""
+        the declared names it matches; an additional value those of every pattern and every declared
+        name (next to patterns, xgrammar writes extra keys as any string, declared names included)."""
         props = out.get("properties") or {}
         required = set(out.get("required") or ())
         built = out["patternProperties"]
@@ -262,7 +293,8 @@ class _Builder:
         extra = out.get("additionalProperties")
         if extra not in (None, False):
             extra = {} if extra is True else extra
-            for sub in originals:
+            # with patterns, xgrammar's extra keys are any string: a declared name too
+            for sub in [*originals, *props.values()]:
                 extra = self.merge_or_false(extra, sub, where)
             out["additionalProperties"] = True if extra == {} else extra
         if not built:
@@ -287,6 +319,76 @@ class _Builder:
             del out["multipleOf"]
             self.unenforce("multipleOf", _child(path, "multipleOf"))
 
+    def fix_integer_bounds(self, out: dict, path: str) -> None:
+        """Where integers are the only numbers: whole inclusive bounds (xgrammar needs whole numbers,
+        and fails beyond the int64 range with "Check failed: ... Integer exceeds maximum limit";
+        such a bound is left to the check after decoding)."""
+        types = _types(out)
+        if "integer" not in types or "number" in types:
+            return
+        for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+            if key not in out:
+                continue
+            value = out.pop(key)
+            low = key in ("minimum", "exclusiveMinimum")
+            if low:
+                whole = math.ceil(value) if key == "minimum" else math.floor(value) + 1
+            else:
+                whole = math.floor(value) if key == "maximum" else math.ceil(value) - 1
+            if not _INT64[0] <= whole <= _INT64[1]:
+                self.unenforce(key, _child(path, key))  # an unbounded integer rule
+                continue
+            name = "minimum" if low else "maximum"
+            out[name] = whole if name not in out else (max if low else min)(out[name], whole)
+
+    def fix_string(self, out: dict, path: str) -> None:
+        """xgrammar ignores minLength/maxLength next to a pattern or a format: check them later."""
+        if {"pattern", "format"} & set(out):
+            for key in ("minLength", "maxLength"):
+                if key in out:
+                    del out[key]
+                    self.unenforce(key, _child(path, key))
+
+    def fix_literals(self, out: dict, path: str, source: dict | None = None) -> None:
+        """xgrammar writes an enum's (or const's) values and ignores every other keyword: keep the
+        values that satisfy the scalar keywords beside them (types, lengths, bounds, patterns,
+        formats), then drop those keywords. ``source``: the canonical node (JSON Schema's own
+        keywords, patterns that search); else ``out``'s built ones (full-match patterns)."""
+        if "enum" not in out and "const" not in out:
+            return
+        checks = {k: (source or out)[k] for k in _LITERAL_CHECKS if k in (source or out)}
+        if not checks:
+            return
+        values = out["enum"] if "enum" in out else [out["const"]]
+        try:
+            kept = [v for v in values if _literal_fits(v, checks, full_match=source is None)]
+        except re.error:  # a pattern Python cannot read: which values match it is unknown
+            self.unenforce("pattern", _child(path, "pattern"))
+            kept = values
+        if not kept:
+            raise _Unsatisfiable("enum" if "enum" in out else "const", path, "no value satisfies the keywords beside it")
+        for key in _LITERAL_CHECKS:
+            out.pop(key, None)
+        checked = {_child(path, key) for key in checks if key != "pattern" or kept is not values}
+        self.unenforced = [u for u in self.unenforced if u.path not in checked]
+        if "enum" in out:
+            out["enum"] = kept
+
+
+def _refs_in(*nodes: Any) -> set[str]:
+    """Every ``$ref`` value in ``nodes``."""
+    found: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                found.add(node["$ref"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
 
 class _Unsatisfiable(UnsupportedSchemaError):
     """No value matches; a parent may prune the branch or property instead of failing."""
@@ -296,6 +398,18 @@ class _InProgress(UnsupportedSchemaError):
     """A recursive reference was to be inlined while its definition is still being built."""
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+# Keywords that apply to one type of value each (xgrammar reads them only when the type is named).
+_TYPED_KEYWORDS = {
+    "string": {"minLength", "maxLength", "pattern", "format"},
+    "number": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
+    "array": {"items", "prefixItems", "minItems", "maxItems"},
+    "object": {"properties", "patternProperties", "additionalProperties", "required", "minProperties",
+               "maxProperties", "propertyNames"},
+}
+# What an enum's scalar values are checked against (xgrammar writes the values only).
+_LITERAL_CHECKS = ("type", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
+                   "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
 _BOUNDS = (("minimum", "maximum"), ("minLength", "maxLength"), ("minItems", "maxItems"),
            ("minProperties", "maxProperties"))
 
@@ -312,6 +426,40 @@ def _check_bounds(s: dict, path: str) -> None:
         raise _Unsatisfiable("minimum", path, "the numeric range is empty")
 
 
+def _check_property_counts(s: dict, path: str) -> None:
+    """Counts no object or array can meet (xgrammar refuses to compile them): more required names
+    than ``maxProperties``; a closed object (strict mode: no ``additionalProperties`` means none)
+    with fewer declared names than ``minProperties``; more ``minItems`` than a closed tuple holds.
+    ``prefixItems`` beyond ``maxItems`` are dropped (xgrammar refuses them too)."""
+    if s.get("type") is None:
+        return
+    if len(s.get("prefixItems") or ()) > s.get("maxItems", math.inf):  # items past maxItems never apply
+        s["prefixItems"] = s["prefixItems"][: s["maxItems"]]
+        if not s["prefixItems"]:
+            del s["prefixItems"]
+    impossible = set()
+    if "object" in _types(s):
+        required = len(set(s.get("required") or ()))
+        closed = s.get("additionalProperties") in (None, False) and not s.get("patternProperties")
+        if s.get("maxProperties", required) < required or (closed and s.get("minProperties", 0) > len(s.get("properties") or {})):
+            impossible.add("object")
+    if "array" in _types(s) and s.get("items") is False and s.get("minItems", 0) > len(s.get("prefixItems") or ()):
+        impossible.add("array")
+    if not impossible:
+        return
+    left = [t for t in _TYPES if t in _types(s) and t not in impossible]
+    if not left:
+        raise _Unsatisfiable("minItems" if "array" in impossible else "minProperties", path, "no value has that many items or properties")
+    s["type"] = _type_value(left)  # other types stay possible
+
+
+def _type_value(names: list[str]) -> Any:
+    """A ``type`` value (in the given order) without ``integer`` beside ``number``, which includes
+    it and whose bounds need not be whole."""
+    kept = [t for t in dict.fromkeys(names) if not (t == "integer" and "number" in names)]
+    return kept[0] if len(kept) == 1 else kept
+
+
 def _intersect_types(a: Any, b: Any, path: str) -> Any:
     left = set(a if isinstance(a, list) else [a])
     right = set(b if isinstance(b, list) else [b])
@@ -320,7 +468,7 @@ def _intersect_types(a: Any, b: Any, path: str) -> Any:
     if not both:
         raise _Unsatisfiable("type", path, f"no type satisfies both {a!r} and {b!r}")
     ordered = [t for t in _TYPES if t in both]
-    return ordered[0] if len(ordered) == 1 else ordered
+    return _type_value(ordered)
 
 
 def _is_free_object(s: dict) -> bool:
@@ -354,8 +502,40 @@ def _open_object(out: dict, s: dict) -> None:
     out["additionalProperties"] = True
 
 
+def _widen_untyped(out: dict, root: bool = False) -> bool:
+    """xgrammar ignores keywords of a type the node does not name (``{"minLength": 5}`` takes any
+    string): name every type, so that each type's keywords apply to its values and other values stay
+    free, as JSON Schema says. The root of arguments is an object whatever it says (as before)."""
+    if "type" in out or {"enum", "const", "anyOf", "$ref"} & set(out):
+        return False
+    typed = {t for t, keys in _TYPED_KEYWORDS.items() if keys & set(out)}
+    if not typed:
+        return False
+    out["type"] = "object" if root and typed == {"object"} else [t for t in _TYPES if t != "integer"]
+    return True
+
+
+def _free_object(out: dict) -> None:
+    if "object" in _types(out) and not {"properties", "patternProperties", "additionalProperties"} & set(out):
+        out["additionalProperties"] = True
+
+
+def _literal_fits(value: Any, checks: dict, full_match: bool) -> bool:
+    from .validate import _validator  # here: validate imports this module
+
+    schema = dict(checks)
+    if "pattern" in schema:
+        re.compile(schema["pattern"])
+        if full_match:  # ours are full-match regexes; jsonschema searches
+            schema["pattern"] = f"^(?:{schema['pattern']})$"
+    cls, checker = _validator()
+    return cls(schema, format_checker=checker).is_valid(value)
+
+
 def _fix_array(out: dict) -> None:
-    if "array" in _types(out) and out.get("type") is not None and "items" not in out and "prefixItems" not in out:
+    """Items beyond ``prefixItems`` (or all of them) are free unless ``items`` says otherwise; xgrammar's
+    strict mode would allow none."""
+    if "array" in _types(out) and out.get("type") is not None and "items" not in out:
         out["items"] = {}
 
 
@@ -377,19 +557,15 @@ def _ignore(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) ->
 def _bound(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise UnsupportedSchemaError(key, path, f"expected a number, got {value!r}")
-    if _types(s) <= {"integer"} and value != int(value):
-        # integer bounds must be whole numbers for xgrammar
-        if key in ("minimum", "exclusiveMinimum"):
-            out["minimum"] = math.ceil(value)
-        else:
-            out["maximum"] = math.floor(value)
+    if not math.isfinite(value):
+        b.unenforce(key, path)  # checked after decoding
         return
-    out[key] = value
+    out[key] = value  # integer bounds are made whole by _Builder.fix_integer_bounds
 
 
 def _length(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
-    if "pattern" in s and "string" in _types(s):
-        b.unenforce(key, path)  # xgrammar ignores lengths next to a pattern
+    if ("pattern" in s or s.get("format") in _XGRAMMAR_FORMATS) and "string" in _types(s):
+        b.unenforce(key, path)  # xgrammar ignores lengths next to a pattern or a format
     elif value > _LENGTH_LIMITS[key]:
         b.unenforce(key, path)  # each unit costs ~25 ms of compile time with a 129k vocabulary
     else:
@@ -415,7 +591,8 @@ def _format(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) ->
 
 
 def _multiple_of(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
-    if _types(s) <= {"integer"} and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    # xgrammar ignores an integer multipleOf above 1024 (with a warning only)
+    if _types(s) <= {"integer"} and isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 1024:
         out[key] = value
     else:
         b.unenforce(key, path)
@@ -497,7 +674,15 @@ def _properties(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str
 
 def _list(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> None:
     if key == "prefixItems":
-        out[key] = [b.node(sub, f"{path}[{i}]") for i, sub in enumerate(value)]
+        out[key] = []
+        for i, sub in enumerate(value):
+            try:
+                out[key].append(b.node(sub, f"{path}[{i}]"))
+            except _Unsatisfiable:  # no item i can match: the array stops before it
+                out["maxItems"] = min(out.get("maxItems", i), i)
+                break
+        if not out[key]:
+            del out[key]
         return
     branches = b.branches(lambda i: b.node(value[i], f"{path}[{i}]"), list(range(len(value))), key, path)
     if key == "oneOf" and not _disjoint(value):
@@ -542,18 +727,21 @@ def _not(b: _Builder, out: dict, s: dict, key: str, value: Any, path: str) -> No
             allowed.remove("integer")
         if not allowed:
             raise _Unsatisfiable("not", path, "the schema accepts nothing")
-        out["type"] = allowed[0] if len(allowed) == 1 else allowed
+        out["type"] = _type_value(allowed)
+        if "number" in allowed and "integer" in excluded:
+            b.unenforce(key, path)  # "a number, not an integer": xgrammar's numbers include integers
         return
     b.unenforce(key, path)
 
 
 _HANDLERS: dict[str, Callable[..., None]] = {
-    "type": _keep,
+    "type": lambda b, out, s, key, value, path: out.update(type=_type_value(value if isinstance(value, list) else [value])),
     "enum": _enum, "const": _const,
     "minLength": _length, "maxLength": _length, "pattern": _pattern, "format": _format,
     "minimum": _bound, "maximum": _bound, "exclusiveMinimum": _bound, "exclusiveMaximum": _bound,
     "multipleOf": _multiple_of,
-    "minItems": _keep, "maxItems": _keep, "uniqueItems": _unique_items,
+    "minItems": _keep, "uniqueItems": _unique_items,
+    "maxItems": lambda b, out, s, key, value, path: out.update(maxItems=min(value, out.get("maxItems", value))),
     "items": _subschema, "prefixItems": _list,
     "properties": _properties, "patternProperties": _properties,
     "additionalProperties": _subschema, "propertyNames": _subschema,

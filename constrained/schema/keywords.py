@@ -9,8 +9,10 @@ checked after decoding by ``validate`` (jsonschema, draft 2020-12, formats check
 
 Two passes, each copying the tree once:
 
-1. *canonicalise* (``NormalizedSchema.validation``): same meaning as the user's schema, written as
-   draft 2020-12 with BFCL/Python/Java type names mapped. ``validate`` uses it.
+1. *canonicalise* (``NormalizedSchema.validation``): same meaning as the user's schema under the
+   draft its ``$schema`` declares (2020-12 when none), written as draft 2020-12 with BFCL/Python/Java
+   type names mapped and every ``$ref`` resolved to a JSON pointer from the root (see
+   ``canonical``). ``validate`` uses it.
 2. *build* (``NormalizedSchema.schema``): keep what xgrammar enforces, rewrite what it gets wrong,
    drop (and record in ``unenforced``) what it cannot enforce, raise on what cannot be expressed.
 
@@ -32,30 +34,45 @@ Policy for properties a schema does not declare (``additional_properties``):
   exclude declared names from the extra keys. Extra keys cost compile time: xgrammar builds a
   string automaton that excludes every declared name (~40 ms cold per object).
 
-Either way, arrays declaring no ``items`` take any items and properties are generated in
-declared order (extra properties after the declared ones).
+Either way, arrays take any items beyond those ``items``/``prefixItems`` describe (JSON Schema's
+meaning; xgrammar's strict mode would allow none).
+
+Key order (the contract ``constrained.tools.emitted`` writes instances by): an object's declared
+properties are generated first, in the order the normalised schema declares them (after ``allOf``
+merging: the first branch's, then new names of later ones; through ``$ref``: the target's), then
+any other keys (``patternProperties``, ``additionalProperties``) in any order, at every depth.
+
+Published limits (the grammar rejects a value JSON Schema accepts): properties a schema does not
+declare under ``"forbid"``; under ``"schema"``, extra keys of an object that must lack a declared
+name, and extra keys beside ``patternProperties`` whose value breaks a pattern's or a declared
+name's schema (xgrammar may write any key through ``additionalProperties``); numbers under bounds
+with more than 6 decimals or an exponent; lone surrogate escapes (``\\ud800``) in strings with
+length bounds. OpenAPI's ``nullable`` is read although no draft has it.
 
 | keyword | decision |
 |---|---|
 | ``type`` | enforced; ``dict``/``HashMap``/``Map``/``Hashtable``->object, ``float``/``double``->number, ``int``/``long``/``short``/``byte``->integer, ``bool``->boolean, ``str``/``char``->string, ``list``/``tuple``/``ArrayList``/``Array``/``Queue``/``Stack``->array, ``any``->no constraint; other names case-insensitively; unknown -> error |
-| ``enum``, ``const`` | enforced; object/array values rewritten into structural schemas (xgrammar compares them as text with other separators) |
+| ``enum``, ``const`` | enforced; object/array values rewritten into structural schemas (xgrammar compares them as text with other separators); scalar values that break a keyword beside them removed |
 | ``properties``, ``required``, ``additionalProperties`` | enforced; a required name not declared is declared (any value); a ``false`` property is removed; draft-3 ``required: true`` on a property moves to the parent's list |
-| ``patternProperties``, ``propertyNames``, ``pattern`` | enforced; patterns rewritten from search to full-match semantics; a pattern xgrammar cannot parse or would only approximate (look-around, back-references, ``\\b``, ``\\p{}``, ``\\Z``...) is dropped -> unenforced ``pattern``; a declared name matching a pattern gets both schemas, and so does the pattern's value; ``additionalProperties`` values also get every pattern's schema (xgrammar picks one path per key) |
-| ``minLength``/``maxLength`` | enforced up to 2 / 8: xgrammar unrolls them, ~25 ms of compile time per unit with a 129k vocabulary (``maxLength: 100`` takes ~3 s); larger bounds, and any next to ``pattern`` (ignored there by xgrammar), -> unenforced |
+| ``patternProperties``, ``propertyNames``, ``pattern`` | enforced; patterns rewritten from search to full-match semantics; a pattern xgrammar cannot parse or would only approximate (look-around, back-references, ``\\b``, ``\\p{}``, ``\\Z``...) is dropped -> unenforced ``pattern``; a declared name matching a pattern gets both schemas, and so does the pattern's value; ``additionalProperties`` values also get every pattern's and every declared name's schema (xgrammar picks one path per key, and beside patterns writes extra keys as any string) |
+| ``minLength``/``maxLength`` | enforced up to 8 / 8, counting decoded characters (an escape is one character; `strings` rewrites xgrammar's rule, which forbids escapes): ~25-45 ms of compile time per unit with a 129k vocabulary; larger bounds, and any next to ``pattern``, ``format`` or ``enum`` (ignored there by xgrammar; enum values are filtered instead), -> unenforced |
 | ``format`` | enforced for date, date-time, time, duration, email, hostname, ipv4, ipv6, uuid, uri, uri-reference, uri-template, json-pointer, relative-json-pointer (date exactly, by a calendar regex with leap years; date-time and time by shape only, so also listed unenforced); others -> unenforced |
-| ``minimum``/``maximum``/``exclusive*`` | enforced; draft-4 boolean ``exclusiveMinimum``/``Maximum`` converted; bounds of integers rounded inwards |
-| ``multipleOf`` | enforced for integers with an integer divisor and no bound (xgrammar ignores it next to ``minimum``/``maximum``); otherwise unenforced (draft-3 ``divisibleBy`` mapped) |
-| ``items``, ``prefixItems``, ``minItems``, ``maxItems`` | enforced; draft-4 ``items: [...]``/``additionalItems`` mapped |
+| ``minimum``/``maximum``/``exclusive*`` | enforced; draft-4 boolean ``exclusiveMinimum``/``Maximum`` converted; bounds of integers rounded inwards to inclusive ones; an integer bound beyond the int64 range (or not finite) -> unenforced |
+| ``multipleOf`` | enforced for integers with an integer divisor up to 1024 and no bound (xgrammar ignores it next to ``minimum``/``maximum`` and above 1024); otherwise unenforced (draft-3 ``divisibleBy`` mapped) |
+| ``items``, ``prefixItems``, ``minItems``, ``maxItems`` | enforced; draft-4 ``items: [...]``/``additionalItems`` mapped; a prefix item that matches nothing ends the array before it |
 | ``minProperties``, ``maxProperties`` | enforced |
 | ``uniqueItems``, ``contains``/``minContains``/``maxContains``, ``dependentRequired``, ``dependentSchemas``/``dependencies``, ``if``/``then``/``else``, ``unevaluated*`` (schemas) | unenforced |
-| ``not`` | ``not: {type: T}`` rewritten into the complementary ``type``; any other ``not`` -> unenforced |
+| ``not`` | ``not: {type: T}`` rewritten into the complementary ``type`` (``not: {type: integer}`` also unenforced: xgrammar's numbers include integers); any other ``not`` -> unenforced |
 | ``allOf`` | merged into the parent (types intersected, properties united, bounds tightened, anyOf branches crossed up to 256, beyond -> error); conflicting patterns/formats -> unenforced; a branch that is a recursive ``$ref`` still being built -> unenforced ``allOf`` |
 | ``anyOf`` | enforced; sibling keywords distributed into every branch (xgrammar ignores one or the other); siblings of a recursive branch -> unenforced ``anyOf`` |
-| unsatisfiable parts (``false``, ``not: {}``, crossed bounds, empty type intersection) | an optional property or an anyOf branch that matches nothing is removed; items/additionalProperties become ``false``; elsewhere -> error |
+| unsatisfiable parts (``false``, ``not: {}``, crossed bounds, empty type intersection, more properties or items than an object or array can hold) | an optional property or an anyOf branch that matches nothing is removed; items/additionalProperties become ``false``; elsewhere -> error |
 | ``oneOf`` | enforced as ``anyOf``; exclusivity unenforced unless branches have disjoint types/constants |
-| ``$ref`` | local refs (``#``, any JSON pointer, ``$anchor``) hoisted to top-level ``$defs``; recursion kept; remote or unresolvable -> error |
+| ``$ref`` | resolved against the base URI of its subschema (nested ``$id``/``id``), JSON pointers, anchors (``$anchor``, ``"$id": "#foo"``) and relative refs to embedded resources; hoisted to top-level ``$defs``; recursion kept; remote or unresolvable -> error naming the ``$ref`` and its path; siblings of ``$ref`` ignored in drafts 3-7 (by ``$schema``; applied from 2019-09, the default) |
 | ``nullable`` (OpenAPI) | mapped to a ``null`` type/enum member |
+| a keyword the declared draft lacks (``const`` in draft 4, ``dependentRequired`` in draft 7...) | annotation (jsonschema's own tables); in drafts 3/4 ``exclusiveMinimum``/``Maximum`` are flags on ``minimum``/``maximum`` and ``1.0`` is not an integer |
 | ``disallow``, ``extends`` (draft 3), a root that matches nothing | error |
+| ``$dynamicRef``, ``$recursiveRef`` | error |
+| a node without ``type`` | every type's keywords apply to values of that type, other values are free (xgrammar: every type named) |
 | anything else (``description``, ``title``, ``default``, ``examples``, ``$schema``, ``$id``, ``x-*``, junk such as ``optional``, ``_format``) | annotation, ignored (as JSON Schema says of unknown keywords) |
 
 ``normalize`` is a pure function of its input: callers may cache it by the schema's JSON text.
@@ -66,7 +83,16 @@ Upstream xgrammar 0.2.8 issues worked around here:
 - ``const``/``enum`` with object or array values never match the ``", "``/``": "`` separators.
 - ``anyOf``/``oneOf`` next to other keywords: one side is ignored.
 - ``allOf`` with more than one branch: only the first is used.
-- ``minLength``/``maxLength`` next to ``pattern`` are ignored.
+- ``minLength``/``maxLength`` next to ``pattern`` or ``format`` are ignored; bounded strings cannot
+  hold escapes (``\\"``, ``\\n``) and can hold raw control characters.
+- keywords of a type the node does not name are ignored (``{"minLength": 5}`` takes ``"ab"``): an
+  untyped node with such keywords gets every type named.
+- ``enum``/``const`` ignore every keyword beside them (``type``, lengths, bounds, pattern, format):
+  the values that do not satisfy them are removed.
+- integer bounds beyond the int64 range fail to compile ("Check failed ... Integer exceeds maximum
+  limit"): such a bound is unenforced; an integer ``multipleOf`` above 1024 is ignored (a warning).
+- numbers with bounds are written with at most 6 decimals and no exponent (``1e-07``, ``0.1234567``
+  cannot be written).
 - each key takes one of ``properties``, ``patternProperties``, ``additionalProperties``: a declared
   name may take (or repeat under) a pattern's schema, and a key matching a pattern may take the
   ``additionalProperties`` schema, where JSON Schema applies all that match.
@@ -77,7 +103,9 @@ Upstream xgrammar 0.2.8 issues worked around here:
   fails to compile; integer bounds must be whole numbers; draft-4 boolean ``exclusiveMinimum``
   and list-form ``items`` fail to compile.
 - remote ``$ref`` only warns and then accepts anything; ``~1`` escapes in refs are not decoded.
-- string ``minLength``/``maxLength`` compile in time linear in the bound (~25 ms per unit).
+- string ``minLength``/``maxLength`` compile in time linear in the bound (~25 ms per unit) and fill
+  masks in milliseconds per token (0.2.8); 0.2.9 compiles them in constant time, for a rule of one
+  character class only.
 - ``multipleOf`` next to ``minimum``/``maximum`` is ignored silently.
 - ``multipleOf`` on numbers and look-ahead in patterns are ignored with a warning only; ``^``/``$``
   inside a pattern are ignored with a warning.
@@ -125,8 +153,10 @@ DATE_PATTERN = (
     rf"^({_YEAR}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
     rf"|02-(0[1-9]|1[0-9]|2[0-8]))|{_LEAP_YEAR}-02-29)$"
 )
-# xgrammar unrolls string length bounds; larger ones are checked after decoding (compile time).
-_LENGTH_LIMITS = {"minLength": 2, "maxLength": 8}
+# String length bounds are exact chains (`strings`): one set of token masks per character, ~25-45 ms
+# of compile time each on a 129k vocabulary (shared between properties, and between grammars by a
+# warm compiler). Larger bounds are checked after decoding.
+_LENGTH_LIMITS = {"minLength": 8, "maxLength": 8}
 # allOf of anyOfs is expanded into their cross product, up to this many branches.
 _MAX_BRANCHES = 256
 # Dropped from the grammar and checked after decoding, whatever their value.

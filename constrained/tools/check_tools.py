@@ -50,8 +50,10 @@ def _check_tool(tool: Any, index: int, dialects: list[registry.Dialect], compile
         report["unenforced"] = [f"{u.keyword} at {u.path}" for u in normalized.unenforced]
     except UnsupportedSchemaError as exc:
         report["error"] = str(exc.with_context(source="tool", tool=typed.name, tool_index=index))
-    except Exception as exc:  # noqa: BLE001 - xgrammar raises plain RuntimeErrors
+    except RuntimeError as exc:  # xgrammar raises plain RuntimeErrors
         report["error"] = f"tool {typed.name!r}: xgrammar cannot compile the parameters: {_xgrammar_error(exc)}"
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: reported for this tool, the others go on
+        report["error"] = f"tool {typed.name!r}: internal error: {type(exc).__name__}: {exc}"
     for d in dialects:
         problems = d.name_problems(typed.name, argument_names(typed.parameters))
         if problems:

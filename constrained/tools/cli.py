@@ -23,15 +23,20 @@ def add_coverage_command(subparsers: argparse._SubParsersAction) -> None:
                      help="coverage.json files of other runs (e.g. another xgrammar version) to put beside this one")
     cov.add_argument("--no-schema-policy", action="store_true",
                      help="measure the tool default (additional_properties=forbid) only, not also =schema")
+    cov.add_argument("--timeout", type=float, default=None, metavar="S",
+                     help="seconds one schema may take before it is stopped and counted as a timeout "
+                          "(default 60; 0: no limit, in this process)")
+    cov.add_argument("--no-length-costs", action="store_true", help="skip measuring what string length bounds cost")
     cov.set_defaults(func=_coverage_command)
 
 
 def _coverage_command(args: argparse.Namespace) -> int:
-    from .coverage import format_coverage_table, format_version_comparison, run_coverage
+    from .coverage import DEFAULT_TIMEOUT_S, format_coverage_table, format_version_comparison, run_coverage
 
+    timeout = DEFAULT_TIMEOUT_S if args.timeout is None else (args.timeout or None)
     result = run_coverage(args.dir, sample=args.sample, limit=args.limit,
                           strict_xgrammar_baseline=not args.no_baseline, schema_policy=not args.no_schema_policy,
-                          progress=not args.json)
+                          progress=not args.json, timeout_s=timeout, length_costs=not args.no_length_costs)
     table = format_coverage_table(result)
     if args.compare:
         others = [json.loads(Path(f).read_text(encoding="utf-8")) for f in args.compare]

@@ -1,0 +1,118 @@
+"""String length bounds as exact EBNF: xgrammar's own rule for ``minLength``/``maxLength`` is
+rewritten into one that counts decoded characters, escapes included.
+
+xgrammar (0.2.8 and 0.2.9) writes ``{"type": "string", "maxLength": 8}`` as
+``"\\"" root_characters{0, 8} "\\""`` with ``root_characters ::= [^"\\\\\\r\\n]`` (bounds {1, 1} and
+{0, 1} with the class inline or in an optional rule; all three are rewritten): an escape
+(``\\"``, ``\\\\``, ``\\n``, ``\\uXXXX``) cannot appear at all, and raw control characters can.
+JSON Schema counts the characters of the decoded string, so an escape is one character wherever a
+character may be. `exact_string_lengths` replaces each such rule by a chain that does:
+
+    strlen_m{k}_{tail} ::= CHAR strlen_m{k-1}_{tail}          # k more characters needed first
+    strlen_s{k}        ::= "\\"" | CHAR strlen_s{k-1}            # then at most k more
+    strlen_s0          ::= "\\""
+
+where CHAR is one unescaped character (not a control character, quote or backslash) or one escape
+(a ``\\uD8xx\\uDCxx`` surrogate pair is one character, as ``json.loads`` reads it; lone surrogates
+are not characters and are not written). The chain ends in ``basic_string_sub`` (any rest) when
+there is no maximum. Every rule carries the lookahead of xgrammar's own string rule, so a token
+that closes the string is decided when the grammar is compiled.
+
+Why a chain: every rule holds the whole rest of the string, so the token masks are computed when
+the grammar is compiled and filling one costs tens of microseconds, as for a free string. The
+price is compile time linear in the bound (one set of masks per character, ~25-35 ms on a 129k
+vocabulary). Counted repetition decomposed into O(log n) rules compiles in ~5 ms at any bound,
+but then each rule ends after a character or two and xgrammar 0.2.8 decides almost every token of
+the vocabulary at run time: 25-160 ms per token inside such a string (benchmarks in
+``benchmarks/results/coverage.md``). xgrammar 0.2.9's native repetition is fast only for a single
+character class (no escapes); with an escape-aware unit it takes seconds per token. So bounds
+above ``keywords._LENGTH_LIMITS`` stay unenforced and are checked after decoding.
+
+Rules are named ``basic_strlen_*``: like xgrammar's ``basic_*`` rules they depend only on the
+bounds, so ``constrained.ebnf`` shares them between the tools of a request.
+"""
+
+from __future__ import annotations
+
+import re
+
+# xgrammar's printed rules for a string with length bounds: `"\"" NAME_characters{lo, hi} "\""`
+# with the character rule below; for {1, 1} the class inline; for {0, 1} an optional rule.
+_CLASS = r'\[\^\\"\\\\\\r\\n\]'
+_BOUNDED = re.compile(r'^(\w+) ::= \(\("\\"" (\w+)\{(\d+), (-?\d+)\} "\\""\)\)$', re.M)
+_CHARACTERS = r'^{name} ::= \(\(' + _CLASS + r'\)\)\n?'
+_SINGLE = re.compile(r'^(\w+) ::= \(\("\\"" ' + _CLASS + r' "\\""\)\)$', re.M)
+_WRAPPED = re.compile(r'^(\w+) ::= \(\("\\"" (\w+) "\\""\)\)$', re.M)
+_OPTIONAL = r'^{name} ::= \(""\s*\|\s*\(' + _CLASS + r'\)\)\n?'
+
+_HEX = "[A-Fa-f0-9]"
+# The follow set of a JSON string, as xgrammar's own basic_string_sub asserts it.
+_LOOKAHEAD = r"(=([ \n\r\t]* [,}\]:]))"
+
+
+def _char_alternatives(rest: str) -> list[str]:
+    """One decoded character, then ``rest``: inlined so that the masks stay in one rule."""
+    h = _HEX
+    return [
+        rf'([^\0-\x1f\"\\] {rest})',
+        rf'("\\" [\"\\/bfnrt] {rest})',
+        rf'("\\" "u" [0-9A-Ca-cEeFf] {h} {h} {h} {rest})',
+        rf'("\\" "u" [Dd] [0-7] {h} {h} {rest})',
+        rf'("\\" "u" [Dd] [89ABab] {h} {h} "\\" "u" [Dd] [C-Fc-f] {h} {h} {rest})',
+    ]
+
+
+def _at_most(k: int, rules: dict[str, str]) -> str:
+    """Rule for: at most ``k`` more characters, then the closing quote."""
+    name = f"basic_strlen_s{k}"
+    if name not in rules:
+        body = ['("\\"")'] + (_char_alternatives(_at_most(k - 1, rules)) if k else [])
+        rules[name] = f"({' | '.join(body)}) {_LOOKAHEAD}"
+    return name
+
+
+def _at_least(k: int, tail: str, tag: str, rules: dict[str, str]) -> str:
+    """Rule for: exactly ``k`` characters, then ``tail`` (named by ``tag``)."""
+    if k == 0:
+        return tail
+    name = f"basic_strlen_m{k}_{tag}"
+    if name not in rules:
+        rules[name] = f"({' | '.join(_char_alternatives(_at_least(k - 1, tail, tag, rules)))}) {_LOOKAHEAD}"
+    return name
+
+
+def string_rule(low: int, high: int, rules: dict[str, str]) -> str:
+    """The rule (added to ``rules``) for the rest of a string after its opening quote, holding
+    ``low`` to ``high`` decoded characters (``high == -1``: no maximum)."""
+    if high < 0:
+        return _at_least(low, "basic_string_sub", "f", rules)
+    return _at_least(low, _at_most(high - low, rules), f"s{high - low}", rules)
+
+
+def exact_string_lengths(ebnf: str) -> str:
+    """xgrammar's printed grammar with every length-bounded string rule made exact (see above)."""
+    added: dict[str, str] = {}
+    unused: list[str] = []  # xgrammar's character rules, replaced
+
+    def rule(name: str, low: int, high: int) -> str:
+        return f'{name} ::= (("\\"" {string_rule(low, high, added)}))'
+
+    def bounded(m: re.Match) -> str:
+        unused.append(_CHARACTERS.format(name=re.escape(m.group(2))))
+        return rule(m.group(1), int(m.group(3)), int(m.group(4)))
+
+    def wrapped(m: re.Match) -> str:  # {0, 1}, if the wrapped rule is the optional character
+        optional = _OPTIONAL.format(name=re.escape(m.group(2)))
+        if not re.search(optional, ebnf, flags=re.M):
+            return m.group(0)
+        unused.append(optional)
+        return rule(m.group(1), 0, 1)
+
+    out = _BOUNDED.sub(bounded, ebnf)
+    out = _SINGLE.sub(lambda m: rule(m.group(1), 1, 1), out)
+    out = _WRAPPED.sub(wrapped, out)
+    if not added:
+        return ebnf
+    for pattern in unused:
+        out = re.sub(pattern, "", out, flags=re.M)
+    return out.rstrip("\n") + "\n" + "".join(f"{name} ::= {body}\n" for name, body in added.items())

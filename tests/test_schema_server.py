@@ -1,0 +1,69 @@
+"""Schemas that reach the real server (uvicorn on 127.0.0.1, the official SDK): a `$ref` that
+cannot be resolved is a 400 naming the `$ref` and its path, never a 500; the shapes issue 17 fixed
+compile and serve."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from openai import OpenAI
+
+from constrained.server.testing import DemoServer
+
+MSGS = [{"role": "user", "content": "hi"}]
+
+
+def tool(name, parameters):
+    return {"type": "function", "function": {"name": name, "parameters": parameters}}
+
+
+@pytest.fixture(scope="module")
+def client():
+    server = DemoServer("hermes")
+    yield OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0), server.model
+    server.close()
+
+
+BROKEN_ID = {"type": "object", "definitions": {"cvars": {"type": "string"}}, "properties": {"x": {
+    "$id": "/properties/x", "type": "array", "items": {"$ref": "#/definitions/cvars"}}}}
+
+
+@pytest.mark.parametrize(("parameters", "path"), [
+    (BROKEN_ID, "$.properties.x.items.$ref"),
+    ({"type": "object", "properties": {"y": {"$ref": "#anchor-nowhere"}}}, "$.properties.y.$ref"),
+    ({"type": "object", "properties": {"z": {"$ref": "#/properties/z/items"}}}, "$.properties.z.$ref"),
+])
+def test_unresolvable_ref_is_a_400_naming_it(client, parameters, path):
+    sdk, model = client
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.chat.completions.create(model=model, messages=MSGS, tools=[tool("ok", {"type": "object"}), tool("bad", parameters)])
+    error = info.value.body
+    assert info.value.status_code == 400
+    assert error["param"] == "tools[1].function.parameters" and error["code"] == "unsupported_schema"
+    assert "'$ref'" in error["message"] and path in error["message"] and "'bad'" in error["message"]
+
+
+def test_unresolvable_ref_in_response_format_is_a_400(client):
+    sdk, model = client
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.chat.completions.create(model=model, messages=MSGS, response_format={
+            "type": "json_schema", "json_schema": {"name": "r", "schema": BROKEN_ID}})
+    assert info.value.body["param"] == "response_format" and "$.properties.x.items.$ref" in info.value.body["message"]
+
+
+def test_shapes_issue_17_fixed_are_served(client):
+    """Draft-4 ref siblings, nested $id bases, big integers and escaped short strings all compile."""
+    sdk, model = client
+    tools = [
+        tool("draft4", {"$schema": "http://json-schema.org/draft-04/schema#", "type": "object", "required": ["d"],
+                        "properties": {"d": {"$ref": "#/definitions/d", "type": "object"}}, "definitions": {"d": {"type": "string"}}}),
+        tool("ids", {"$id": "https://example.com/t.json", "type": "object", "properties": {"a": {"$ref": "item.json"}},
+                     "$defs": {"i": {"$id": "item.json", "type": "integer", "minimum": -(2**70)}}}),
+        tool("short", {"type": "object", "properties": {"s": {"type": "string", "minLength": 1, "maxLength": 8}}, "required": ["s"]}),
+    ]
+    for choice in ("draft4", "ids", "short"):
+        r = sdk.chat.completions.create(model=model, messages=MSGS, tools=tools, max_tokens=300,
+                                        tool_choice={"type": "function", "function": {"name": choice}})
+        assert r.choices[0].finish_reason == "tool_calls", choice
+        assert r.choices[0].message.tool_calls[0].function.name == choice
+        assert r.model_extra["constrained"]["violations"] == [], choice

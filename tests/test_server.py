@@ -330,18 +330,35 @@ def test_stream_equals_non_stream(kimi, client, mode):
 
 # ------------------------------------------------------------------------------------- limits
 def test_length_never_reports_a_broken_call(kimi, client):
-    for max_tokens in (1, 4, 9, 14):
-        r = client.chat.completions.create(model=kimi.model, messages=user("Weather?"), tools=[WEATHER], tool_choice="required", max_tokens=max_tokens, seed=5)
+    """Budgets from the shortest complete answer up: the budget closes the call in time, so an
+    answer cut by max_tokens holds only complete, valid calls (flagged `truncated`), never raw
+    markers; below the shortest answer a required call is a 400 naming the minimum."""
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=kimi.model, messages=user("Weather?"), tools=[WEATHER], tool_choice="required", max_tokens=1)
+    minimum = int(info.value.body["message"].split("takes ")[1].split(" tokens")[0])
+    seen = set()
+    for max_tokens in (minimum, minimum + 3, minimum + 9, 80):
+        kw = dict(model=kimi.model, messages=user("Weather?"), tools=[WEATHER], tool_choice="required", max_tokens=max_tokens, seed=5)
+        r = client.chat.completions.create(**kw)
         choice = r.choices[0]
-        assert choice.finish_reason == "length"
-        assert r.usage.completion_tokens == max_tokens
-        check_calls(choice.message.tool_calls or [])
-        assert "<|tool_call" not in (choice.message.content or "")
-        chunks = list(client.chat.completions.create(model=kimi.model, messages=user("Weather?"), tools=[WEATHER], tool_choice="required",
-                                                     max_tokens=max_tokens, seed=5, stream=True))
-        assert chunks[-1].choices[0].finish_reason == "length"
-    r = client.chat.completions.create(model=kimi.model, messages=user("Weather?"), tools=[WEATHER], tool_choice="required", max_completion_tokens=3)
-    assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 3
+        check_calls(choice.message.tool_calls)
+        assert choice.message.content is None and r.usage.completion_tokens <= max_tokens
+        truncated = r.model_extra["constrained"]["truncated"]
+        # tool_calls: nothing cut; length: the budget closed the answer (the calls it cut are flagged)
+        assert (choice.finish_reason, bool(truncated)) in (("tool_calls", False), ("length", True), ("length", False)), (choice.finish_reason, truncated)
+        if choice.finish_reason == "tool_calls":
+            assert not truncated
+        seen.add(choice.finish_reason)
+        chunks = list(client.chat.completions.create(**kw, stream=True))
+        assert chunks[-1].choices[0].finish_reason == choice.finish_reason
+    assert seen == {"length", "tool_calls"}  # the smallest budgets were cut, the largest was not
+    for max_tokens in (1, 4):  # auto: stopping at once is a complete answer
+        r = client.chat.completions.create(model=kimi.model, messages=user("Weather?"), tools=[WEATHER], max_tokens=max_tokens, seed=5)
+        check_calls(r.choices[0].message.tool_calls or [])
+        assert "<|tool_call" not in (r.choices[0].message.content or "")
+        assert r.choices[0].finish_reason == ("length" if r.usage.completion_tokens == max_tokens else "stop")
 
 
 def test_stop_sequences(kimi, client):

@@ -24,6 +24,7 @@ token on: the decoder reports `finish_reason: "length"` and flags the calls open
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -46,6 +47,9 @@ PLAN_SLACK = 64
 
 # A plan that repeats one move this many times in a row is going nowhere under that order.
 REPEAT_LIMIT = 48
+# A walk that comes back to states it has been in this many times is going round in circles
+# (closing nested brackets revisits states too, hence the room).
+REVISIT_LIMIT = 256
 
 _QUOTES = ('"', "'")
 _BRACKETS = ("}", "]", ")")
@@ -68,8 +72,9 @@ class Closer:
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
         self.token_chars = token_chars
-        self.bitmask = xgr.allocate_token_bitmask(1, vocab_size)
-        self.scratch = xgr.allocate_token_bitmask(1, vocab_size)  # for looking one step ahead
+        # mask buffers per thread: the server plans on its engine thread and checks budgets on
+        # request threads with one Closer
+        self._buffers = threading.local()
         self.marker_ids = np.array(sorted(t for t in token_ids.values() if 0 <= t < vocab_size), dtype=np.int64)
         self.short_tokens = np.flatnonzero(token_chars == 1)  # one-byte tokens, by id
         self.short_words = self.short_tokens >> 5
@@ -103,6 +108,22 @@ class Closer:
     def _encode(self, text: str) -> tuple[int, ...]:
         return tuple(self.tokenizer.encode(text, add_special_tokens=False))
 
+    @property
+    def bitmask(self) -> torch.Tensor:
+        return self._buffer("bitmask")
+
+    @property
+    def scratch(self) -> torch.Tensor:
+        """A second buffer, for looking one step ahead while `bitmask` is in use."""
+        return self._buffer("scratch")
+
+    def _buffer(self, name: str) -> torch.Tensor:
+        buffer = getattr(self._buffers, name, None)
+        if buffer is None:
+            buffer = xgr.allocate_token_bitmask(1, self.vocab_size)
+            setattr(self._buffers, name, buffer)
+        return buffer
+
     def _row(self, m: xgr.GrammarMatcher, bitmask: Any = None) -> np.ndarray:
         bitmask = self.bitmask if bitmask is None else bitmask
         m.fill_next_token_bitmask(bitmask, 0)
@@ -125,7 +146,9 @@ class Closer:
                     break
                 took += 1
             if took == len(move):
-                if not order.content_like[k] or hash(self._row(m, self.scratch).tobytes()) != here:
+                # string content that leads back to where this walk has been goes round in a
+                # circle (`'` then `.` then `'` in an email's local part)
+                if not order.content_like[k] or hash(self._row(m, self.scratch).tobytes()) not in seen:
                     return move
             if took:
                 m.rollback(took)
@@ -168,9 +191,10 @@ class Closer:
         last: tuple[int, ...] = ()
         repeats = 0
         seen: set[int] = set()
+        revisits = 0
         while not m.is_terminated():
-            if len(out) > limit:
-                return None
+            if len(out) > limit or revisits > REVISIT_LIMIT:
+                return None  # too long, or going round in circles
             forced = self.forced(m)
             took = 0
             if forced:
@@ -184,7 +208,9 @@ class Closer:
             if took:
                 last, repeats = (), 0
                 continue
+            known = len(seen)
             move = self._move(m, order, seen)
+            revisits += len(seen) == known
             if not move:
                 return None
             repeats = repeats + 1 if move == last else 0
@@ -272,7 +298,7 @@ def token_lengths(decoded_vocab: Sequence[bytes], vocab_size: int, special_ids: 
 class RowBudget:
     """One sequence's budget: how many tokens may still be generated, and the plan that fits."""
 
-    __slots__ = ("closer", "margin", "left", "plan", "exact", "since_refresh", "forced_at", "generated", "_candidates")
+    __slots__ = ("closer", "margin", "left", "plan", "exact", "since_refresh", "forced_at", "generated", "retry_at", "_candidates")
 
     def __init__(self, closer: Closer, max_tokens: int, margin: int):
         self.closer = closer
@@ -283,6 +309,7 @@ class RowBudget:
         self.since_refresh = REFRESH_EVERY
         self.forced_at: int | None = None  # index of the first token the budget forced
         self.generated = 0
+        self.retry_at = 0  # after a search found no way out, the next one waits until this step
         self._candidates: dict[int, list[int]] = {}
 
     def _measure(self, state: Any) -> list[int] | None:
@@ -292,6 +319,8 @@ class RowBudget:
         return self.plan
 
     def in_zone(self, state: Any) -> bool:
+        if self.generated < self.retry_at:
+            return False  # no way out was found lately: searching again at every step would cost more than it finds
         stale = self.plan is None or (not self.exact and (self.since_refresh >= REFRESH_EVERY or self.left <= len(self.plan) + 2 * self.margin))
         if stale:
             self._measure(state)
@@ -306,9 +335,10 @@ class RowBudget:
             return False
         plan = self.plan
         if plan is None:  # no way out was found: the best remaining bet is the closing path's next token
-            plan = self.closer.plan(state.matcher, 1 << 16) or []
+            plan = self.closer.plan(state.matcher, 4 * (self.left + PLAN_SLACK)) or []
             self.plan = plan
         if not plan:
+            self.plan, self.retry_at = None, self.generated + REFRESH_EVERY
             return False
         values, indices = torch.topk(scores, min(TOP_K, scores.shape[0]))
         top = [t for t, v in zip(indices.tolist(), values.tolist()) if v > float("-inf")]
@@ -374,14 +404,20 @@ class BudgetTooSmall(ValueError):
         super().__init__(f"a budget of {budget} tokens cannot hold a complete answer: the shortest needs {minimum} tokens")
 
 
-def check_budget(closer: Closer, state: Any, budget: int | None) -> int:
-    """The fewest tokens of a complete answer from `state` (a fresh one: the whole output);
-    raises BudgetTooSmall when `budget` is below it."""
-    plan = closer.plan(state.matcher, 1 << 16)
-    minimum = len(plan) if plan is not None else 1 << 16
-    if budget is not None and budget < minimum:
-        raise BudgetTooSmall(budget, minimum)
-    return minimum
+# A whole answer's closing plan is searched this far at most (a tool call is tens of tokens).
+MINIMUM_SEARCH = 4096
+
+
+def check_budget(closer: Closer, state: Any, budget: int | None) -> int | None:
+    """The fewest tokens of a complete answer from `state` (a fresh one: the whole output), or
+    None when no closing plan was found (a pattern the closer cannot see its way out of); raises
+    BudgetTooSmall when `budget` is below the minimum."""
+    plan = closer.plan(state.matcher, MINIMUM_SEARCH)
+    if plan is None:
+        return None
+    if budget is not None and budget < len(plan):
+        raise BudgetTooSmall(budget, len(plan))
+    return len(plan)
 
 
 def margin_for(closer: Closer, state: Any, dialect: Dialect) -> int:

@@ -95,8 +95,9 @@ class ToolCallLogitsProcessor(LogitsProcessor):
         self._last: torch.Tensor | None = None
 
     # -- budget -------------------------------------------------------------------------------------
-    def minimum_tokens(self) -> int:
-        """The fewest tokens of a complete answer (1 when the grammar may end at once)."""
+    def minimum_tokens(self) -> int | None:
+        """The fewest tokens of a complete answer (1 when the grammar may end at once; None when
+        the closer found no way to finish, e.g. a pattern it cannot see its way out of)."""
         return check_budget(self.closer, GrammarState(self.compiled, self.stop_ids), None)
 
     def _check_budget(self, budget: int) -> None:

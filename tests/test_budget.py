@@ -66,6 +66,7 @@ def _run(dialect_name, choice, budget, think_open, seed=0):
         prompt += d.reasoning[0]
     proc = ToolCallLogitsProcessor(tok, d, TOOLS, _choice(choice), vocab_size=model.config.vocab_size, think_open=think_open)
     minimum = proc.minimum_tokens()
+    assert minimum is not None  # the closer finds a way to finish every grammar of these tools
     if budget == "min":
         budget = minimum
     elif budget == "min+3":
@@ -223,3 +224,52 @@ def test_think_open_output_starts_inside_the_think_block():
     r = parse('plan it</think><tool_call>\n{"name": "get_weather", "arguments": {"city": "P", "days": 2}}\n</tool_call>', d, [WEATHER], think_open=True)
     assert r.reasoning == "plan it" and [c["function"]["name"] for c in r.tool_calls] == ["get_weather"]
 
+
+
+EMAIL = {"type": "function", "function": {"name": "send_email", "parameters": {
+    "type": "object", "properties": {"to": {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 1},
+                                     "subject": {"type": "string"}}, "required": ["to", "subject"]}}}
+
+
+@pytest.mark.parametrize("dialect_name, prefix", [
+    ("pythonic", ""),
+    ("pythonic", '[send_email(to=["'),
+    ("pythonic", '[send_email(to=["a.b'),
+    ("hermes", '<tool_call>\n{"name": "send_email", "arguments": {"to": ["x\''),
+])
+def test_a_closing_plan_leaves_patterns_that_go_round_in_circles(dialect_name, prefix):
+    """Inside an email's local part, `'` and `.` are string content that lead back and forth
+    between two states: the plan must step out (to `@` and a domain), not alternate until its limit."""
+    tok = demo.load_tokenizer(dialect_name)
+    proc = ToolCallLogitsProcessor(tok, dialect_name, [EMAIL], "required")
+    from constrained.decoding import GrammarState
+
+    state = GrammarState(proc.compiled, proc.stop_ids)
+    assert all(state.matcher.accept_token(t) for t in tok.encode(prefix, add_special_tokens=False))
+    for order in proc.closer.orders:  # each preference order finds its way out, not only the first
+        plan = proc.closer._walk(state.matcher.fork(), order, 200)
+        assert plan is not None and len(plan) < 40, plan
+        text = prefix + tok.decode([t for t in plan if t not in proc.stop_ids])
+        result = parse(text, dialect_name, tools=[EMAIL])
+        assert result.violations == [] and [c["function"]["name"] for c in result.tool_calls] == ["send_email"], text
+
+
+def test_one_closer_plans_on_several_threads_at_once():
+    """The server plans on its engine thread and checks budgets on request threads with one
+    Closer: its mask buffers are per thread, so concurrent plans equal the plans made alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from constrained.decoding import GrammarState
+
+    tok = demo.load_tokenizer("kimi_k2")
+    procs = [ToolCallLogitsProcessor(tok, "kimi_k2", tools, "required") for tools in ([WEATHER], [SEARCH], TOOLS, [EMAIL])]
+    closer = procs[0].closer
+    assert all(p.closer is closer for p in procs)
+
+    def plan(proc):
+        return closer.plan(GrammarState(proc.compiled, proc.stop_ids).matcher, 400)
+
+    alone = [plan(p) for p in procs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(plan, procs * 4)) == alone * 4

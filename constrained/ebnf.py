@@ -57,9 +57,11 @@ def parse_rules(text: str) -> dict[str, str]:
 _CLASS_FIXES = {r'[^\"\\\r\n]': r'[^\0-\x1f\"\\]'}
 
 # Bounded runaway values: a number's digit runs are capped, so that a weak model cannot write
-# digits until its budget ends. 19 digits hold every int64 (xgrammar's own limit for integer
-# bounds); fractions get 17 (a double's precision) and exponents 3 (a double's range).
-MAX_INT_DIGITS, MAX_FRACTION_DIGITS, MAX_EXPONENT_DIGITS = 19, 17, 3
+# digits until its budget ends. The caps hold every value JSON tools write: 40 integer digits
+# hold every 128-bit integer (schemas with bounds beyond int64 compile, the bound checked after
+# decoding); 20 fraction digits hold every double as Python's json writes it (17 significant
+# digits after up to 3 zeros: 0.00012345678901234567); exponents get 3 (a double's range).
+MAX_INT_DIGITS, MAX_FRACTION_DIGITS, MAX_EXPONENT_DIGITS = 40, 20, 3
 
 
 def bound_digits(name: str, body: str, digit_rules: set[str]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import xgrammar as xgr
 
@@ -290,18 +292,19 @@ def test_chat_special_tokens_cannot_appear_in_arguments():
 
 
 def test_numbers_have_a_bounded_number_of_digits():
-    """A weak model cannot write digits until its budget ends: integer parts take at most 19 digits
-    (every int64), fractions 17, exponents 3 (README: bounded runaway values)."""
+    """A weak model cannot write digits until its budget ends: integer parts take at most 40 digits
+    (every 128-bit integer), fractions 20 (every double json.dumps writes), exponents 3
+    (README: bounded runaway values)."""
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
         "n": {"type": "number"}, "i": {"type": "integer"}, "m": {"type": "integer", "minimum": 5}}}}}
 
     def ok(args):
         return accepts("hermes", [tool], f'<tool_call>\n{{"name": "f", "arguments": {args}}}\n</tool_call>', tool_choice="required")
 
-    assert ok('{"i": ' + "9" * 19 + "}") and not ok('{"i": ' + "9" * 20 + "}")
-    assert ok('{"i": -' + "9" * 19 + "}") and not ok('{"i": -' + "9" * 20 + "}")
-    assert ok('{"m": ' + "9" * 19 + "}") and not ok('{"m": ' + "9" * 20 + "}")
-    assert ok('{"n": 1.' + "5" * 17 + "}") and not ok('{"n": 1.' + "5" * 18 + "}")
+    assert ok('{"i": ' + str(2**128) + "}") and ok('{"i": ' + "9" * 40 + "}") and not ok('{"i": ' + "9" * 41 + "}")
+    assert ok('{"i": -' + "9" * 40 + "}") and not ok('{"i": -' + "9" * 41 + "}")
+    assert ok('{"m": ' + "9" * 40 + "}") and not ok('{"m": ' + "9" * 41 + "}")
+    assert ok('{"n": ' + json.dumps(0.00012345678901234567) + "}") and not ok('{"n": 1.' + "5" * 21 + "}")
     assert ok('{"n": 1e308}') and not ok('{"n": 1e3080}')
 
 

@@ -43,6 +43,21 @@ def literal(text: str) -> str:
     return "".join(out)
 
 
+def class_escape(cp: int) -> str:
+    """One code point as it is written inside an EBNF character class."""
+    c = chr(cp)
+    if c in '\\]^-["':
+        return "\\" + c
+    if 0x20 <= cp < 0x7F:
+        return c
+    return f"\\x{cp:02x}" if cp < 0x80 else (f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}")
+
+
+def char_class(chars: str, negated: bool = True) -> str:
+    """An EBNF character class of exactly these characters (or, negated, of all others)."""
+    return "[" + ("^" if negated else "") + "".join(class_escape(ord(c)) for c in sorted(set(chars))) + "]"
+
+
 def parse_rules(text: str) -> dict[str, str]:
     heads = list(_RULE_HEAD.finditer(text))
     return {
@@ -72,6 +87,12 @@ def _schema_ebnf(schema_json: str) -> str:
     return str(xgr.Grammar.from_json_schema(schema_json, any_whitespace=False, strict_mode=True))
 
 
+# xgrammar 0.2.8 writes the characters of a length-bounded JSON string as [^"\\\r\n], which lets a
+# raw control character (a tab) into the string: invalid JSON. The same class without them:
+_LOOSE_STRING_CHAR = '[^\\"\\\\\\r\\n]'
+_STRING_CHAR = '[^\\0-\\x1f\\"\\\\\\r\\n]'
+
+
 def _import(ebnf_text: str, prefix: str, basic_prefix: str, transform=None, literal_map=None) -> Fragment:
     """xgrammar's rules renamed under `prefix` (its shared `basic_*` rules under `basic_prefix`),
     each body optionally rewritten (`transform`, and `literal_map` on string literals)."""
@@ -79,7 +100,7 @@ def _import(ebnf_text: str, prefix: str, basic_prefix: str, transform=None, lite
     rename = {n: (basic_prefix + n[len("basic_") :] if n.startswith("basic_") else prefix + n) for n in rules}
     out = {}
     for name, body in rules.items():
-        body = rewrite(body, rename, literal_map)
+        body = rewrite(body, rename, literal_map).replace(_LOOSE_STRING_CHAR, _STRING_CHAR)
         out[rename[name]] = transform(body) if transform else body
     return Fragment(rename["root"], out)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import dialect as registry
 from .codecs import skip_ws
-from .dialect import Dialect
+from .dialect import Dialect, argument_schemas
 from .types import OpenAIToolCall, Tool, as_tools
 from .validation import call_violations
 
@@ -88,9 +88,11 @@ class Scan:
 
 
 class Scanner:
-    def __init__(self, dialect: Dialect):
+    def __init__(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None = None):
         self.d = dialect
         self.codec = dialect.codec
+        # Each tool's normalised parameters: the xml encoding reads raw values by them.
+        self.schemas = argument_schemas(tools) if tools else {}
 
     # -- one call --------------------------------------------------------------------------------
     def _call(self, text: str, pos: int, out: list[CallScan]) -> int:
@@ -117,27 +119,29 @@ class Scanner:
                     raise _Mismatch from None
                 call = CallScan(name or "", index, text[start : end if end is not None else len(text)], False)
                 out.append(call)
+                schema = self.schemas.get(call.name)
                 if end is None:
-                    call.arguments = self.codec.partial_json(call.source)
+                    call.arguments = self.codec.partial_json(call.source, schema)
                     raise _Incomplete
                 try:
-                    call.arguments = self.codec.arguments_text(call.source)
+                    call.arguments = self.codec.arguments_text(call.source, schema)
                 except (ValueError, SyntaxError, TypeError, RecursionError):
                     raise _Mismatch from None
                 pos = end
                 continue
-            # name or index: read up to the next literal's first visible character
-            stop = next(c for c in pieces[i + 1] if not c.isspace())
+            # name or index: read up to the next literal's first visible character (a name right
+            # before the arguments: up to the first character a name cannot have)
+            follows = pieces[i + 1]
+            stop = next((c for c in follows if not c.isspace()), None) if isinstance(follows, str) else None
             pos = skip_ws(text, pos)
             start = pos
             allowed = str.isdigit if piece.name == "index" else (lambda c: bool(_NAME_CHARS.match(c)))
-            while pos < len(text) and text[pos] != stop:
-                if not allowed(text[pos]):
-                    raise _Mismatch
+            while pos < len(text) and allowed(text[pos]):
                 pos += 1
-            if pos >= len(text):
+            after = skip_ws(text, pos) if stop is not None else pos
+            if after >= len(text):
                 raise _Incomplete
-            if pos == start:
+            if pos == start or (stop is not None and text[after] != stop):
                 raise _Mismatch
             if piece.name == "name":
                 name = text[start:pos]
@@ -216,12 +220,28 @@ class Scanner:
 
     def _whole_output(self, text: str, rest: int, reasoning: str | None, final: bool) -> Scan:
         s = skip_ws(text, rest)
-        if s >= len(text) or text[s] != self.d.section_begin:
-            return Scan(reasoning, _settled(text[rest:], final))
+        head, tail = self.d.trigger, text[s:]
+        if not tail.startswith(head):
+            wrapper = self.d.content_wrapper[0] if self.d.content_wrapper else ""
+            if not final and (head.startswith(tail) or wrapper.startswith(tail)):
+                return Scan(reasoning, "")  # may become either
+            return Scan(reasoning, self._content(text[rest:], final))
         calls, stop = self._section(text, s, final)
         if final and not (calls and not text[stop:].strip()):
-            return Scan(reasoning, _settled(text[rest:], True))
+            return Scan(reasoning, self._content(text[rest:], True))
         return Scan(reasoning, "", calls)
+
+    def _content(self, text: str, final: bool) -> str:
+        """Free text of a whole-output dialect, out of its content wrapper if it has one."""
+        if self.d.content_wrapper:
+            open_, close = self.d.content_wrapper
+            s = skip_ws(text, 0)
+            if text.startswith(open_, s):
+                text = text[s + len(open_):]
+                if close and text.rstrip().endswith(close):
+                    text = text.rstrip()[: -len(close)]
+                return _settled(text, final, [close] if close else [])
+        return _settled(text, final)
 
 
 @dataclass
@@ -259,7 +279,7 @@ def parse(
     With ``tools``, ``violations`` lists the calls' schema errors (``additional_properties`` as in
     ``GrammarOptions``)."""
     d = registry.get(dialect)
-    scan = Scanner(d).scan(text, final=True)
+    scan = Scanner(d, tools).scan(text, final=True)
     calls = [_openai_call(d, c, i, first_index) for i, c in enumerate(scan.calls)]
     result = ParseResult(scan.content or None, scan.reasoning, calls)
     if tools:
@@ -274,10 +294,10 @@ class StreamingParser:
     only argument fragments, which join to exactly the final arguments JSON.
     """
 
-    def __init__(self, dialect: Dialect | str, first_index: int = 0):
+    def __init__(self, dialect: Dialect | str, first_index: int = 0, tools: Sequence[Tool | Mapping] | None = None):
         self.d = registry.get(dialect)
         self.first_index = first_index
-        self.scanner = Scanner(self.d)
+        self.scanner = Scanner(self.d, tools)
         self.text = ""
         self.content = ""
         self.reasoning = ""

@@ -145,7 +145,7 @@ async def chat_completions(state: ServerState, request: Request) -> Response:
 def _cut_off(state: ServerState, job: ChatJob, text: str) -> ParseResult:
     """A response cut by max_tokens: what a stream would have shown (content and reasoning so far,
     the calls whose arguments are complete), never an unfinished call nor its raw text."""
-    seen = StreamingParser(state.dialect, first_index=job.first_index)
+    seen = StreamingParser(state.dialect, first_index=job.first_index, tools=job.tools or None)
     seen.feed(text)
     calls = []
     for call in seen.tool_calls():
@@ -166,7 +166,7 @@ def _extension(state: ServerState, job: ChatJob, violations: list[str]) -> dict:
 
 async def _stream_chat(state: ServerState, job: ChatJob, run: Run, chunks: Chunks) -> AsyncIterator[str]:
     req = job.req
-    parser = StreamingParser(state.dialect, first_index=job.first_index)
+    parser = StreamingParser(state.dialect, first_index=job.first_index, tools=job.tools or None)
     sent_lp = 0
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:

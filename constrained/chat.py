@@ -108,7 +108,7 @@ def render_prompt(dialect: Dialect, history: History, tools: Sequence[Tool | Map
             continue
         body = m["content"]
         if m["role"] == "assistant" and m.get("tool_calls"):
-            body = body + dialect.render_calls(m["tool_calls"], index)
+            body = body + dialect.render_calls(m["tool_calls"], index, tools)
             index += len(m["tool_calls"])
         if m["role"] == "tool":
             body = f"tool name: {m.get('name', '')}\ntool call id: {m.get('tool_call_id')}\ntool result: {body}"

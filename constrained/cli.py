@@ -83,8 +83,16 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _dialects(args: argparse.Namespace) -> int:
+    if args.markdown or args.readme:
+        from .tools.dialect_table import markdown_table, update_readme
+
+        if args.readme:
+            print(f"{args.readme}: {'updated' if update_readme(args.readme) else 'already up to date'}")
+        else:
+            print(markdown_table(), end="")
+        return 0
     for d in registry.all_dialects():
-        print(f"{d.name:14} {d.description}")
+        print(f"{d.name:16} {d.description}")
     return 0
 
 
@@ -107,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=_generate, parser=gen)
 
     dialects = sub.add_parser("dialects", help="list the registered dialects")
+    dialects.add_argument("--markdown", action="store_true", help="print the README's dialect table (from the declarations)")
+    dialects.add_argument("--readme", metavar="PATH", help="rewrite the dialect table of this README in place")
     dialects.set_defaults(func=_dialects)
 
     for module, hook in (

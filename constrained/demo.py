@@ -92,13 +92,17 @@ def _single_token(tokenizer: Any, text: str) -> list[int]:
 
 def _nudge_ids(tokenizer: Any, d: Dialect, item: str) -> list[int]:
     """Token ids of one nudge item: a string that is a single token, or a symbol of the dialect:
-    @eos, @trigger, @section_end, @special (each marker token), @think (the think block's opener)."""
+    @eos, @trigger, @section_end, @special (each marker token), @think (the think block's opener),
+    @value_end (what ends a raw argument value: `</parameter>`)."""
     if item == "@eos":
         return [tokenizer.eos_token_id]
-    if item == "@trigger":
-        return _single_token(tokenizer, d.trigger)
-    if item == "@section_end":
-        return _single_token(tokenizer, d.section_end.strip())
+    if item == "@trigger":  # the first token of the text that opens calls (`nudge_sequences` sees the rest through)
+        return tokenizer.encode(opening(d), add_special_tokens=False)[:1]
+    if item == "@section_end":  # its first token
+        return tokenizer.encode(d.section_end.strip(), add_special_tokens=False)[:1] if d.section_end.strip() else []
+    if item == "@value_end":  # the first token of the tag that ends a raw argument value
+        end = d.codec.value_end
+        return tokenizer.encode(end, add_special_tokens=False)[:1] if end else []
     if item == "@special":
         return [t for m in d.special_tokens for t in _single_token(tokenizer, m)]
     if item == "@think":
@@ -132,13 +136,35 @@ def server_nudge(tokenizer: Any, dialect: str | Dialect, *, trigger: float = 36.
     return every, first
 
 
+def opening(d: Dialect) -> str:
+    """The text that opens a dialect's calls, as the grammar writes it (leading newlines and all)."""
+    head = d.section_begin or d.pieces[0]  # type: ignore[attr-defined]
+    return head if isinstance(head, str) else ""
+
+
+def nudge_sequences(tokenizer: Any, dialect: str | Dialect, bias: float) -> list[tuple[list[int], float]]:
+    """Token sequences to see through once begun, several tokens that a random model would rarely
+    write in a row: the opening of calls (`functools[`), the end of the section and the tag that
+    ends a raw argument value (the xml encoding's `\n</parameter>`)."""
+    d = registry.get(dialect)
+    out = []
+    for text in (opening(d), d.section_end.strip(), d.codec.value_end):
+        ids = tokenizer.encode(text, add_special_tokens=False) if text else []
+        if len(ids) > 1:
+            out.append((ids, bias))
+    return out
+
+
 class Nudge(LogitsProcessor):
     """Adds a nudge to `generate`'s scores: `every` at each step, `first` also at the first step of
-    each generate call (put it before the grammar's processor)."""
+    each generate call (put it before the grammar's processor), and for each of `sequences` (token
+    ids, bias) whose beginning a row has just written, the bias on the sequence's next token."""
 
-    def __init__(self, every: Mapping[int, float], first: Mapping[int, float] | None = None):
+    def __init__(self, every: Mapping[int, float], first: Mapping[int, float] | None = None,
+                 sequences: Sequence[tuple[Sequence[int], float]] = ()):
         self.every = _as_tensors(every)
         self.first = _as_tensors(first or {})
+        self.sequences = [(list(ids), bias) for ids, bias in sequences]
         self.first_length: int | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -147,6 +173,13 @@ class Nudge(LogitsProcessor):
         for ids, values in [self.every] + ([self.first] if input_ids.shape[1] == self.first_length else []):
             if len(ids):
                 scores[:, ids.to(scores.device)] += values.to(scores.device, scores.dtype)
+        if self.sequences and input_ids.shape[1] > self.first_length:
+            tails = input_ids[:, -max(len(s) for s, _ in self.sequences):].tolist()
+            for row, tail in enumerate(tails):
+                for seq, bias in self.sequences:
+                    k = next((k for k in range(len(seq) - 1, 0, -1) if tail[-k:] == seq[:k]), 0)
+                    if k:
+                        scores[row, seq[k]] += bias
         return scores
 
 

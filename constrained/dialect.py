@@ -7,7 +7,9 @@ Everything that must agree with the syntax derives from a `Dialect`:
 
 A call template is a format string with three fields: `{name}`, `{index}` (the call's number in the
 whole conversation, for Kimi ids) and `{arguments}` (written by the argument codec). Literal braces
-are doubled, as in `str.format`.
+are doubled, as in `str.format`. Fields are separated by literals, except that `{arguments}` may
+follow `{name}` directly (GLM-4.7: `<tool_call>NAME<arg_key>...`): a name ends at the first
+character a tool name cannot have.
 
 The registry lives here too. Every module of the `constrained.grammars` package (the top-level
 `grammars/` folder) is imported the first time a name is looked up, and every `Dialect` it defines
@@ -21,18 +23,21 @@ public functions that accept a name).
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
+import random
 import re
 import string
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import ModuleType
 from typing import Literal
 
 from .codecs import ArgumentCodec, get_codec
-from .types import ToolCall
+from .types import Tool, ToolCall, as_tools
 
 FieldName = Literal["name", "index", "arguments"]
 # OpenAI names are [A-Za-z0-9_-]{1,64}; MCP adds '.', so we accept it too.
@@ -57,9 +62,33 @@ def _split_template(template: str) -> tuple[str | Field, ...]:
     if names.count("name") != 1 or names.count("arguments") != 1 or names.count("index") > 1:
         raise ValueError("a call template needs exactly one {name} and one {arguments}")
     for a, b in zip(pieces, pieces[1:]):
-        if isinstance(a, Field) and isinstance(b, Field):
+        if isinstance(a, Field) and isinstance(b, Field) and (a.name, b.name) != ("name", "arguments"):
             raise ValueError("two fields must be separated by a literal so that they can be parsed apart")
     return tuple(pieces)
+
+
+@lru_cache(maxsize=1024)
+def _normalized(parameters_json: str) -> dict | None:
+    from .schema import normalize  # here: the schema package is not needed to declare a dialect
+
+    try:
+        return normalize(json.loads(parameters_json)).schema
+    except ValueError:
+        return None
+
+
+def argument_schemas(tools: Sequence[Tool | Mapping] | None) -> dict[str, dict]:
+    """Tool name -> its normalised parameters schema (what a codec that writes strings raw reads
+    values by); a tool whose schema cannot be normalised is left out (its values stay strings)."""
+    out = {}
+    for tool in as_tools(tools):
+        schema = _normalized(json.dumps(tool.parameters, sort_keys=True))
+        if schema is not None:
+            out[tool.name] = schema
+    return out
+
+
+_ALNUM = string.ascii_letters + string.digits
 
 
 @dataclass(frozen=True)
@@ -67,7 +96,8 @@ class Dialect:
     name: str
     description: str
     call_template: str
-    arguments: str = "json"  # codec name, see constrained.codecs
+    # codec name ("json", "python"), or a codec instance with the dialect's settings (XmlArguments)
+    arguments: str | ArgumentCodec = "json"
     section_begin: str = ""  # "" when calls stand alone (Hermes)
     section_end: str = ""
     call_separator: str = ""
@@ -79,18 +109,27 @@ class Dialect:
     section_ends_reasoning: bool = False
     # Pythonic: a call list is only a call list when it is the whole output (vLLM's rule too).
     calls_are_whole_output: bool = False
-    # How the OpenAI tool_call.id is made: "functions.{name}:{index}" or "random".
+    # How the OpenAI tool_call.id is made: "functions.{name}:{index}", "random" (call_ + 24 hex)
+    # or "alnum9" (9 letters and digits: Mistral's tokenizer refuses other ids in history).
     call_id: str = "random"
+    # The format's own bound on calls per turn (Harmony: `<|call|>` stops generation); the request's
+    # max_calls applies below it.
+    max_calls: int | None = None
+    # Markers that wrap free text (Harmony's final channel); only with calls_are_whole_output.
+    content_wrapper: tuple[str, str] | None = None
+    models: str = ""  # the model families that write this format (README table)
     example_tools: tuple = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pieces", _split_template(self.call_template))
-        get_codec(self.arguments)  # fail at declaration time on a typo
+        assert self.codec is not None  # fail at declaration time on a typo
+        if self.content_wrapper and not self.calls_are_whole_output:
+            raise ValueError(f"dialect {self.name}: a content wrapper needs calls_are_whole_output")
 
     # -- derived facts ---------------------------------------------------------------------------
     @property
     def codec(self) -> ArgumentCodec:
-        return get_codec(self.arguments)
+        return self.arguments if isinstance(self.arguments, ArgumentCodec) else get_codec(self.arguments)
 
     @property
     def uses_index(self) -> bool:
@@ -121,10 +160,10 @@ class Dialect:
 
     @property
     def vocab_markers(self) -> tuple[str, ...]:
-        """Tag-like markers a real model of this family has as tokens (the demo tokenizer adds them)."""
-        literals = [self.section_begin, self.section_end, *(p for p in self.pieces if isinstance(p, str))]  # type: ignore[attr-defined]
-        tags = [t for lit in literals for t in re.findall(r"<[^<>\s]{1,40}>", lit)]
-        return tuple(dict.fromkeys([*self.special_tokens, *tags, *(self.reasoning or ())]))
+        """Markers a real model of this family has as tokens (the demo tokenizer adds them): its
+        special tokens. Other markup stays text, so a tokenizer that knows only the declared
+        tokens spells it as the real one does."""
+        return self.special_tokens
 
     def name_problems(self, name: str, argument_names: Sequence[str] = ()) -> list[str]:
         """What this dialect cannot write about a tool's name and argument names ([]: nothing)."""
@@ -135,10 +174,12 @@ class Dialect:
     def make_call_id(self, name: str, index: int) -> str:
         if self.call_id == "random":
             return "call_" + uuid.uuid4().hex[:24]
+        if self.call_id == "alnum9":
+            return "".join(random.choices(_ALNUM, k=9))
         return self.call_id.format(name=name, index=index)
 
     # -- renderer ----------------------------------------------------------------------------------
-    def render_call(self, name: str, arguments: dict, index: int) -> str:
+    def render_call(self, name: str, arguments: dict, index: int, schema: dict | None = None) -> str:
         out = []
         for piece in self.pieces:  # type: ignore[attr-defined]
             if isinstance(piece, str):
@@ -148,14 +189,17 @@ class Dialect:
             elif piece.name == "index":
                 out.append(str(index))
             else:
-                out.append(self.codec.encode(arguments))
+                out.append(self.codec.encode(arguments, schema))
         return "".join(out)
 
-    def render_calls(self, tool_calls: Sequence[ToolCall | Mapping], first_index: int = 0) -> str:
+    def render_calls(self, tool_calls: Sequence[ToolCall | Mapping], first_index: int = 0,
+                     tools: Sequence[Tool | Mapping] | None = None) -> str:
         """Calls (ToolCall, or OpenAI `tool_calls` with arguments as JSON text or dicts) -> the
-        model's own text."""
+        model's own text. With `tools`, values are written as their schemas type them (the xml
+        encoding reads them back by the schema)."""
         calls = [ToolCall.from_openai(c, f"tool_calls[{i}]") for i, c in enumerate(tool_calls)]
-        rendered = [self.render_call(c.name, dict(c.arguments), first_index + i) for i, c in enumerate(calls)]
+        schemas = argument_schemas(tools)
+        rendered = [self.render_call(c.name, dict(c.arguments), first_index + i, schemas.get(c.name)) for i, c in enumerate(calls)]
         return self.section_begin + self.call_separator.join(rendered) + self.section_end
 
 

@@ -43,6 +43,21 @@ def literal(text: str) -> str:
     return "".join(out)
 
 
+def class_escape(cp: int) -> str:
+    """One code point as it is written inside an EBNF character class."""
+    c = chr(cp)
+    if c in '\\]^-["':
+        return "\\" + c
+    if 0x20 <= cp < 0x7F:
+        return c
+    return f"\\x{cp:02x}" if cp < 0x80 else (f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}")
+
+
+def char_class(chars: str, negated: bool = True) -> str:
+    """An EBNF character class of exactly these characters (or, negated, of all others)."""
+    return "[" + ("^" if negated else "") + "".join(class_escape(ord(c)) for c in sorted(set(chars))) + "]"
+
+
 def parse_rules(text: str) -> dict[str, str]:
     heads = list(_RULE_HEAD.finditer(text))
     return {

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import ebnf as E
+from .codecs import WHITESPACE
 from .dialect import Dialect
 from .errors import ToolSpecError, UnsupportedSchemaError
 from .schema import ADDITIONAL_PROPERTIES, NormalizedSchema, normalize
@@ -189,10 +190,10 @@ class _Builder:
     def section(self, tools: list[PreparedTool], options: GrammarOptions, single: bool) -> str:
         arg_roots = {}
         for i, tool in enumerate(tools):
-            frag = self.d.codec.ebnf(tool.schema.schema, f"t{i}_")
+            frag = self.d.codec.ebnf(tool.schema.schema, f"t{i}_", self.lit)
             self.rules.update(frag.rules)
             arg_roots[tool.name] = frag.root
-        n = 1 if single or not options.parallel_tool_calls else max(1, options.max_calls)
+        n = 1 if single or not options.parallel_tool_calls else max(1, min(options.max_calls, self.d.max_calls or options.max_calls))
         sep = self.lit(self.d.call_separator) if self.d.call_separator else ""
         if self.d.uses_index:
             # Each position has its own index, so positions are nested rules: calls_k ::= call_k (SEP calls_k+1)?
@@ -225,13 +226,24 @@ class _Builder:
                     raise err.with_context(source="response_format") from None
             fragment = E.json_schema_rules(schema, "content_")
             self.rules.update(fragment.rules)
-            return fragment.root
+            return self.wrapped(fragment.root)
         rule = self.free_text("text", self.d.text_excludes)
+        if self.d.content_wrapper:
+            return self.wrapped(rule)
         if self.d.calls_are_whole_output:
             # A call list is the whole output, so text must not start like one.
-            self.rules["text_start"] = f'"" | ([^\\[ \\t\\r\\n] {rule})'
+            first = E.char_class(self.d.trigger[0] + WHITESPACE)
+            self.rules["text_start"] = f'"" | ({first} {rule})'
             return "text_start"
         return rule
+
+    def wrapped(self, rule: str) -> str:
+        """Content inside the dialect's content wrapper (Harmony's final channel), if it has one."""
+        if not self.d.content_wrapper:
+            return rule
+        open_, close = self.d.content_wrapper
+        self.rules["content"] = " ".join([self.lit(open_), rule] + ([self.lit(close)] if close else []))
+        return "content"
 
 
 def build_ebnf(

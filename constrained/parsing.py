@@ -25,7 +25,7 @@ from typing import Any
 
 from . import dialect as registry
 from .codecs import ArgumentScan, skip_ws
-from .dialect import Dialect
+from .dialect import Dialect, argument_schemas
 from .types import OpenAIToolCall, Tool, as_tools
 from .validation import call_violations
 
@@ -95,9 +95,11 @@ class Scanner:
     cannot change as the text grows (complete calls, how far each call's arguments were read), so
     each scan costs the same however long the output has grown."""
 
-    def __init__(self, dialect: Dialect):
+    def __init__(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None = None):
         self.d = dialect
         self.codec = dialect.codec
+        # Each tool's normalised parameters: the xml encoding reads raw values by them.
+        self.schemas = argument_schemas(tools) if tools else {}
         self._complete: dict[int, tuple[CallScan, int]] = {}  # call start -> (the call, its end)
         self._arguments: dict[int, ArgumentScan] = {}  # argument start -> its incremental reader
 
@@ -136,27 +138,29 @@ class Scanner:
                     raise _Mismatch from None
                 call = CallScan(name or "", index, text[start : end if end is not None else len(text)], False)
                 out.append(call)
+                schema = self.schemas.get(call.name)
                 if end is None:
-                    call.arguments = arguments.partial_json(call.source)
+                    call.arguments = arguments.partial_json(call.source, schema)
                     raise _Incomplete
                 try:
-                    call.arguments = arguments.arguments_text(call.source)
+                    call.arguments = arguments.arguments_text(call.source, schema)
                 except (ValueError, SyntaxError, TypeError, RecursionError):
                     raise _Mismatch from None
                 pos = end
                 continue
-            # name or index: read up to the next literal's first visible character
-            stop = next(c for c in pieces[i + 1] if not c.isspace())
+            # name or index: read up to the next literal's first visible character (a name right
+            # before the arguments: up to the first character a name cannot have)
+            follows = pieces[i + 1]
+            stop = next((c for c in follows if not c.isspace()), None) if isinstance(follows, str) else None
             pos = skip_ws(text, pos)
             start = pos
             allowed = str.isdigit if piece.name == "index" else (lambda c: bool(_NAME_CHARS.match(c)))
-            while pos < len(text) and text[pos] != stop:
-                if not allowed(text[pos]):
-                    raise _Mismatch
+            while pos < len(text) and allowed(text[pos]):
                 pos += 1
-            if pos >= len(text):
+            after = skip_ws(text, pos) if stop is not None else pos
+            if after >= len(text):
                 raise _Incomplete
-            if pos == start:
+            if pos == start or (stop is not None and text[after] != stop):
                 raise _Mismatch
             if piece.name == "name":
                 name = text[start:pos]
@@ -235,12 +239,28 @@ class Scanner:
 
     def _whole_output(self, text: str, rest: int, reasoning: str | None, final: bool) -> Scan:
         s = skip_ws(text, rest)
-        if s >= len(text) or text[s] != self.d.section_begin:
-            return Scan(reasoning, _settled(text[rest:], final))
+        head, tail = self.d.trigger, text[s:]
+        if not tail.startswith(head):
+            wrapper = self.d.content_wrapper[0] if self.d.content_wrapper else ""
+            if not final and (head.startswith(tail) or wrapper.startswith(tail)):
+                return Scan(reasoning, "")  # may become either
+            return Scan(reasoning, self._content(text[rest:], final))
         calls, stop = self._section(text, s, final)
         if final and not (calls and not text[stop:].strip()):
-            return Scan(reasoning, _settled(text[rest:], True))
+            return Scan(reasoning, self._content(text[rest:], True))
         return Scan(reasoning, "", calls)
+
+    def _content(self, text: str, final: bool) -> str:
+        """Free text of a whole-output dialect, out of its content wrapper if it has one."""
+        if self.d.content_wrapper:
+            open_, close = self.d.content_wrapper
+            s = skip_ws(text, 0)
+            if text.startswith(open_, s):
+                text = text[s + len(open_):]
+                if close and text.rstrip().endswith(close):
+                    text = text.rstrip()[: -len(close)]
+                return _settled(text, final, [close] if close else [])
+        return _settled(text, final)
 
 
 @dataclass
@@ -289,7 +309,7 @@ def parse(
     text = opener + text
     if budget_closed_at is not None:
         budget_closed_at += len(opener)
-    scan = Scanner(d).scan(text, final=True)
+    scan = Scanner(d, tools).scan(text, final=True)
     cut = [i for i, c in enumerate(scan.calls) if budget_closed_at is not None and c.end > budget_closed_at]
     if budget_calls == "drop":
         scan.calls = [c for i, c in enumerate(scan.calls) if i not in cut]
@@ -308,10 +328,11 @@ class StreamingParser:
     only argument fragments, which join to exactly the final arguments JSON.
     """
 
-    def __init__(self, dialect: Dialect | str, first_index: int = 0, *, think_open: bool = False):
+    def __init__(self, dialect: Dialect | str, first_index: int = 0, tools: Sequence[Tool | Mapping] | None = None, *,
+                 think_open: bool = False):
         self.d = registry.get(dialect)
         self.first_index = first_index
-        self.scanner = Scanner(self.d)
+        self.scanner = Scanner(self.d, tools)
         # the prompt opened the think block: the output starts inside it
         self.text = self.d.reasoning[0] if think_open and self.d.reasoning else ""
         self.offset = len(self.text)  # where the output starts in `text`

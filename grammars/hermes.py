@@ -4,6 +4,7 @@ from constrained.dialect import Dialect
 
 HERMES = Dialect(
     name="hermes",
+    models="Hermes 2 Pro/3, Qwen2.5, QwQ, Qwen3",
     description="Hermes, Qwen2.5, Qwen3: <tool_call>\\n{\"name\": ..., \"arguments\": {...}}\\n</tool_call>",
     call_template='<tool_call>\n{{"name": "{name}", "arguments": {arguments}}}\n</tool_call>',
     call_separator="\n",

@@ -5,6 +5,7 @@ from constrained.dialect import Dialect
 
 KIMI_K2 = Dialect(
     name="kimi_k2",
+    models="Kimi-K2, K2-Thinking, K2.5/K2.6",
     description="Kimi-K2 / K2-Thinking: <|tool_calls_section_begin|> ... <|tool_calls_section_end|>",
     section_begin="<|tool_calls_section_begin|>",
     section_end="<|tool_calls_section_end|>",

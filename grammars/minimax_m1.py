@@ -5,6 +5,7 @@ from constrained.dialect import Dialect
 
 MINIMAX_M1 = Dialect(
     name="minimax_m1",
+    models="MiniMax-M1 (ours: vLLM 0.32 has no M1 parser)",
     description="MiniMax-M1: <tool_calls>\\n{\"name\": ..., \"arguments\": {...}}\\n...</tool_calls>",
     section_begin="<tool_calls>\n",
     section_end="</tool_calls>",

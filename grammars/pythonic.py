@@ -5,6 +5,7 @@ from constrained.dialect import Dialect
 
 PYTHONIC = Dialect(
     name="pythonic",
+    models="Llama-3.2, ToolACE, Gemma-3 (pythonic templates)",
     description="Python-style call list: [get_weather(city=\"Paris\"), search(q=\"x\", n=3)]",
     section_begin="[",
     section_end="]",

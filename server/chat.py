@@ -241,7 +241,7 @@ def _result(state: ServerState, job: ChatJob, run: Run) -> ParseResult:
 def _cut_off(state: ServerState, job: ChatJob, text: str) -> ParseResult:
     """A response cut by max_tokens: what a stream would have shown (content and reasoning so far,
     the calls whose arguments are complete), never an unfinished call nor its raw text."""
-    seen = StreamingParser(state.dialect, first_index=job.first_index, think_open=job.think_open)
+    seen = StreamingParser(state.dialect, first_index=job.first_index, think_open=job.think_open, tools=job.tools or None)
     seen.feed(text)
     calls = []
     for call in seen.tool_calls():
@@ -314,7 +314,7 @@ class _BudgetGate:
 
 async def _stream_chat(state: ServerState, job: ChatJob, run: Run, chunks: Chunks) -> AsyncIterator[str]:
     req = job.req
-    parser = StreamingParser(state.dialect, first_index=job.first_index, think_open=job.think_open)
+    parser = StreamingParser(state.dialect, first_index=job.first_index, think_open=job.think_open, tools=job.tools or None)
     gate = _BudgetGate(parser, job, run, state.config.budget_calls == "drop")
     sent_lp = 0
 

@@ -54,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise CommandError(str(err)) from None
     app = create_app(state)
     print(f"constrained: serving {state.names[0]!r} (dialect {state.dialect.name}) on http://{args.host}:{args.port}/v1", file=sys.stderr, flush=True)
+    print(f"constrained: dialect {state.dialect.name}: {state.served.dialect_reason}", file=sys.stderr, flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
     finally:
@@ -64,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
 def add_serve_command(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("serve", help="run the OpenAI-compatible server (chat completions with constrained tool calls)")
     p.add_argument("--model", help="a local Hugging Face checkpoint (default: the built-in demo model)")
-    p.add_argument("--dialect", default="auto", help="a dialect name (`constrained dialects` lists them), or auto: detect from the checkpoint's tokenizer and chat template (the demo model: kimi_k2)")
+    p.add_argument("--dialect", default="auto", help="a dialect name (`constrained dialects` lists them), or auto: detect from the checkpoint's chat template (the demo model: kimi_k2)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (or set CONSTRAINED_API_KEY)")

@@ -1,5 +1,5 @@
 """Load what the server serves: the built-in demo model or a local Hugging Face checkpoint, and
-the dialect (named, or detected from the tokenizer's special tokens and chat template)."""
+the dialect (named, or detected from the checkpoint's chat template: constrained.detect)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from constrained import dialect as registry
+from constrained.detect import Detection, DetectionError, detect
 from constrained.dialect import Dialect
 
 log = logging.getLogger("constrained.server")
@@ -26,28 +27,32 @@ def _template_text(tokenizer: Any) -> str:
     return str(template)
 
 
-def detect_dialect(tokenizer: Any) -> Dialect:
-    """The dialect whose tool-call trigger the tokenizer has as a token or its chat template
-    writes; the longest (most specific) trigger wins."""
+def detect_dialect(tokenizer: Any) -> Detection:
+    """The dialect the checkpoint's chat template writes tool calls in (constrained.detect), and
+    why; without a chat template, a guess from its special tokens, with a warning."""
+    if not _template_text(tokenizer):
+        log.warning("the checkpoint has no chat template: clients that call apply_chat_template on it will fail, "
+                    "and the dialect can only be guessed from its special tokens")
     try:
-        vocab = tokenizer.get_vocab()
-    except Exception:
-        vocab = {}
-    template = _template_text(tokenizer)
-    found = [d for d in registry.all_dialects() if d.detectable and (d.trigger in vocab or d.trigger in template)]
-    if not found:
-        raise LoadError(
-            "cannot detect the tool-call dialect from the tokenizer (no known marker among its special tokens "
-            f"or in its chat template); pass --dialect, one of: {', '.join(registry.names())}"
-        )
-    return max(found, key=lambda d: len(d.trigger))
+        found = detect(tokenizer)
+    except DetectionError as err:
+        raise LoadError(str(err)) from None
+    log.info("dialect %s: %s", found.dialect.name, found.reason)
+    return found
 
 
 def resolve_dialect(name: str | None, tokenizer: Any = None) -> Dialect:
+    return resolve(name, tokenizer).dialect
+
+
+def resolve(name: str | None, tokenizer: Any = None) -> Detection:
+    """A named dialect, or (auto) the one detected from the tokenizer; the demo model: kimi_k2."""
     if name in (None, "", "auto"):
-        return registry.get(DEFAULT_DEMO_DIALECT) if tokenizer is None else detect_dialect(tokenizer)
+        if tokenizer is None:
+            return Detection(registry.get(DEFAULT_DEMO_DIALECT), "the demo model's default")
+        return detect_dialect(tokenizer)
     try:
-        return registry.get(name)
+        return Detection(registry.get(name), "named by --dialect")
     except ValueError as err:
         raise LoadError(f"{err} (or auto)") from None
 
@@ -61,6 +66,7 @@ class Served:
     use_chat_template: bool  # False: our render_prompt (demo model, or a checkpoint without a template)
     vocab_size: int
     max_context: int
+    dialect_reason: str = ""  # why this dialect (named, detected from the chat template, ...)
 
 
 def _vocab_size(model: Any, tokenizer: Any) -> int:
@@ -84,17 +90,19 @@ def load(model_path: str | None = None, dialect: str | None = "auto", *, served_
     if not model_path:
         from constrained import demo
 
-        d = resolve_dialect(dialect)
-        model, tok = demo.load(d)
+        found = resolve(dialect)
+        model, tok = demo.load(found.dialect)
         model = model.to(device)
-        return Served(model, tok, d, served_name or tok.name_or_path, False, _vocab_size(model, tok), _max_context(model, tok))
+        return Served(model, tok, found.dialect, served_name or tok.name_or_path, False, _vocab_size(model, tok), _max_context(model, tok),
+                      found.reason)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tok = AutoTokenizer.from_pretrained(model_path)
     except Exception as err:
         raise LoadError(f"cannot load a tokenizer from {model_path!r}: {err}") from err
-    d = resolve_dialect(dialect, tok)
+    found = resolve(dialect, tok)
+    d = found.dialect
     try:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto").eval().to(device)
     except Exception as err:
@@ -102,4 +110,5 @@ def load(model_path: str | None = None, dialect: str | None = "auto", *, served_
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     log.info("loaded %s (dialect %s)", model_path, d.name)
-    return Served(model, tok, d, served_name or model_path, bool(_template_text(tok)), _vocab_size(model, tok), _max_context(model, tok))
+    return Served(model, tok, d, served_name or model_path, bool(_template_text(tok)), _vocab_size(model, tok), _max_context(model, tok),
+                  found.reason)

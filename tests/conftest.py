@@ -2,8 +2,6 @@ import pytest
 
 from constrained import demo
 
-DIALECT_NAMES = ["kimi_k2", "minimax_m1", "pythonic", "hermes"]
-
 
 @pytest.fixture(scope="session")
 def demo_models():

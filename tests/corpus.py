@@ -81,4 +81,8 @@ def pythonic_ok(t: dict) -> bool:
 
 
 def tools_for(dialect: str) -> list[dict]:
-    return [t for t in TOOLS if dialect != "pythonic" or pythonic_ok(t)]
+    """The corpus tools a dialect can write (Python call syntax needs identifiers)."""
+    from constrained import dialect as registry
+
+    python = registry.get(dialect).codec.name == "python"
+    return [t for t in TOOLS if not python or pythonic_ok(t)]

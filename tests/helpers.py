@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from constrained import ToolCallLogitsProcessor, demo
+from constrained import GrammarOptions, demo
 from constrained import dialect as registry
 from constrained.chat import prepare_history, render_prompt
+from constrained.compiler import grammar_cache
+from constrained.decoding import GrammarBatch, GrammarState, accept_all
 
 
 def Nudge(tokenizer, dialect, bias: float = 9.0, trigger_bias: float = 14.0, eos_bias: float = 12.0) -> demo.Nudge:
     """The tests' nudge (see `constrained.demo`): closers and the dialect's markers, EOS (stopping
     after a call beats opening another), and in auto mode the trigger, so that calls are opened
-    more often than not. A one-character trigger (pythonic "[") is favoured at the first step only,
-    or it would flood every string."""
+    more often than not. The trigger's first token is favoured at every step when it is the whole
+    trigger and calls have a section or a separator between them; otherwise at the first step only,
+    or a one-character trigger (pythonic "[") would flood every string and a trigger that opens
+    each call right after the last (GLM-4.7, Mistral v11) would chain calls up to max_calls.
+    Multi-token markers, once begun, are seen through (`demo.nudge_sequences`)."""
     d = registry.get(dialect)
-    every = [((*demo.NUDGE_CLOSERS, "\n", "x", "@section_end", "@special"), bias), (("@eos",), eos_bias)]
+    # what ends a string (a quote, a raw value's closing tag) a little more: strings stay short,
+    # so that outputs finish within the token budget
+    every = [((*demo.NUDGE_CLOSERS, "\n", "x", "@section_end", "@special", "@value_end"), bias), (('"', "@value_end"), 2.5),
+             (("@eos",), eos_bias)]
+    sequences = demo.nudge_sequences(tokenizer, d, trigger_bias)
     trigger = [(("@trigger",), trigger_bias)]
-    if len(d.trigger) > 1:
-        return demo.Nudge(demo.nudge_bias(tokenizer, d, every + trigger))
-    return demo.Nudge(demo.nudge_bias(tokenizer, d, every), demo.nudge_bias(tokenizer, d, trigger))
+    first = tokenizer.encode(demo.opening(d), add_special_tokens=False)
+    if len(first) == 1 and len(d.trigger) > 1 and (d.section_begin or d.call_separator):
+        return demo.Nudge(demo.nudge_bias(tokenizer, d, every + trigger), sequences=sequences)
+    return demo.Nudge(demo.nudge_bias(tokenizer, d, every), demo.nudge_bias(tokenizer, d, trigger), sequences=sequences)
 
 
 class ExactSample(LogitsProcessor):
@@ -41,14 +53,52 @@ class ExactSample(LogitsProcessor):
         return out.scatter_(1, picked, 0.0)
 
 
-def sample(model, tok, dialect, tools, tool_choice="required", *, n=8, seed=0, max_new_tokens=96, first_index=0, parallel=True):
-    """-> list of (text, finished) for n sequences sampled at temperature 1 under the grammar
-    (see ExactSample)."""
+class RowGrammars(LogitsProcessor):
+    """Each row of a `generate` call under its own grammar (the logits processor takes one)."""
+
+    def __init__(self, compiled, stop_ids, vocab_size):
+        self.states = [GrammarState(c, stop_ids) for c in compiled]
+        self.batch = GrammarBatch(vocab_size, len(compiled))
+        self.length = None
+
+    def __call__(self, input_ids, scores):
+        if self.length is not None:
+            accept_all(self.states, input_ids[:, -1].tolist())
+        self.length = input_ids.shape[1]
+        self.batch.apply(scores, self.batch.fill(self.states))
+        return scores
+
+
+@dataclass(frozen=True)
+class Row:
+    """One sampled output's request: its tools, tool_choice, parallel_tool_calls and first_index."""
+
+    tools: list
+    tool_choice: object = "required"
+    parallel: bool = True
+    first_index: int = 0
+
+
+def token_budget(tok, dialect, least=128):
+    """max_new_tokens for a few calls: more for formats whose markup alone is long (DSML, PLaMo)."""
     d = registry.get(dialect)
-    history = prepare_history([{"role": "user", "content": "Use the tools."}], d)
-    prompt = render_prompt(d, history, tools)
-    enc = tok([prompt] * n, return_tensors="pt", add_special_tokens=False)
-    proc = ToolCallLogitsProcessor(tok, d, tools, tool_choice, parallel, first_index=first_index, vocab_size=model.config.vocab_size)
+    markup = len(tok.encode(d.render_calls([{"function": {"name": "f", "arguments": {}}}]), add_special_tokens=False))
+    return max(least, 40 + 3 * markup)
+
+
+def sample_rows(model, tok, dialect, rows, *, seed=0, max_new_tokens=None):
+    """-> list of (text, finished), one per Row, all sampled in ONE generate call (a request per
+    row), at temperature 1 under each row's grammar (see ExactSample)."""
+    d = registry.get(dialect)
+    max_new_tokens = max_new_tokens or token_budget(tok, d)
+    prompts = []
+    for row in rows:
+        history = prepare_history([{"role": "user", "content": "Use the tools."}], d)
+        prompts.append(render_prompt(d, history, row.tools))
+    cache = grammar_cache(tok, model.config.vocab_size)
+    compiled = [cache.compile(d, row.tools, GrammarOptions(row.tool_choice, row.parallel, row.first_index)).grammar for row in rows]
+    proc = RowGrammars(compiled, [tok.eos_token_id], model.config.vocab_size)
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     torch.manual_seed(seed)
     out = model.generate(
         **enc,
@@ -58,8 +108,7 @@ def sample(model, tok, dialect, tools, tool_choice="required", *, n=8, seed=0, m
         pad_token_id=tok.pad_token_id,
     )
     results = []
-    for row, ids in enumerate(out[:, enc["input_ids"].shape[1] :].tolist()):
-        finished = proc.states[row].is_terminated()
+    for i, ids in enumerate(out[:, enc["input_ids"].shape[1] :].tolist()):
         ids = [t for t in ids if t not in (tok.pad_token_id, tok.eos_token_id)]
-        results.append((tok.decode(ids), finished))
+        results.append((tok.decode(ids), proc.states[i].is_terminated()))
     return results

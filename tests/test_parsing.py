@@ -171,8 +171,8 @@ def test_violations_reported_when_tools_given():
 # -- streaming ---------------------------------------------------------------------------------------
 
 
-def _stream(dialect, text, step):
-    p = StreamingParser(dialect)
+def _stream(dialect, text, step, tools=None):
+    p = StreamingParser(dialect, tools=tools)
     deltas = []
     for i in range(0, len(text), step):
         deltas += p.feed(text[i : i + step])
@@ -211,11 +211,14 @@ def test_stream_never_leaks_partial_markers(name):
 def test_render_parse_stream_roundtrip(args, name, step):
     """For any JSON arguments: render -> parse gives them back, and streaming agrees with whole."""
     d = registry.get(name)
-    text = d.render_calls([{"function": {"name": "tool_x", "arguments": args}}])
-    whole = parse(text, d)
+    # the schema each value's type calls for (an encoding that writes strings raw reads by it)
+    tools = [{"type": "function", "function": {"name": "tool_x", "parameters": {
+        "type": "object", "properties": {k: {"type": "string"} if isinstance(v, str) else {} for k, v in args.items()}}}}]
+    text = d.render_calls([{"function": {"name": "tool_x", "arguments": args}}], tools=tools)
+    whole = parse(text, d, tools)
     assert len(whole.tool_calls) == 1
     assert json.loads(whole.tool_calls[0]["function"]["arguments"]) == args
-    p, _ = _stream(d, text, step)
+    p, _ = _stream(d, text, step, tools)
     assert [c["function"]["arguments"] for c in p.tool_calls()] == [whole.tool_calls[0]["function"]["arguments"]]
 
 

@@ -1,39 +1,48 @@
 """The guarantee, measured on the harshest user: a random model sampling at temperature 1.
 
-For every dialect and for tool_choice required, named and auto, 216 outputs over the 32-schema
-corpus: every finished output parses, every call validates with jsonschema, the calls re-render to
-text the grammar accepts and that parses back to the same calls, and the streaming parser fed the
-text token by token gives the same calls as the whole-text parse.
+For every registered dialect, outputs of the demo model under the grammar, across tool_choice
+required, named and auto and parallel_tool_calls false, each row its own request (tools drawn from
+the 32-schema corpus, first_index drawn too): every finished output parses, every call validates
+with jsonschema, the mode's promise holds (a call; exactly that one tool; one call), the calls
+re-render to text the grammar accepts and that parses back to the same calls, and the streaming
+parser fed the text token by token gives the same result as the whole-text parse.
+
+One round is one `generate` call per dialect with CONSTRAINED_SAMPLES_PER_MODE rows per mode
+(default 3: 12 outputs per dialect, ~500 in all, which keeps the suite's time reasonable);
+CONSTRAINED_SAMPLE_ROUNDS (default 1) runs more rounds with other seeds and tool draws. The issue's
+bar of 200 outputs per dialect: CONSTRAINED_SAMPLES_PER_MODE=18 CONSTRAINED_SAMPLE_ROUNDS=3 (216).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
 import xgrammar as xgr
-from conftest import DIALECT_NAMES
 from corpus import tools_for
-from helpers import sample
+from helpers import Row, sample_rows
 
 from constrained import GrammarOptions, StreamingParser, parse
 from constrained import dialect as registry
 from constrained.compiler import grammar_cache
 
-BATCHES, BATCH = 3, 24  # 72 outputs per (dialect, mode); 216 per dialect
-MODES = ["required", "named", "auto"]
+ROUNDS = int(os.environ.get("CONSTRAINED_SAMPLE_ROUNDS", "1"))
+PER_MODE = int(os.environ.get("CONSTRAINED_SAMPLES_PER_MODE", "3"))
+MODES = ["required", "named", "auto", "single"]  # single: required with parallel_tool_calls false
 
 
-def _tool_choice(mode, tools):
-    if mode == "named":
-        return {"type": "function", "function": {"name": tools[0]["function"]["name"]}}
-    return mode
+def _row(mode, corpus, rng):
+    tools = rng.sample(corpus, 4)
+    choice = {"type": "function", "function": {"name": tools[0]["function"]["name"]}} if mode == "named" else (
+        "required" if mode == "single" else mode)
+    return Row(tools, choice, parallel=mode != "single", first_index=rng.randrange(0, 5))
 
 
-def stream_calls(dialect, tok, text, first_index=0):
-    """Feed the text cut at every token boundary; return (calls, deltas)."""
-    parser = StreamingParser(dialect, first_index=first_index)
+def stream_calls(dialect, tok, text, first_index=0, tools=None):
+    """Feed the text cut at every token boundary; return (parser, deltas)."""
+    parser = StreamingParser(dialect, first_index=first_index, tools=tools)
     ids = tok.encode(text, add_special_tokens=False)
     deltas, prev = [], ""
     for k in range(1, len(ids) + 1):
@@ -47,8 +56,8 @@ def stream_calls(dialect, tok, text, first_index=0):
     return parser, deltas
 
 
-def check_stream_matches(dialect, tok, text, whole):
-    parser, deltas = stream_calls(dialect, tok, text)
+def check_stream_matches(dialect, tok, text, whole, first_index=0, tools=None):
+    parser, deltas = stream_calls(dialect, tok, text, first_index, tools)
     calls = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
     headers = [c for c in calls if "id" in c]
     assert [h["function"]["name"] for h in headers] == [c["function"]["name"] for c in whole.tool_calls]
@@ -61,66 +70,63 @@ def check_stream_matches(dialect, tok, text, whole):
     indices = [c["index"] for c in calls]
     assert indices == sorted(indices)
     assert (parser.content or None) == whole.content
+    assert (parser.reasoning or None) == whole.reasoning
 
 
 def check_roundtrip(dialect_name, tok, tools, calls, first_index=0):
     """render(calls) is accepted by the grammar and parses back to the same calls."""
     d = registry.get(dialect_name)
-    text = d.render_calls(calls, first_index)
+    text = d.render_calls(calls, first_index, tools)
     cache = grammar_cache(tok)
     compiled = cache.compile(d, tools, GrammarOptions("required", True, first_index, max(8, len(calls)), reasoning=False)).grammar
     matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=[tok.eos_token_id])
     for t in tok.encode(text, add_special_tokens=False):
         assert matcher.accept_token(t), (dialect_name, text)
     assert matcher.is_completed()
-    back = parse(text, d, first_index=first_index)
+    back = parse(text, d, tools, first_index=first_index)
     assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in back.tool_calls] == [
         (c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls
     ]
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dialect", DIALECT_NAMES)
-def test_random_model_outputs_parse_and_validate(demo_models, dialect, mode):
+@pytest.mark.parametrize("dialect", registry.names())
+def test_random_model_outputs_parse_and_validate(demo_models, dialect):
     model, tok = demo_models(dialect)
     corpus = tools_for(dialect)
-    rng = random.Random(f"{dialect}-{mode}")
-    finished = total_calls = 0
-    for b in range(BATCHES):
-        tools = rng.sample(corpus, 4)
-        choice = _tool_choice(mode, tools)
-        first_index = rng.randrange(0, 5)
-        for text, done in sample(model, tok, dialect, tools, choice, n=BATCH, seed=b, first_index=first_index):
-            result = parse(text, dialect, tools=tools, first_index=first_index)  # never raises
+    d = registry.get(dialect)
+    finished = {m: 0 for m in MODES}
+    calls = {m: 0 for m in MODES}
+    r = 0
+    # ROUNDS rounds, and up to two more while a mode has no finished output (long tools drawn for
+    # every row of a mode, cut off by the token budget): each mode's promise is checked on something
+    while r < ROUNDS or (r < ROUNDS + 2 and not all(finished.values())):
+        rng = random.Random(f"{dialect}-{r}")
+        r += 1
+        modes = [m for m in MODES for _ in range(PER_MODE)]
+        rows = [_row(m, corpus, rng) for m in modes]
+        for mode, row, (text, done) in zip(modes, rows, sample_rows(model, tok, dialect, rows, seed=r - 1)):
+            result = parse(text, dialect, tools=row.tools, first_index=row.first_index)  # never raises
             if not done:
                 continue  # cut off by max_new_tokens: not a finished output
-            finished += 1
+            finished[mode] += 1
             assert result.violations == [], (text, result.violations)
-            if mode in ("required", "named"):
+            if mode != "auto":
                 assert result.tool_calls, text
             if mode == "named":
-                assert {c["function"]["name"] for c in result.tool_calls} == {tools[0]["function"]["name"]}
+                assert {c["function"]["name"] for c in result.tool_calls} == {row.tool_choice["function"]["name"]}
                 assert len(result.tool_calls) == 1
-            if dialect == "kimi_k2":
+            if mode == "single" or d.max_calls == 1:
+                assert len(result.tool_calls) <= 1, text
+            if d.call_id.startswith("functions."):
                 assert [c["id"] for c in result.tool_calls] == [
-                    f"functions.{c['function']['name']}:{first_index + i}" for i, c in enumerate(result.tool_calls)
+                    f"functions.{c['function']['name']}:{row.first_index + i}" for i, c in enumerate(result.tool_calls)
                 ]
-            total_calls += len(result.tool_calls)
-            check_stream_matches(dialect, tok, text, result)
+            calls[mode] += len(result.tool_calls)
+            check_stream_matches(dialect, tok, text, result, row.first_index, row.tools)
             if result.tool_calls:
-                check_roundtrip(dialect, tok, tools, result.tool_calls, first_index)
-    assert finished >= BATCHES * BATCH // 2, f"only {finished} outputs finished"
+                check_roundtrip(dialect, tok, row.tools, result.tool_calls, row.first_index)
+    assert sum(finished.values()) >= r * PER_MODE * len(MODES) // 2, f"only {finished} outputs finished"
+    assert all(finished.values()), f"a mode with no finished output: {finished}"
     # required/named: every finished output has a call; auto: calls are common too (the nudge
     # favours the trigger), so the section grammar is exercised in auto mode as well
-    assert total_calls >= (finished if mode != "auto" else finished // 4), (total_calls, finished)
-
-
-@pytest.mark.parametrize("dialect", DIALECT_NAMES)
-def test_parallel_false_gives_one_call(demo_models, dialect):
-    model, tok = demo_models(dialect)
-    tools = tools_for(dialect)[:3]
-    outs = sample(model, tok, dialect, tools, "required", n=12, seed=5, parallel=False)
-    done = [t for t, ok in outs if ok]
-    assert done
-    for text in done:
-        assert len(parse(text, dialect, tools=tools).tool_calls) == 1, text
+    assert calls["auto"] >= finished["auto"] // 4, (calls, finished)

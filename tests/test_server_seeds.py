@@ -133,14 +133,16 @@ def test_seed_001_manual_parsing_against_a_checkpoint(tmp_path):
         state.close()
 
 
-def test_dialect_detection_and_cli_errors():
+def test_dialect_detection_and_cli_errors(caplog):
     from constrained import demo
     from constrained.server.loader import LoadError, detect_dialect, resolve_dialect
 
-    for name, expected in (("kimi_k2", "kimi_k2"), ("minimax_m1", "minimax_m1"), ("hermes", "hermes")):
-        assert detect_dialect(demo.load_tokenizer(name)).name == expected
-    with pytest.raises(LoadError, match="hermes, kimi_k2, minimax_m1, pythonic"):
+    # the demo tokenizers have no chat template: a guess from their special tokens, with a warning
+    with pytest.raises(LoadError, match="fit several dialects .*deepseek_v3.*kimi_k2"):
+        detect_dialect(demo.load_tokenizer("kimi_k2"))  # the demo vocabulary is DeepSeek's: it has DeepSeek's markers too
+    with pytest.raises(LoadError, match="--dialect"):
         detect_dialect(demo.load_tokenizer("pythonic"))  # nothing to detect a Python call list by
+    assert "has no chat template" in caplog.text
     with pytest.raises(LoadError, match="known dialects"):
         resolve_dialect("klingon")
     assert resolve_dialect("auto").name == "kimi_k2"  # the demo model's default

@@ -1,20 +1,23 @@
 """Argument codecs: how a dialect writes a call's arguments (JSON object, Python keyword arguments).
 
 A codec owns everything about its encoding, and nothing about markers:
-- `encode(arguments)`: the text a model writes for these arguments (renderer),
+- `encode(arguments, schema)`: the text a model writes for these arguments (renderer),
 - `scan(text, pos)`: where the arguments that start at `pos` end (parser; None while incomplete),
-- `decode(source)` / `arguments_text(source)`: the arguments as a dict / as JSON text (parser;
-  `json` / `ast.literal_eval`, never `eval`),
-- `partial_json(source)`: a prefix of the final JSON arguments while they stream,
-- `ebnf(schema, prefix)`: the grammar rules for arguments matching a normalised schema,
+- `decode(source, schema)` / `arguments_text(source, schema)`: the arguments as a dict / as JSON
+  text (parser; `json` / `ast.literal_eval`, never `eval`),
+- `partial_json(source, schema)`: a prefix of the final JSON arguments while they stream,
+- `ebnf(schema, prefix, literal)`: the grammar rules for arguments matching a normalised schema,
 - `name_problems(name, argument_names)`: the tool and argument names it cannot write.
 
-Codecs register themselves by name (`Dialect(arguments="json")`); see README.md in this folder.
+`schema` is the called tool's normalised parameters schema, or None when the tools are not known:
+JSON and Python literals carry their types, but an encoding that writes strings raw (`xml`) reads
+values by the schema. Codecs register themselves by name (`Dialect(arguments="json")`); a codec
+with per-dialect settings (`xml`) is given to the dialect as an instance. See README.md here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import ToolSpecError
@@ -88,32 +91,37 @@ class ArgumentScan:
     def end(self, text: str) -> int | None:
         return self.codec.scan(text, self.pos)
 
-    def partial_json(self, source: str) -> str:
-        return self.codec.partial_json(source)
+    def partial_json(self, source: str, schema: dict | None = None) -> str:
+        return self.codec.partial_json(source, schema)
 
-    def arguments_text(self, source: str) -> str:
+    def arguments_text(self, source: str, schema: dict | None = None) -> str:
+        """The final JSON, converted once per call (`schema`: the tool's parameters; a call's
+        tool, hence its schema, is fixed once its arguments start)."""
         if self._final is None or self._final[0] != source:
-            self._final = (source, self.codec.arguments_text(source))
+            self._final = (source, self.codec.arguments_text(source, schema))
         return self._final[1]
 
 
 class ArgumentCodec:
     name: str
+    # The text that ends a raw value (`</parameter>`), which the demo model's nudge favours; "" for
+    # encodings whose values end with their own closers (quotes, brackets).
+    value_end: str = ""
 
-    def encode(self, arguments: dict) -> str:
+    def encode(self, arguments: dict, schema: dict | None = None) -> str:
         raise NotImplementedError
 
     def scan(self, text: str, pos: int) -> int | None:
         raise NotImplementedError
 
-    def decode(self, source: str) -> dict:
+    def decode(self, source: str, schema: dict | None = None) -> dict:
         raise NotImplementedError
 
-    def arguments_text(self, source: str) -> str:
+    def arguments_text(self, source: str, schema: dict | None = None) -> str:
         """The final arguments as JSON text (what OpenAI's `function.arguments` carries)."""
         raise NotImplementedError
 
-    def partial_json(self, source: str) -> str:
+    def partial_json(self, source: str, schema: dict | None = None) -> str:
         """A prefix of the final JSON arguments, from the source written so far (streaming)."""
         raise NotImplementedError
 
@@ -121,7 +129,9 @@ class ArgumentCodec:
         """An incremental reader of the arguments that start at `pos` (streaming)."""
         return ArgumentScan(self, pos)
 
-    def ebnf(self, schema: dict, prefix: str) -> Fragment:
+    def ebnf(self, schema: dict, prefix: str, literal: Callable[[str], str] | None = None) -> Fragment:
+        """Rules for arguments matching `schema`; `literal` writes the codec's own markup (it
+        forces the special tokens in it)."""
         raise NotImplementedError
 
     def name_problems(self, name: str, argument_names: list[str]) -> list[str]:
@@ -151,7 +161,7 @@ def get_codec(name: str) -> ArgumentCodec:
 
 def _load_builtin() -> None:
     # the built-in codecs register themselves on import (they import this module's base class)
-    from . import json, python  # noqa: F401
+    from . import json, python, xml  # noqa: F401
 
 
 _load_builtin()

@@ -11,7 +11,7 @@ from . import ArgumentCodec, ArgumentScan, Structure, register_codec, skip_ws, s
 class JsonArguments(ArgumentCodec):
     name = "json"
 
-    def encode(self, arguments: dict) -> str:
+    def encode(self, arguments: dict, schema: dict | None = None) -> str:
         return json.dumps(arguments, ensure_ascii=False)
 
     def scan(self, text: str, pos: int) -> int | None:
@@ -25,19 +25,19 @@ class JsonArguments(ArgumentCodec):
                 return j + 1
         return None
 
-    def decode(self, source: str) -> dict:
+    def decode(self, source: str, schema: dict | None = None) -> dict:
         value = json.loads(source)
         if not isinstance(value, dict):
             raise ValueError("arguments must be a JSON object")
         return value
 
-    def arguments_text(self, source: str) -> str:
+    def arguments_text(self, source: str, schema: dict | None = None) -> str:
         return source.strip()
 
-    def partial_json(self, source: str) -> str:
+    def partial_json(self, source: str, schema: dict | None = None) -> str:
         return source.lstrip()
 
-    def ebnf(self, schema: dict, prefix: str) -> E.Fragment:
+    def ebnf(self, schema: dict, prefix: str, literal=None) -> E.Fragment:
         return E.json_schema_rules(schema, prefix)
 
     def scanner(self, pos: int) -> ArgumentScan:

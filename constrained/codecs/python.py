@@ -57,7 +57,7 @@ def _split_top_level(source: str) -> tuple[list[str], bool]:
 class PythonArguments(ArgumentCodec):
     name = "python"
 
-    def encode(self, arguments: dict) -> str:
+    def encode(self, arguments: dict, schema: dict | None = None) -> str:
         return ", ".join(f"{k}={python_literal(v)}" for k, v in arguments.items())
 
     def scan(self, text: str, pos: int) -> int | None:
@@ -73,7 +73,7 @@ class PythonArguments(ArgumentCodec):
             raise ValueError(f"not a keyword argument: {item.strip()!r}")
         return key, ast.literal_eval(value.strip())
 
-    def decode(self, source: str) -> dict:
+    def decode(self, source: str, schema: dict | None = None) -> dict:
         # ast checks the whole thing is a call with keyword arguments only; literal_eval reads values.
         tree = ast.parse(f"f({source})", mode="eval")
         call = tree.body
@@ -85,10 +85,10 @@ class PythonArguments(ArgumentCodec):
         json.dumps(out, allow_nan=False)  # sets, bytes, inf: not JSON, so not valid arguments
         return out
 
-    def arguments_text(self, source: str) -> str:
+    def arguments_text(self, source: str, schema: dict | None = None) -> str:
         return json.dumps(self.decode(source), ensure_ascii=False)
 
-    def partial_json(self, source: str) -> str:
+    def partial_json(self, source: str, schema: dict | None = None) -> str:
         items, last_closed = _split_top_level(source)
         done = items if last_closed else items[:-1]
         return "{" + ", ".join(self._json_pairs(done))
@@ -107,7 +107,7 @@ class PythonArguments(ArgumentCodec):
     def scanner(self, pos: int) -> ArgumentScan:
         return _PythonScan(self, pos)
 
-    def ebnf(self, schema: dict, prefix: str) -> E.Fragment:
+    def ebnf(self, schema: dict, prefix: str, literal=None) -> E.Fragment:
         return python_kwargs_rules(schema, prefix)
 
     def name_problems(self, name: str, argument_names: list[str]) -> list[str]:
@@ -146,7 +146,7 @@ class _PythonScan(ArgumentScan):
                 return j
         return None
 
-    def partial_json(self, source: str) -> str:
+    def partial_json(self, source: str, schema: dict | None = None) -> str:
         while not self.broken and len(self.pairs) < len(self.commas):
             k = len(self.pairs)
             start = self.commas[k - 1] + 1 if k else 0

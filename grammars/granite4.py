@@ -1,0 +1,7 @@
+"""IBM Granite 4.0 / 4.1: hermes-like <tool_call> blocks (the Granite-4 template)."""
+
+from dataclasses import replace
+
+from constrained.grammars.hermes import HERMES
+
+GRANITE4 = replace(HERMES, name="granite4", models="Granite 4.0, 4.1", special_tokens=("<tool_call>", "</tool_call>"), reasoning=None)

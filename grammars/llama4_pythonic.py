@@ -1,0 +1,9 @@
+"""Llama 4 pythonic tool calls: a Python call list as the whole output (the parser also strips an
+optional <|python_start|> ... <|python_end|>, which the grammar does not write)."""
+
+from dataclasses import replace
+
+from constrained.grammars.pythonic import PYTHONIC
+
+LLAMA4_PYTHONIC = replace(PYTHONIC, name="llama4_pythonic", models="Llama 4 (pythonic)",
+                          special_tokens=("<|python_start|>", "<|python_end|>"))

@@ -144,19 +144,17 @@ class Dialect:
         return head.strip().splitlines()[0]
 
     @property
-    def detectable(self) -> bool:
-        """Is the trigger specific enough to recognise the family in a vocabulary or chat
-        template? (Pythonic's `[` is not.)"""
-        return len(self.trigger) >= 3 and not self.trigger.isalnum()
-
-    @property
     def text_excludes(self) -> tuple[str, ...]:
         """Strings that free text (content, not reasoning) must not spell, or the parser would take
         them for structure: only the trigger, since the parser looks for nothing else in content
         (special tokens are barred separately, see compiler.MARKER_BYTE; reasoning markers only
         count at the start). Each exclude costs compile time, so the list stays minimal. A
-        whole-output dialect's trigger is handled by the grammar instead."""
-        return () if self.calls_are_whole_output else (self.trigger,)
+        whole-output dialect's text may not start like calls (the grammar sees to it), and may
+        hold a one-character trigger (pythonic `[`: a call list counts only as the whole output)
+        but not a longer one: Llama's JSON parser takes `{"name": ` anywhere for a call."""
+        if self.calls_are_whole_output and len(self.trigger) == 1:
+            return ()
+        return (self.trigger,)
 
     @property
     def vocab_markers(self) -> tuple[str, ...]:

@@ -1,13 +1,15 @@
-"""Sampling from the random demo model under a grammar, for the tests."""
+"""Sampling from the random demo model under a grammar, and the checks every output gets, for the tests."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import torch
+import xgrammar as xgr
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from constrained import GrammarOptions, demo
+from constrained import GrammarOptions, StreamingParser, demo, parse
 from constrained import dialect as registry
 from constrained.chat import prepare_history, render_prompt
 from constrained.compiler import grammar_cache
@@ -112,3 +114,53 @@ def sample_rows(model, tok, dialect, rows, *, seed=0, max_new_tokens=None):
         ids = [t for t in ids if t not in (tok.pad_token_id, tok.eos_token_id)]
         results.append((tok.decode(ids), proc.states[i].is_terminated()))
     return results
+
+
+# -- the checks ------------------------------------------------------------------------------------------
+def stream_calls(dialect, tok, text, first_index=0, tools=None):
+    """Feed the text cut at every token boundary; return (parser, deltas)."""
+    parser = StreamingParser(dialect, first_index=first_index, tools=tools)
+    ids = tok.encode(text, add_special_tokens=False)
+    deltas, prev = [], ""
+    for k in range(1, len(ids) + 1):
+        now = tok.decode(ids[:k])
+        if now.endswith("\ufffd"):  # a character split across tokens: wait for the rest
+            continue
+        deltas += parser.feed(now[len(prev) :])
+        prev = now
+    deltas += parser.feed(text[len(prev) :]) if text != prev else []
+    deltas += parser.finish()
+    return parser, deltas
+
+
+def check_stream_matches(dialect, tok, text, whole, first_index=0, tools=None):
+    parser, deltas = stream_calls(dialect, tok, text, first_index, tools)
+    calls = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
+    headers = [c for c in calls if "id" in c]
+    assert [h["function"]["name"] for h in headers] == [c["function"]["name"] for c in whole.tool_calls]
+    assert [h["index"] for h in headers] == list(range(len(whole.tool_calls)))  # once each, in order
+    for i, call in enumerate(whole.tool_calls):
+        fragments = "".join(c["function"]["arguments"] for c in calls if c["index"] == i)
+        assert fragments == call["function"]["arguments"]
+        json.loads(fragments)
+    # calls are never interleaved: indices only grow
+    indices = [c["index"] for c in calls]
+    assert indices == sorted(indices)
+    assert (parser.content or None) == whole.content
+    assert (parser.reasoning or None) == whole.reasoning
+
+
+def check_roundtrip(dialect_name, tok, tools, calls, first_index=0):
+    """render(calls) is accepted by the grammar and parses back to the same calls."""
+    d = registry.get(dialect_name)
+    text = d.render_calls(calls, first_index, tools)
+    cache = grammar_cache(tok)
+    compiled = cache.compile(d, tools, GrammarOptions("required", True, first_index, max(8, len(calls)), reasoning=False)).grammar
+    matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=[tok.eos_token_id])
+    for t in tok.encode(text, add_special_tokens=False):
+        assert matcher.accept_token(t), (dialect_name, text)
+    assert matcher.is_completed()
+    back = parse(text, d, tools, first_index=first_index)
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in back.tool_calls] == [
+        (c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls
+    ]

@@ -321,3 +321,13 @@ def test_marker_tokens_are_never_string_content_of_length_bounded_strings():
     for marker in ("</think>", "</tool_call>", "<tool_call>"):
         assert not m.fork().accept_token(tok.convert_tokens_to_ids(marker)), marker
     assert m.fork().accept_string("ab")
+
+
+def test_a_length_bounded_string_takes_no_raw_control_character():
+    """xgrammar 0.2.8 writes a bounded string's characters as [^"\\\r\n], which takes a raw tab:
+    invalid JSON. Our import bars control characters there as in every other string."""
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+        "s": {"type": "string", "maxLength": 4}}, "required": ["s"]}}}]
+    call = '<tool_call>\n{{"name": "f", "arguments": {{"s": "{}"}}}}\n</tool_call>'
+    assert accepts("hermes", tools, call.format("ab"), tool_choice="required")
+    assert not accepts("hermes", tools, call.format("a\tb"), tool_choice="required")

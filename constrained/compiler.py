@@ -152,9 +152,18 @@ class GrammarCache:
             return self._dialects[dialect.special_tokens]
 
     def _compile(self, dialect: Dialect, tools: Sequence[Tool], options: GrammarOptions) -> xgr.CompiledGrammar:
-        token_ids, markers = self._dialect(dialect)
-        grammar = xgr.Grammar.from_ebnf(build_ebnf(dialect, tools, options, token_ids))
+        return self._compile_ebnf(dialect, build_ebnf(dialect, tools, options, self._dialect(dialect)[0]))
+
+    def _compile_ebnf(self, dialect: Dialect, ebnf: str) -> xgr.CompiledGrammar:
+        markers = self._dialect(dialect)[1]
+        grammar = xgr.Grammar.from_ebnf(ebnf)
         return compile_grammar(self.compiler_for(markers), grammar, lambda: self.compiler_for(markers, cached=False))
+
+    def compile_ebnf(self, dialect: Dialect, ebnf: str) -> CompileResult:
+        """A grammar `build_ebnf` wrote elsewhere (another process: vLLM's API server), compiled
+        with `dialect`'s never-text tokens; cached by its text."""
+        key = b"ebnf" + hashlib.blake2b(f"{dialect.name}\n{ebnf}".encode(), digest_size=20).digest()
+        return self._cached(key, lambda: self._compile_ebnf(dialect, ebnf))
 
     def warm(self, dialect: Dialect) -> float:
         """Compile a grammar with every JSON value type for `dialect`, so that the first request's
@@ -170,7 +179,9 @@ class GrammarCache:
         """The grammar for this request, from the cache when an equal request was compiled before.
         Raises ToolSpecError / UnsupportedSchemaError (with their context) for what cannot be served."""
         typed = as_tools(tools)
-        key = _cache_key(dialect, typed, options)
+        return self._cached(_cache_key(dialect, typed, options), lambda: self._compile(dialect, typed, options))
+
+    def _cached(self, key: bytes, compile_: Callable[[], xgr.CompiledGrammar]) -> CompileResult:
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
@@ -178,7 +189,7 @@ class GrammarCache:
                 self.stats.cache_hits += 1
                 return CompileResult(hit, True, 0.0)
         t0 = time.perf_counter()
-        compiled = self._compile(dialect, typed, options)
+        compiled = compile_()
         elapsed = time.perf_counter() - t0
         with self._lock:
             self._cache[key] = compiled

@@ -9,7 +9,6 @@ Messages may carry `reasoning_content` (the dialect's think block), as vLLM and 
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from constrained.chat import prepare_history, render_prompt
 from constrained.errors import ToolSpecError, UnsupportedSchemaError
 from constrained.grammar import GrammarOptions, content_from_response_format
-from constrained.parsing import ParseResult, StreamingParser, parse
+from constrained.parsing import ParseResult, StreamingParser, parse, parse_cut_off
 from constrained.types import Tool
 from constrained.validation import call_violations
 
@@ -143,21 +142,11 @@ async def chat_completions(state: ServerState, request: Request) -> Response:
 
 
 def _cut_off(state: ServerState, job: ChatJob, text: str) -> ParseResult:
-    """A response cut by max_tokens: what a stream would have shown (content and reasoning so far,
-    the calls whose arguments are complete), never an unfinished call nor its raw text."""
-    seen = StreamingParser(state.dialect, first_index=job.first_index)
-    seen.feed(text)
-    calls = []
-    for call in seen.tool_calls():
-        try:
-            complete = isinstance(json.loads(call["function"]["arguments"]), dict)
-        except ValueError:
-            complete = False
-        if not complete:
-            break
-        calls.append(call)
-    violations = call_violations(calls, job.tools, state.config.additional_properties) if calls and job.tools else []
-    return ParseResult(seen.content or None, seen.reasoning or None, calls, violations)
+    """A response cut by max_tokens (`parse_cut_off`), with its calls' violations."""
+    result = parse_cut_off(text, state.dialect, job.first_index)
+    if result.tool_calls and job.tools:
+        result.violations = call_violations(result.tool_calls, job.tools, state.config.additional_properties)
+    return result
 
 
 def _extension(state: ServerState, job: ChatJob, violations: list[str]) -> dict:

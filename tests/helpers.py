@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
@@ -63,3 +68,16 @@ def sample(model, tok, dialect, tools, tool_choice="required", *, n=8, seed=0, m
         ids = [t for t in ids if t not in (tok.pad_token_id, tok.eos_token_id)]
         results.append((tok.decode(ids), finished))
     return results
+
+
+CLIENTS = Path(__file__).parent / "seed_clients"
+
+
+def run_client(script: str, env: dict, timeout: float = 240) -> str:
+    """Run a seed's client loop (tests/seed_clients/, the seed's own code) to completion; its stdout."""
+    proc = subprocess.run(
+        [sys.executable, str(CLIENTS / script)], cwd=CLIENTS, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(CLIENTS), **env},
+    )
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout

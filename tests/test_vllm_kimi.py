@@ -1,5 +1,6 @@
-"""vLLM (CPU build) with `--tool-call-parser constrained_kimi_k2 --reasoning-parser
-constrained_kimi_k2 --api-server-count 2` on the Kimi demo checkpoint: the seed's client loops
+"""vLLM (CPU build) started by `constrained serve --engine vllm --dialect kimi_k2 --demo-nudge --
+--api-server-count 2` (so `--tool-call-parser constrained_kimi_k2 --reasoning-parser
+constrained_kimi_k2`, two API-server processes) on the Kimi demo checkpoint: the seed's client loops
 unmodified, tool_choice required / named / auto over hidden-style tool sets (every call in our
 grammar, parsed and valid), streaming, Kimi ids across the conversation, what stays unconstrained,
 special tokens kept out of strings, reasoning, response_format, 400s.
@@ -21,7 +22,7 @@ N = 20  # requests per tool_choice
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    s = start_server(tmp_path_factory, DIALECT, extra_args=["--api-server-count", "2"])
+    s = start_server(tmp_path_factory, DIALECT, extra_args=["--api-server-count", "2"], via_cli=True)
     yield s
     s.stop()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,14 +44,22 @@ def python_or_skip() -> str:
 
 
 def start_server(tmp_path_factory: Any, dialect: str, *, parser: str | None = None, extra_dialects: Sequence[str] = (),
-                 extra_args: Sequence[str] = ()) -> VLLMServer:
+                 extra_args: Sequence[str] = (), via_cli: bool = False) -> VLLMServer:
     """vLLM on the demo checkpoint of `dialect` with our parsers (`parser="constrained"`: the
-    dialect per request, the tokenizer has `extra_dialects`' markers too) and the demo nudge."""
+    dialect per request, the tokenizer has `extra_dialects`' markers too) and the demo nudge.
+    `via_cli`: started as users do, `constrained serve --engine vllm --demo-nudge -- EXTRA`."""
     python = python_or_skip()
     home = tmp_path_factory.mktemp(f"vllm-{dialect}")
-    ckpt = demo_checkpoint(dialect, home / "ckpt", extra_dialects=extra_dialects)
-    args = serve_args(ckpt, parser or dialect, port=free_port(), served_model_name=MODEL, max_num_seqs=16, demo=True, nudge=True, extra=extra_args)
-    server = VLLMServer(python, args, env={**DEMO_ENV, NUDGE_ENV: dialect}, log=home / "vllm.log")
+    port = free_port()
+    if via_cli:
+        ckpt = demo_checkpoint(dialect)  # where the command finds (or makes) it
+        args = ["-m", "constrained.cli", "serve", "--engine", "vllm", "--vllm-python", python, "--dialect", dialect, "--demo-nudge",
+                "--port", str(port), "--served-model-name", MODEL, "--", *extra_args]
+        server = VLLMServer(sys.executable, args, log=home / "vllm.log", port=port)
+    else:
+        ckpt = demo_checkpoint(dialect, home / "ckpt", extra_dialects=extra_dialects)
+        args = serve_args(ckpt, parser or dialect, port=port, served_model_name=MODEL, max_num_seqs=16, demo=True, nudge=True, extra=extra_args)
+        server = VLLMServer(python, args, env={**DEMO_ENV, NUDGE_ENV: dialect}, log=home / "vllm.log")
     server.checkpoint = ckpt  # type: ignore[attr-defined]
     return server.start(timeout=900)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -194,3 +195,73 @@ class VLLMServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+# -- `constrained serve --engine vllm` ------------------------------------------------------------------
+# Options of our server that vLLM has no counterpart for (their defaults are fine, others are refused).
+BUILTIN_ONLY = {"max_queue": "--max-queue", "max_body_mb": "--max-body-mb", "no_continuous": "--no-continuous", "jump_forward": "--jump-forward",
+                "threads": "--threads", "device": "--device"}
+
+
+class ServeError(ValueError):
+    pass
+
+
+def vllm_serve_command(args: Any, defaults: Mapping[str, Any]) -> tuple[str, list[str], dict[str, str]]:
+    """`constrained serve` options -> (interpreter, `vllm serve` arguments, environment). Raises
+    ServeError for what vLLM cannot do or when no vLLM environment is found."""
+    from constrained.server.loader import LoadError, resolve_dialect
+
+    refused = [flag for key, flag in BUILTIN_ONLY.items() if getattr(args, key) != defaults.get(key)]
+    if refused:
+        raise ServeError(f"{', '.join(refused)}: not available with --engine vllm (pass vLLM's own options after --)")
+    extra = list(args.vllm_args or [])
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    python = vllm_python(args.vllm_python)
+    if python is None:
+        raise ServeError(f"no vLLM environment: install vllm (pip install 'constrained[vllm]', or bash scripts/install-vllm.sh for {VENV_NAME}), "
+                         f"or name its interpreter with --vllm-python / {VLLM_PYTHON_ENV}")
+    env: dict[str, str] = {}
+    demo = not args.model
+    try:
+        if demo:
+            dialect = resolve_dialect(args.dialect)
+            model = str(demo_checkpoint(dialect))
+            served = args.served_model_name or f"constrained-demo-{dialect.name}"
+            env.update({k: os.environ.get(k, v) for k, v in DEMO_ENV.items()})
+        else:
+            from transformers import AutoTokenizer
+
+            dialect = resolve_dialect(args.dialect, AutoTokenizer.from_pretrained(args.model) if args.dialect in (None, "", "auto") else None)
+            model, served = args.model, args.served_model_name
+    except LoadError as err:
+        raise ServeError(str(err)) from None
+    if args.demo_nudge:
+        if not demo:
+            raise ServeError("--demo-nudge is for the built-in demo model only")
+        env[NUDGE_ENV] = dialect.name
+    if args.additional_properties != "forbid":
+        from .request import ADDITIONAL_PROPERTIES_ENV
+
+        env[ADDITIONAL_PROPERTIES_ENV] = args.additional_properties
+    vargs = serve_args(model, dialect, host=args.host, port=args.port, served_model_name=served, api_key=args.api_key or os.environ.get("CONSTRAINED_API_KEY"),
+                       max_num_seqs=args.max_batch, seed=args.seed, default_max_tokens=args.default_max_tokens, demo=demo, nudge=args.demo_nudge,
+                       extra=["--uvicorn-log-level", args.log_level, *extra])
+    return python, vargs, env
+
+
+def serve_vllm(args: Any, defaults: Mapping[str, Any]) -> int:
+    """Replace this process with `vllm serve` (signals then reach vLLM itself)."""
+    try:
+        python, vargs, env = vllm_serve_command(args, defaults)
+    except ServeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    command = shlex.join([python, *vargs])
+    if args.print_command:
+        print(" ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), command]))
+        return 0
+    print(f"constrained: {command}", file=sys.stderr, flush=True)
+    os.execve(python, [python, *vargs], {**os.environ, **env})
+    return 0  # not reached

@@ -77,7 +77,7 @@ class DemoNudge(LogitsProcessor):
         if mode == "off" or dialect is None:
             return None
         if mode == "auto":
-            roles = _ROLE.findall(self.tokenizer.decode((prompt or [])[-512:], skip_special_tokens=False))
+            roles = _ROLE.findall(str(self.tokenizer.decode((prompt or [])[-512:], skip_special_tokens=False)))
             mode = "answer" if len(roles) >= 2 and roles[-2] == "tool" else "call"
         return output, self._tensors(dialect, "every"), self._tensors(dialect, mode)
 

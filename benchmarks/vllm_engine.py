@@ -11,7 +11,8 @@ after any grammar mask, the same in every server), three vLLM servers one after 
 - `vllm_strict`: the same with `--tool-strict-level parameter` (every tool's schema pinned).
 The three servers run at the same time. Validity: tool_choice required / named / auto on the
 benchmark's tool groups (the test corpus, BFCL when present), non-streamed. Speed: streamed
-`required` requests at 1, 4 and 16 concurrent, the arms taking turns in rotating order (so that
+`required` requests at 1, 4 and 16 concurrent, without the nudge (so that every request runs to
+max_tokens in every arm: equal output lengths), the arms taking turns in rotating order (so that
 they share the machine's load): time per output token (median over requests, after the first
 token) and throughput (output tokens per second of wall time). Writes vllm_<device>.json and .md
 under --out.
@@ -114,9 +115,11 @@ def validity(client: Any, arm: str, dialect: Any, cases: list, eos: int, cfg: VL
 
 
 def _timed_stream(client: Any, arm: str, case: Any, cfg: VLLMBenchConfig) -> tuple[float, float, int]:
-    """One streamed `required` request: (seconds to the first token, seconds after it, tokens)."""
+    """One streamed `required` request: (seconds to the first token, seconds after it, tokens).
+    Without the nudge the random model never closes the string it opens: every arm generates
+    `speed_max_tokens` tokens, so the arms' per-token times and throughputs compare like for like."""
     body = _request(case, "required")
-    extra: dict[str, Any] = {"return_token_ids": True}
+    extra: dict[str, Any] = {"return_token_ids": True, "vllm_xargs": {"constrained_nudge": "off"}}
     if arm == "free":
         body["tool_choice"] = "none"
         extra["skip_special_tokens"] = False
@@ -173,6 +176,10 @@ def run(cfg: VLLMBenchConfig, progress: bool = True) -> dict:
     log_dir.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {"machine": machine_info("cpu"), "config": asdict(cfg), "vllm_python": python, "dialects": {}}
     res["machine"]["vllm"] = _vllm_version(python)
+    try:
+        res["machine"]["load_avg_1m_at_start"] = os.getloadavg()[0]
+    except OSError:
+        pass
     t_start = time.perf_counter()
     for name in cfg.dialects:
         if name not in VLLM_PARSERS:
@@ -236,7 +243,8 @@ def markdown(res: dict) -> str:
     lines = [
         "# constrained inside vLLM: side by side (CPU build)", "",
         f"{m['date']} · {m['cpu_model']} ({m['cpu_count']} cores) · vLLM {m.get('vllm')} (CPU) · xgrammar {m['xgrammar']} · "
-        f"run {res['duration_s'] / 60:.1f} min, load average at the end {m.get('load_avg_1m_at_end', 0):.1f}", "",
+        f"run {res['duration_s'] / 60:.1f} min, load average {m.get('load_avg_1m_at_start', 0):.1f} at the start, "
+        f"{m.get('load_avg_1m_at_end', 0):.1f} at the end (a shared machine)", "",
         "Demo checkpoint (random weights, hidden 128, 2 layers, 129K vocabulary) with the demo nudge (a logits processor after any "
         "grammar mask, the same in every server). Arms: " + "; ".join(f"`{k}`: {v}" for k, v in LABELS.items()) + ".", "",
         "## Validity (non-streamed; valid = at least one call, every call parses and validates against its tool's schema, "
@@ -247,7 +255,7 @@ def markdown(res: dict) -> str:
         for arm in ARMS:
             for choice, v in per["validity"].get(arm, {}).items():
                 lines.append(f"| {d} | {arm} | {choice} | {v['n']} | {_pct(v['valid'])} | {_pct(v['parsed'])} | {_pct(v['finished'])} | {v['calls']} |")
-    lines += ["", "## Speed (streamed `required`; free: the same requests with tool_choice none)", "",
+    lines += ["", "## Speed (streamed `required`, no nudge: every request runs to max_tokens; free: the same requests with tool_choice none)", "",
               "| dialect | arm | concurrent | requests | time/output token (median) | vs free | throughput | vs free | TTFT (median) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for d, per in res["dialects"].items():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from vllm_support import ask_many, check, choice, start_server
+from vllm_support import ask_many, check, choice, server_fixtures
 
 from constrained import dialect as registry
 
@@ -23,25 +23,7 @@ DIALECTS = [n for n in registry.names() if n not in OWN_MODULES]
 N = int(os.environ.get("CONSTRAINED_VLLM_REQUESTS", "20"))
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = start_server(tmp_path_factory, DIALECTS[0], parser="constrained", extra_dialects=registry.names())
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(server):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(server.checkpoint)
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    from openai import OpenAI
-
-    return OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=300)
+server, tokenizer, client = server_fixtures(DIALECTS[0], parser="constrained", extra_dialects=registry.names())
 
 
 @pytest.mark.parametrize("kind", ["required", "named", "auto"])

@@ -14,31 +14,13 @@ import json
 
 import pytest
 from helpers import run_client
-from vllm_support import MODEL, Reply, ask, ask_many, check, choice, ended, replay, start_server, writable_tools
+from vllm_support import MODEL, Reply, ask, ask_many, check, choice, ended, replay, server_fixtures, writable_tools
 
 DIALECT = "kimi_k2"
 N = 20  # requests per tool_choice
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = start_server(tmp_path_factory, DIALECT, extra_args=["--api-server-count", "2"], via_cli=True)
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(server):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(server.checkpoint)
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    from openai import OpenAI
-
-    return OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=300)
+server, tokenizer, client = server_fixtures(DIALECT, extra_args=["--api-server-count", "2"], via_cli=True)
 
 
 def test_seed_001_kimi_non_streaming(server):

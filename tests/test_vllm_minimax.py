@@ -6,31 +6,13 @@ from __future__ import annotations
 
 import pytest
 from helpers import run_client
-from vllm_support import ask_many, check, choice, start_server
+from vllm_support import ask_many, check, choice, server_fixtures
 
 DIALECT = "minimax_m1"
 N = 20
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = start_server(tmp_path_factory, DIALECT)
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(server):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(server.checkpoint)
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    from openai import OpenAI
-
-    return OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=300)
+server, tokenizer, client = server_fixtures(DIALECT)
 
 
 def test_seed_003_minimax(server):

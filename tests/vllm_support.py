@@ -64,6 +64,31 @@ def start_server(tmp_path_factory: Any, dialect: str, *, parser: str | None = No
     return server.start(timeout=900)
 
 
+def server_fixtures(dialect: str, **start: Any) -> tuple:
+    """The module's fixtures: `server` (started once, `start_server` with these arguments),
+    `tokenizer` (the checkpoint's) and `client` (the `openai` SDK)."""
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory):
+        s = start_server(tmp_path_factory, dialect, **start)
+        yield s
+        s.stop()
+
+    @pytest.fixture(scope="module")
+    def tokenizer(server):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(server.checkpoint)
+
+    @pytest.fixture(scope="module")
+    def client(server):
+        from openai import OpenAI
+
+        return OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=300)
+
+    return server, tokenizer, client
+
+
 def writable_tools(dialect: str) -> list[dict]:
     """The corpus tools the dialect can write (names, argument names)."""
     d = registry.get(dialect)

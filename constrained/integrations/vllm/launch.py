@@ -26,10 +26,12 @@ from . import parser_name
 VLLM_PYTHON_ENV = "CONSTRAINED_VLLM_PYTHON"  # the interpreter of an environment with vLLM and this project
 VENV_NAME = ".venv-vllm"  # what scripts/install-vllm.sh makes
 DEMO_HIDDEN_SIZE = 128  # 4 heads of 32: vLLM's CPU attention needs a head size of at least 32
-# On CPU: KV cache GiB (vLLM's default is sized for real models), a context the demo needs, and
-# no torch.compile warm-up (55 s of a 2-core machine's start-up, for a model this small).
+# On CPU: KV cache GiB (vLLM's default is sized for real models), a context the demo needs, no
+# torch.compile warm-up (55 s of a 2-core machine's start-up, for a model this small), and no
+# chunked prefill: vLLM 0.32's CPU worker crashes ("CPU Generator does not use offset",
+# gpu_model_runner._bookkeeping_sync) when a request with a `seed` is cut by a chunked prefill.
 DEMO_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
-DEMO_ARGS = ("--dtype", "float32", "--max-model-len", "4096", "--enforce-eager")
+DEMO_ARGS = ("--dtype", "float32", "--max-model-len", "4096", "--enforce-eager", "--no-enable-chunked-prefill", "--max-num-batched-tokens", "8192")
 # The demo model's nudge inside vLLM (nudge.py): a logits processor, and the dialect it nudges for.
 NUDGE_PROCESSOR = "constrained.integrations.vllm.nudge:DemoNudge"
 NUDGE_ENV = "CONSTRAINED_DEMO_NUDGE"

@@ -111,6 +111,23 @@ def test_reasoning_block(client, tokenizer):
         assert calls, "required: a call after the think block"
 
 
+def test_thinking_token_budget_closes_the_think_block(client, tokenizer):
+    """vLLM's `thinking_token_budget` forces `</think>` once the budget is spent, which our grammar
+    allows at every point of the think block: the think block is bounded, and the call follows."""
+    think, close = tokenizer.convert_tokens_to_ids("<think>"), tokenizer.convert_tokens_to_ids("</think>")
+    tools = writable_tools(DIALECT)[:4]
+    kwargs = dict(model=MODEL, messages=[{"role": "user", "content": "think first"}], tools=tools, tool_choice="required",
+                  logit_bias={str(think): 70, str(close): -100})  # think, and never close on its own
+    for budget in (4, 12):
+        ch = client.chat.completions.create(**kwargs, max_tokens=160, seed=budget, extra_body={"return_token_ids": True, "thinking_token_budget": budget}).choices[0]
+        ids = ch.model_extra["token_ids"]
+        assert ids[0] == think and close in ids and ids.index(close) <= budget + 2, (budget, ids[:20])
+        replay(tokenizer, DIALECT, Reply(tools, "required", 0, False, ch.finish_reason, None, None, [], list(ids)))
+        assert ch.message.tool_calls, "the call follows the closed think block"
+    ch = client.chat.completions.create(**kwargs, max_tokens=48, seed=4, extra_body={"return_token_ids": True}).choices[0]
+    assert close not in ch.model_extra["token_ids"] and ch.finish_reason == "length"  # without a budget it never closes
+
+
 def test_response_format_with_tools(client, tokenizer):
     schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["oui", "non"]}}, "required": ["answer"]}
     rf = {"type": "json_schema", "json_schema": {"name": "a", "schema": schema, "strict": True}}

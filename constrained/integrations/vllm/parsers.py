@@ -12,7 +12,8 @@
 `ConstrainedReasoningParser_<dialect>` (same name, dialects with a think block): our grammar holds
 the optional think block itself, so it must apply from the first token. `is_reasoning_end` is
 therefore always true (vLLM's engine would otherwise hold the grammar back until `</think>`), and
-non-streamed output is split where our parser splits it.
+non-streamed output is split where our parser splits it. Its start and end strings give vLLM's
+`thinking_token_budget` what to count and what to force.
 
 `ConstrainedToolParser` / `ConstrainedReasoningParser` (vLLM name `constrained`): the dialect per
 request (`vllm_xargs={"constrained_dialect": NAME}`), else detected from the tokenizer.
@@ -181,6 +182,18 @@ class ConstrainedReasoningParser(ReasoningParser):
         super().__init__(tokenizer, *args, **kwargs)
         if self.dialect_name is not None:
             registry.get(self.dialect_name)
+
+    @property
+    def reasoning_start_str(self) -> str | None:
+        """With the end string, what vLLM's `thinking_token_budget` counts from and forces when the
+        budget is spent: our grammar allows the closing marker at every point of the think block."""
+        d = registry.get(self.dialect_name) if self.dialect_name else None
+        return d.reasoning[0] if d is not None and d.reasoning else None
+
+    @property
+    def reasoning_end_str(self) -> str | None:
+        d = registry.get(self.dialect_name) if self.dialect_name else None
+        return d.reasoning[1] if d is not None and d.reasoning else None
 
     def is_reasoning_end(self, input_ids: Sequence[int]) -> bool:
         return True  # the grammar covers the think block: constrain from the first token

@@ -94,7 +94,7 @@ def test_reasoning_block(client, tokenizer):
     tools = writable_tools(DIALECT)[:4]
     for stream in (False, True):
         kwargs = dict(model=MODEL, messages=[{"role": "user", "content": "think first"}], tools=tools, tool_choice="required", max_tokens=256, seed=5,
-                      logit_bias={str(think): 70, str(close): 36}, extra_body={"return_token_ids": True})
+                      logit_bias={str(think): 100, str(close): 36}, extra_body={"return_token_ids": True})
         if not stream:
             ch = client.chat.completions.create(**kwargs).choices[0]
             reasoning, calls = ch.message.model_extra.get("reasoning"), ch.message.tool_calls or []
@@ -117,7 +117,7 @@ def test_thinking_token_budget_closes_the_think_block(client, tokenizer):
     think, close = tokenizer.convert_tokens_to_ids("<think>"), tokenizer.convert_tokens_to_ids("</think>")
     tools = writable_tools(DIALECT)[:4]
     kwargs = dict(model=MODEL, messages=[{"role": "user", "content": "think first"}], tools=tools, tool_choice="required",
-                  logit_bias={str(think): 70, str(close): -100})  # think, and never close on its own
+                  logit_bias={str(think): 100, str(close): -100})  # think (over the nudge's first-step call), never close
     for budget in (4, 12):
         ch = client.chat.completions.create(**kwargs, max_tokens=160, seed=budget, extra_body={"return_token_ids": True, "thinking_token_budget": budget}).choices[0]
         ids = ch.model_extra["token_ids"]

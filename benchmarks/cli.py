@@ -36,10 +36,15 @@ def add_bench_command(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--torch-threads", type=int, default=0, help="torch intra-op threads (default: 1 on CPU, torch's default on GPU)")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--engine", choices=("transformers", "vllm"), default="transformers",
+                   help="vllm: the plug-in inside vLLM's CPU build, side by side with vLLM free and vLLM's own parsers (benchmarks/vllm_engine.py)")
+    p.add_argument("--vllm-python", help="--engine vllm: the interpreter of an environment with vLLM and this project (default: .venv-vllm)")
     p.set_defaults(func=_handler, preset=None)
 
 
 def _handler(args: argparse.Namespace) -> int:
+    if args.engine == "vllm":
+        return _vllm(args)
     cfg = make_config(args.preset or "quick", dialects=args.dialects, device=args.device, model=args.model, out=args.out,
                       seed=args.seed, parts=args.parts, engines=args.engines,
                       torch_threads=args.torch_threads)
@@ -55,6 +60,18 @@ def _handler(args: argparse.Namespace) -> int:
     print(f"targets: {sum(t['met'] is True for t in res['targets'])} met, {len(missed)} missed (see {paths['md']})")
     broken = [t for t in res["targets"] if t["target"].startswith("all constrained outputs") and t["met"] is False]
     return 1 if broken else 0
+
+
+def _vllm(args: argparse.Namespace) -> int:
+    from . import vllm_engine
+
+    cfg = vllm_engine.VLLMBenchConfig(**vllm_engine.PRESETS[args.preset or "quick"])
+    cfg.out, cfg.vllm_python, cfg.seed = args.out, args.vllm_python, args.seed
+    if args.dialects:
+        cfg.dialects = tuple(args.dialects)
+    res = vllm_engine.run(cfg)
+    print("wrote " + "\n      ".join(res["_paths"]))
+    return 0
 
 
 def run(cfg: BenchConfig, progress: bool = True) -> dict:

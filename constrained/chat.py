@@ -116,3 +116,53 @@ def render_prompt(dialect: Dialect, history: History, tools: Sequence[Tool | Map
     if add_generation_prompt:
         out.append("<|im_start|>assistant\n")
     return "".join(out)
+
+
+# -- the same template as Jinja (a checkpoint saved from the demo model, e.g. for vLLM) ------------
+def _raw(text: str) -> str:
+    return "{% raw %}" + text + "{% endraw %}" if text else ""
+
+
+def _jinja_arguments(dialect: Dialect) -> str:
+    """`tc.function.arguments` (a dict, or the client's JSON text) as the dialect writes arguments.
+    JSON dialects exactly; Python keyword arguments with top-level literals typed (nested values as
+    JSON); other codecs as JSON: the prompt of a demo model, not a grammar."""
+    args = "tc.function.arguments"
+    if dialect.arguments == "python":
+        value = "('True' if v is sameas true else 'False' if v is sameas false else 'None' if v is none else v | tojson)"
+        return (f"{{% if {args} is mapping %}}{{% for k, v in {args}.items() %}}{{{{ k }}}}={{{{ {value} }}}}"
+                f"{{% if not loop.last %}}, {{% endif %}}{{% endfor %}}{{% else %}}{{{{ {args} }}}}{{% endif %}}")
+    return f"{{{{ {args} if {args} is string else {args} | tojson }}}}"
+
+
+def jinja_chat_template(dialect: Dialect) -> str:
+    """`render_prompt` as a Jinja chat template (HF `apply_chat_template`, vLLM): the same text for
+    the same conversation, with calls written in the dialect's syntax and numbered across the
+    conversation (Kimi's IDX)."""
+    sentinel = 987654321  # where the format example's index goes
+    example = dialect.render_calls([{"function": {"name": "NAME", "arguments": {"ARG": "VALUE"}}}], sentinel)
+    example_jinja = "{{ ns.calls }}".join(_raw(part) for part in example.split(str(sentinel)))
+    call = []
+    for piece in dialect.pieces:  # type: ignore[attr-defined]
+        if isinstance(piece, str):
+            call.append(_raw(piece))
+        elif piece.name == "name":
+            call.append("{{ tc.function.name }}")
+        elif piece.name == "index":
+            call.append("{{ ns.idx }}")
+        else:
+            call.append(_jinja_arguments(dialect))
+    calls = (_raw(dialect.section_begin) + "{% for tc in m.tool_calls %}" + (f"{{% if not loop.first %}}{_raw(dialect.call_separator)}{{% endif %}}")
+             + "".join(call) + "{% set ns.idx = ns.idx + 1 %}{% endfor %}" + _raw(dialect.section_end))
+    return (
+        "{%- set ns = namespace(calls=0, idx=0, system=[]) -%}"
+        "{%- for m in messages %}{% if m.role == 'assistant' and m.tool_calls %}{% set ns.calls = ns.calls + m.tool_calls | length %}{% endif %}"
+        "{% if m.role in ('system', 'developer') %}{% set ns.system = ns.system + [m.content or ''] %}{% endif %}{% endfor -%}"
+        "{%- if tools %}{% set ns.system = ns.system + ['You are provided with these tools:\\n<tools>\\n' + "
+        "(tools | map(attribute='function') | map('tojson') | join('\\n')) + '\\n</tools>\\nTo call tools, respond in this format:\\n'] %}{% endif -%}"
+        "{%- if ns.system %}<|im_start|>system\n{{ ns.system | join('\\n') }}" + ("{% if tools %}" + example_jinja + "{% endif %}") + "<|im_end|>\n{% endif -%}"
+        "{%- for m in messages %}{% if m.role not in ('system', 'developer') %}<|im_start|>{{ m.role }}\n"
+        "{% if m.role == 'tool' %}tool name: {{ m.name or '' }}\ntool call id: {{ m.tool_call_id }}\ntool result: {% endif %}"
+        "{{ m.content or '' }}{% if m.role == 'assistant' and m.tool_calls %}" + calls + "{% endif %}<|im_end|>\n{% endif %}{% endfor -%}"
+        "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )

@@ -157,9 +157,18 @@ class GrammarCache:
             return self._dialects[dialect.special_tokens]
 
     def _compile(self, dialect: Dialect, tools: Sequence[Tool], options: GrammarOptions, ebnf: str | None = None) -> xgr.CompiledGrammar:
-        token_ids, markers = self._dialect(dialect)
-        grammar = xgr.Grammar.from_ebnf(ebnf if ebnf is not None else build_ebnf(dialect, tools, options, token_ids))
+        return self._compile_ebnf(dialect, ebnf if ebnf is not None else build_ebnf(dialect, tools, options, self._dialect(dialect)[0]))
+
+    def _compile_ebnf(self, dialect: Dialect, ebnf: str) -> xgr.CompiledGrammar:
+        markers = self._dialect(dialect)[1]
+        grammar = xgr.Grammar.from_ebnf(ebnf)
         return compile_grammar(self.compiler_for(markers), grammar, lambda: self.compiler_for(markers, cached=False))
+
+    def compile_ebnf(self, dialect: Dialect, ebnf: str) -> CompileResult:
+        """A grammar `build_ebnf` wrote elsewhere (another process: vLLM's API server), compiled
+        with `dialect`'s never-text tokens; cached by its text."""
+        key = b"ebnf" + hashlib.blake2b(f"{dialect.name}\n{ebnf}".encode(), digest_size=20).digest()
+        return self._cached(key, lambda: self._compile_ebnf(dialect, ebnf))
 
     def warm(self, dialect: Dialect) -> float:
         """Compile a grammar with every JSON value type for `dialect`, so that the first request's
@@ -208,12 +217,14 @@ class GrammarCache:
         Raises ToolSpecError / UnsupportedSchemaError (with their context) for what cannot be served.
         `ebnf`: the request's grammar text when the caller built it already (`ebnf()`)."""
         typed = as_tools(tools)
-        key = _cache_key(dialect, typed, options)
+        return self._cached(_cache_key(dialect, typed, options), lambda: self._compile(dialect, typed, options, ebnf))
+
+    def _cached(self, key: bytes, compile_: Callable[[], xgr.CompiledGrammar]) -> CompileResult:
         hit = self.cached(key)
         if hit is not None:
             return hit
         t0 = time.perf_counter()
-        compiled = self._compile(dialect, typed, options, ebnf)
+        compiled = compile_()
         elapsed = time.perf_counter() - t0
         with self._lock:
             self._cache[key] = compiled

@@ -34,7 +34,9 @@ def deepseek_tokenizer_file() -> str:
 
 
 @cache
-def load_tokenizer(dialect: str | Dialect):
+def load_tokenizer(dialect: str | Dialect, extra_markers: tuple[str, ...] = ()):
+    """The demo tokenizer of `dialect`; `extra_markers` (other dialects' markers, say) become
+    special tokens too, after the dialect's own (whose ids stay those of the plain demo tokenizer)."""
     from transformers import PreTrainedTokenizerFast
 
     d = registry.get(dialect)
@@ -45,16 +47,16 @@ def load_tokenizer(dialect: str | Dialect):
         pad_token="<｜▁pad▁｜>",
         padding_side="left",
     )
-    tok.add_special_tokens({"additional_special_tokens": list(dict.fromkeys([*CHAT_TOKENS, *d.vocab_markers]))})
+    tok.add_special_tokens({"additional_special_tokens": list(dict.fromkeys([*CHAT_TOKENS, *d.vocab_markers, *extra_markers]))})
     tok.name_or_path = f"{DEMO_MODEL_NAME}-{d.name}"
     return tok
 
 
-def load(dialect: str | Dialect = "kimi_k2", *, seed: int = 0, hidden_size: int = 64, layers: int = 2):
+def load(dialect: str | Dialect = "kimi_k2", *, seed: int = 0, hidden_size: int = 64, layers: int = 2, extra_markers: tuple[str, ...] = ()):
     """-> (model, tokenizer) for `dialect`; the same seed gives the same weights."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = load_tokenizer(dialect)
+    tok = load_tokenizer(dialect, tuple(extra_markers))
     config = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=hidden_size,

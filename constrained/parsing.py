@@ -18,6 +18,7 @@ What the parser does with text that is not a clean call (documented in the READM
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -205,25 +206,40 @@ class Scanner:
         except _Mismatch:
             return calls, start
 
+    # -- the think block -------------------------------------------------------------------------
+    def think_block(self, text: str) -> tuple[int, int, int] | None:
+        """The dialect's think block at the start of `text`: (body start, body end, where the rest
+        starts); body end and rest are -1 when it is unterminated. None: no think block."""
+        d = self.d
+        if not d.reasoning:
+            return None
+        open_, close = d.reasoning
+        s = skip_ws(text, 0)
+        if not text.startswith(open_, s):
+            return None
+        body = s + len(open_)
+        c = text.find(close, body)
+        t = text.find(d.trigger, body) if d.section_ends_reasoning else -1
+        if c >= 0 and (t < 0 or c < t):
+            return body, c, c + len(close)
+        if t >= 0:  # the section ends reasoning (Kimi K2.6)
+            return body, t, t
+        return body, -1, -1
+
     # -- whole output ----------------------------------------------------------------------------
     def scan(self, text: str, final: bool) -> Scan:
         d = self.d
         reasoning, rest = None, 0
-        if d.reasoning:
-            open_, close = d.reasoning
+        block = self.think_block(text)
+        if block is not None:
+            body, end, rest = block
+            if end < 0:  # unterminated: all of it is reasoning, calls inside it are not calls
+                hold = [d.reasoning[1]] + ([d.trigger] if d.section_ends_reasoning else [])  # type: ignore[index]
+                return Scan(_settled(text[body:], final, hold), "")
+            reasoning = text[body:end].strip()
+        elif d.reasoning and not final:
             s = skip_ws(text, 0)
-            if text.startswith(open_, s):
-                body = s + len(open_)
-                c = text.find(close, body)
-                t = text.find(d.trigger, body) if d.section_ends_reasoning else -1
-                if c >= 0 and (t < 0 or c < t):
-                    reasoning, rest = text[body:c].strip(), c + len(close)
-                elif t >= 0:
-                    reasoning, rest = text[body:t].strip(), t
-                else:  # unterminated: all of it is reasoning, calls inside it are not calls
-                    hold = [close] + ([d.trigger] if d.section_ends_reasoning else [])
-                    return Scan(_settled(text[body:], final, hold), "")
-            elif not final and s < len(text) and open_.startswith(text[s:]):
+            if s < len(text) and d.reasoning[0].startswith(text[s:]):
                 return Scan(None, "")  # may be the start of a think block
         if d.calls_are_whole_output:
             return self._whole_output(text, rest, reasoning, final)
@@ -319,6 +335,43 @@ def parse(
     if tools:
         result.violations = call_violations(calls, as_tools(tools), additional_properties)
     return result
+
+
+def split_reasoning(text: str, dialect: Dialect | str) -> tuple[str | None, str]:
+    """(reasoning, the rest of the text), split where `parse` splits them: the dialect's think block
+    at the start (an unterminated one is all reasoning); (None, text) when there is none."""
+    block = Scanner(registry.get(dialect)).think_block(text)
+    if block is None:
+        return None, text
+    body, end, rest = block
+    if end < 0:
+        return text[body:].strip(), ""
+    return text[body:end].strip(), text[rest:]
+
+
+def ends_inside_call(text: str, dialect: Dialect | str) -> bool:
+    """Does the text stop inside a tool call? Output that a grammar finished never does: only a cut
+    (max_tokens, a stop string) leaves a call open."""
+    calls = Scanner(registry.get(dialect)).scan(text, final=False).calls
+    return bool(calls) and not calls[-1].complete
+
+
+def parse_cut_off(text: str, dialect: Dialect | str, first_index: int = 0, tools: Sequence[Tool | Mapping] | None = None, *,
+                  think_open: bool = False) -> ParseResult:
+    """A response cut short (max_tokens): what a stream would have shown, content and reasoning so
+    far and the calls whose arguments are complete, never an unfinished call nor its raw text."""
+    seen = StreamingParser(dialect, first_index=first_index, tools=tools, think_open=think_open)
+    seen.feed(text)
+    calls = []
+    for call in seen.tool_calls():
+        try:
+            complete = isinstance(json.loads(call["function"]["arguments"]), dict)
+        except ValueError:
+            complete = False
+        if not complete:
+            break
+        calls.append(call)
+    return ParseResult(seen.content or None, seen.reasoning or None, calls)
 
 
 class StreamingParser:

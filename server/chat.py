@@ -27,7 +27,7 @@ from constrained.compiler import CompileResult
 from constrained.decoding import GrammarState
 from constrained.errors import ToolSpecError, UnsatisfiableSchemaError, UnsupportedSchemaError, describe
 from constrained.grammar import GrammarOptions, content_from_response_format
-from constrained.parsing import ParseResult, StreamingParser, parse
+from constrained.parsing import ParseResult, StreamingParser, parse, parse_cut_off
 from constrained.schema.checks import check_depth
 from constrained.types import Tool
 from constrained.validation import call_violations
@@ -239,21 +239,11 @@ def _result(state: ServerState, job: ChatJob, run: Run) -> ParseResult:
 
 
 def _cut_off(state: ServerState, job: ChatJob, text: str) -> ParseResult:
-    """A response cut by max_tokens: what a stream would have shown (content and reasoning so far,
-    the calls whose arguments are complete), never an unfinished call nor its raw text."""
-    seen = StreamingParser(state.dialect, first_index=job.first_index, think_open=job.think_open, tools=job.tools or None)
-    seen.feed(text)
-    calls = []
-    for call in seen.tool_calls():
-        try:
-            complete = isinstance(json.loads(call["function"]["arguments"]), dict)
-        except ValueError:
-            complete = False
-        if not complete:
-            break
-        calls.append(call)
-    violations = call_violations(calls, job.tools, state.config.additional_properties) if calls and job.tools else []
-    return ParseResult(seen.content or None, seen.reasoning or None, calls, violations)
+    """A response cut by max_tokens (`parse_cut_off`), with its calls' violations."""
+    result = parse_cut_off(text, state.dialect, job.first_index, job.tools or None, think_open=job.think_open)
+    if result.tool_calls and job.tools:
+        result.violations = call_violations(result.tool_calls, job.tools, state.config.additional_properties)
+    return result
 
 
 def _extension(state: ServerState, job: ChatJob, violations: list[str], truncated: list[int]) -> dict:

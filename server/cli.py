@@ -15,6 +15,13 @@ from .config import ServerConfig
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.engine == "vllm":
+        from constrained.integrations.vllm.launch import serve_vllm
+
+        return serve_vllm(args, {k: args.serve_parser.get_default(k) for k in vars(args)})
+    if args.vllm_args or args.vllm_python or args.print_command:
+        print("error: arguments after --, --vllm-python and --print-command are for --engine vllm", file=sys.stderr)
+        return 2
     import uvicorn
 
     from .app import build_state, create_app
@@ -92,5 +99,10 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 for the demo model, else torch's default)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    p.set_defaults(func=_serve, parser=p)
+    p.add_argument("--engine", choices=("builtin", "vllm"), default="builtin",
+                   help="builtin: this server; vllm: run `vllm serve` with the constrained_<dialect> parsers and these options (vLLM's own after --)")
+    p.add_argument("--vllm-python", help="--engine vllm: the interpreter of an environment with vLLM and this project (default: this one if it has vllm, else .venv-vllm)")
+    p.add_argument("--print-command", action="store_true", help="--engine vllm: print the vllm serve command instead of running it")
+    p.add_argument("vllm_args", nargs=argparse.REMAINDER, help="--engine vllm: -- then vLLM options (--tensor-parallel-size 4, ...)")
+    p.set_defaults(func=_serve, parser=p, serve_parser=p)
     return p

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import xgrammar as xgr
@@ -164,3 +168,16 @@ def check_roundtrip(dialect_name, tok, tools, calls, first_index=0):
     assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in back.tool_calls] == [
         (c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls
     ]
+
+
+CLIENTS = Path(__file__).parent / "seed_clients"
+
+
+def run_client(script: str, env: dict, timeout: float = 240) -> str:
+    """Run a seed's client loop (tests/seed_clients/, the seed's own code) to completion; its stdout."""
+    proc = subprocess.run(
+        [sys.executable, str(CLIENTS / script)], cwd=CLIENTS, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(CLIENTS), **env},
+    )
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout

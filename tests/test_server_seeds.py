@@ -7,27 +7,12 @@ opens the tool section or stops, as a real model's would; the grammar does the r
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from helpers import run_client
 
 from constrained import demo
 from constrained.server.engine import EngineConfig
 from constrained.server.testing import DemoServer, demo_served
-
-CLIENTS = Path(__file__).parent / "seed_clients"
-
-
-def run_client(script: str, env: dict, timeout: float = 240) -> str:
-    proc = subprocess.run(
-        [sys.executable, str(CLIENTS / script)], cwd=CLIENTS, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(CLIENTS), **env},
-    )
-    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,53 @@
+"""The plug-in inside vLLM's own objects, without a server (vllm_plugin_checks.py, run with the
+vLLM environment's interpreter): the entry point; `constrained_<dialect>` for every registered
+dialect (and `constrained`), building the same grammar; the grammar surviving vLLM's msgpack IPC
+to the engine; parser classes created per process and pickling by reference, in processes spawned
+as vLLM spawns its API servers (`--api-server-count`); and vLLM's own xgrammar backend, patched,
+keeping a marker token out of a JSON string, where the stock compile lets it in."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from vllm_support import python_or_skip
+
+from constrained import dialect as registry
+
+
+@pytest.fixture(scope="module")
+def found():
+    python = python_or_skip()
+    here = Path(__file__).parent
+    proc = subprocess.run([python, str(here / "vllm_plugin_checks.py")], cwd=here, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout)
+
+
+def test_entry_point_registers_every_dialect(found):
+    assert found["entry_point"] == ["constrained.integrations.vllm:register"]
+    assert found["dialects"] == registry.names()  # the vLLM environment sees the same dialects
+    assert found["tool_parsers"] == sorted(["constrained", *(f"constrained_{n}" for n in registry.names())])
+    assert found["reasoning_parsers"] == sorted(["constrained", *(f"constrained_{d.name}" for d in registry.all_dialects() if d.reasoning)])
+    assert found["same_grammar"] == {n: True for n in registry.names()}
+    assert found["headers"] == {n: f"# constrained dialect={n}" for n in registry.names()}
+
+
+def test_request_reaches_the_engine_intact(found):
+    assert found["msgpack_grammar_intact"] is True
+    assert found["skip_special_tokens"] is False  # the markers are special tokens: kept in the text
+    assert found["none_unconstrained"] is True
+
+
+def test_parsers_per_process_and_pickling(found):
+    assert found["pickle_same_class"] is True
+    pids = {s["pid"] for s in found["api_servers"]}
+    assert len(pids) == 2 and found["parent"]["pid"] not in pids
+    assert all(s["same_class"] for s in found["api_servers"])  # unpickled to the class the process registered
+    assert {s["grammar"] for s in found["api_servers"]} == {found["parent"]["grammar"]}  # every process builds the same grammar
+
+
+def test_engine_patch_keeps_markers_out_of_strings(found):
+    assert found["marker_allowed_inside_string"] == {"header": False, "stock": True}

@@ -1,0 +1,112 @@
+"""Run by tests/test_vllm_plugin.py with the vLLM environment's interpreter (no server): prints one
+JSON object of findings, which the test asserts on. Each part does what vLLM itself does."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import pickle
+import sys
+from types import SimpleNamespace
+
+
+def required_request(dialect_xarg: str | None = None, tool_choice: object = "required"):
+    from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+
+    tools = [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}]
+    messages = [{"role": "user", "content": "time?"},
+                {"role": "assistant", "content": None, "tool_calls": [{"id": "x", "type": "function", "function": {"name": "get_time", "arguments": '{"tz": "CET"}'}}]},
+                {"role": "tool", "tool_call_id": "x", "content": "10:00"}, {"role": "user", "content": "and now?"}]
+    return ChatCompletionRequest(model="m", messages=messages, tools=tools, tool_choice=tool_choice,
+                                 vllm_xargs={"constrained_dialect": dialect_xarg} if dialect_xarg else None)
+
+
+def grammar_of(parser_name: str, dialect: str, dialect_xarg: str | None = None) -> str:
+    from vllm.tool_parsers.abstract_tool_parser import ToolParserManager
+
+    from constrained import demo
+
+    parser = ToolParserManager.get_tool_parser(parser_name)(demo.load_tokenizer(dialect))
+    return parser.adjust_request(required_request(dialect_xarg)).structured_outputs.grammar
+
+
+def api_server(args: tuple[bytes, str]) -> dict:
+    """What a spawned API-server process does (vLLM's --api-server-count N): load the plug-ins,
+    resolve the parser by name, serve a request. Also unpickles a parser class sent by the parent."""
+    pickled, name = args
+    from vllm.plugins import load_general_plugins
+
+    load_general_plugins()
+    from vllm.tool_parsers.abstract_tool_parser import ToolParserManager
+
+    cls = pickle.loads(pickled)
+    grammar = grammar_of(name, "kimi_k2")
+    return {"pid": os.getpid(), "same_class": cls is ToolParserManager.get_tool_parser(name),
+            "grammar": hashlib.sha256(grammar.encode()).hexdigest()}
+
+
+def marker_inside_string(grammar: str) -> dict:
+    """vLLM's own XgrammarBackend (patched by the plug-in), fed a Kimi call up to inside a JSON
+    string: may the next token be the marker <|tool_call_end|>? Our header route vs the stock one."""
+    from vllm.v1.structured_output.backend_types import StructuredOutputOptions
+    from vllm.v1.structured_output.backend_xgrammar import XgrammarBackend
+
+    from constrained import demo
+
+    tok = demo.load_tokenizer("kimi_k2")
+    config = SimpleNamespace(structured_outputs_config=SimpleNamespace(disable_any_whitespace=False), model_config=None, speculative_config=None)
+    backend = XgrammarBackend(vllm_config=config, tokenizer=tok, vocab_size=len(tok))
+    prefix = tok.encode('<|tool_calls_section_begin|><|tool_call_begin|>functions.get_time:1<|tool_call_argument_begin|>{"tz": "Par', add_special_tokens=False)
+    marker = tok.convert_tokens_to_ids("<|tool_call_end|>")
+    out = {}
+    for route, spec in (("header", grammar), ("stock", grammar.split("\n", 1)[1])):
+        g = backend.compile_grammar(StructuredOutputOptions.GRAMMAR, spec)
+        assert g.accept_tokens("r", prefix), route
+        out[route] = g.validate_tokens([marker]) == [marker]
+    return out
+
+
+def main() -> None:
+    from importlib.metadata import entry_points
+
+    from constrained import dialect as registry
+
+    found: dict = {"entry_point": [e.value for e in entry_points(group="vllm.general_plugins") if e.name == "constrained"]}
+    from vllm.plugins import load_general_plugins
+
+    load_general_plugins()  # what every vLLM process does first
+    from vllm.reasoning.abs_reasoning_parsers import ReasoningParserManager
+    from vllm.tool_parsers.abstract_tool_parser import ToolParserManager
+
+    found["dialects"] = registry.names()
+    found["tool_parsers"] = [n for n in ToolParserManager.list_registered() if n.startswith("constrained")]
+    found["reasoning_parsers"] = [n for n in ReasoningParserManager.list_registered() if n.startswith("constrained")]
+    # constrained_<name> and `constrained` + vllm_xargs build the same grammar, for every dialect
+    found["same_grammar"] = {n: grammar_of(f"constrained_{n}", n) == grammar_of("constrained", n, n) for n in registry.names()}
+    found["headers"] = {n: grammar_of(f"constrained_{n}", n).split("\n", 1)[0] for n in registry.names()}
+    # the request's grammar crosses to the engine as SamplingParams, msgpack-encoded (vLLM's IPC)
+    from vllm.v1.serial_utils import MsgpackDecoder, MsgpackEncoder
+
+    from constrained import demo
+
+    parser = ToolParserManager.get_tool_parser("constrained_kimi_k2")(demo.load_tokenizer("kimi_k2"))
+    request = parser.adjust_request(required_request())
+    params = request.to_sampling_params(64, {})
+    sent = MsgpackDecoder(type(params)).decode(MsgpackEncoder().encode(params))
+    found["msgpack_grammar_intact"] = sent.structured_outputs.grammar == request.structured_outputs.grammar
+    found["skip_special_tokens"] = sent.skip_special_tokens
+    found["none_unconstrained"] = parser.adjust_request(required_request(tool_choice="none")).structured_outputs is None
+    # parser classes pickle by reference: another process gets its own, equal class by name
+    found["pickle_same_class"] = pickle.loads(pickle.dumps(ToolParserManager.get_tool_parser("constrained_kimi_k2"))) is ToolParserManager.get_tool_parser("constrained_kimi_k2")
+    ctx = multiprocessing.get_context("spawn")  # how vLLM starts its API-server processes
+    with ctx.Pool(2) as pool:
+        found["api_servers"] = pool.map(api_server, [(pickle.dumps(ToolParserManager.get_tool_parser("constrained_kimi_k2")), "constrained_kimi_k2")] * 2)
+    found["parent"] = {"pid": os.getpid(), "grammar": hashlib.sha256(request.structured_outputs.grammar.encode()).hexdigest()}
+    found["marker_allowed_inside_string"] = marker_inside_string(request.structured_outputs.grammar)
+    json.dump(found, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

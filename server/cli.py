@@ -27,6 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .app import build_state, create_app
     from .engine import EngineConfig
     from .loader import LoadError
+    from .memory import return_freed_blocks
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.max_batch < 1 or args.max_queue < 1:
@@ -35,6 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
         args.parser.error("--compile-timeout must be > 0 and --workers >= 1")
     if args.demo_nudge and args.model:
         args.parser.error("--demo-nudge is for the built-in demo model only")
+    return_freed_blocks()  # before the model loads: every large block from here on
     bias = first = None
     if args.demo_nudge:
         from constrained import demo

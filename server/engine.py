@@ -161,6 +161,7 @@ class _Row:
 
 @dataclass
 class EngineStats:
+    requests_submitted: int = 0  # accepted into the queue (= finished + cancelled + queued + running)
     requests_admitted: int = 0
     requests_finished: int = 0
     requests_cancelled: int = 0
@@ -249,6 +250,7 @@ class Engine:
             if len(self._waiting) >= self.config.max_queue:
                 raise QueueFull(f"server busy: {len(self._waiting)} requests are already waiting (max_queue={self.config.max_queue})")
             self._waiting.append(req)
+            self.stats.requests_submitted += 1
             self._cond.notify()
         return req
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .engine import GenerationRequest
+from .memory import resident_bytes
 
 if TYPE_CHECKING:
     from .state import ServerState
@@ -79,9 +80,14 @@ def metrics_text(state: ServerState) -> str:
     metric("constrained_grammar_compiles_total", "counter", "Grammars compiled.", [("", c.compiles)])
     metric("constrained_grammar_cache_hits_total", "counter", "Grammar cache hits.", [("", c.cache_hits)])
     metric("constrained_grammar_compile_seconds_total", "counter", "Time compiling grammars.", [("", round(c.compile_seconds, 6))])
+    metric("constrained_requests_submitted_total", "counter", "Requests accepted into the engine's queue.", [("", e.requests_submitted)])
+    metric("constrained_requests_finished_total", "counter", "Requests the engine ended (stop, length or error).", [("", e.requests_finished)])
     metric("constrained_requests_cancelled_total", "counter", "Requests whose client went away.", [("", e.requests_cancelled)])
     metric("constrained_engine_errors_total", "counter", "Engine steps that failed.", [("", e.errors)])
     metric("constrained_queue_depth", "gauge", "Requests waiting for a batch slot.", [("", state.engine.queue_depth)])
     metric("constrained_running_requests", "gauge", "Requests in the running batch.", [("", state.engine.running)])
     metric("constrained_max_batch", "gauge", "Batch size limit.", [("", state.engine.config.max_batch)])
+    rss = resident_bytes()
+    if rss is not None:
+        metric("process_resident_memory_bytes", "gauge", "Resident memory of the server process.", [("", rss)])
     return "\n".join(lines) + "\n"

@@ -31,7 +31,7 @@ def add_bench_command(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dialects", nargs="+", metavar="NAME", help="default: every registered dialect (`constrained dialects` lists them)")
     p.add_argument("--parts", nargs="+", choices=PARTS, help="default: all parts of the preset")
-    p.add_argument("--engines", nargs="+", choices=("free", "ours", "xgrammar_hf", "llguidance", "outlines"), help="default: all available")
+    p.add_argument("--engines", nargs="+", choices=BenchConfig().engines, help="default: all available")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--torch-threads", type=int, default=0, help="torch intra-op threads (default: 1 on CPU, torch's default on GPU)")

@@ -89,16 +89,24 @@ class Closer:
             return out
 
         stops = [(int(t),) for t in stop_ids]
-        closing, opening = moves(_closing_markers(dialect)), moves(_opening_markers(dialect))
+        # raw values (the xml encoding) end with a tag, and hold `"` as text
+        # (with its framing too: `\n</parameter>` where a value ends with a newline)
+        value_end = dialect.codec.value_end.strip()
+        ends = list(dict.fromkeys([dialect.codec.value_end, value_end])) if value_end else []
+        closing = moves([*_closing_markers(dialect), *ends])
+        opening = moves([*_opening_markers(dialect), *dialect.codec.markup()])
+        json_quote = [] if value_end else moves(('"',))
         single_closing = [m for m in closing if len(m) == 1 and m[0] in token_ids.values()]  # special tokens
         multi_closing = [m for m in closing if m not in single_closing]
         quotes, brackets = moves(_QUOTES), moves(_BRACKETS)
         tail = [*opening, *moves(_VALUES), *moves(_SEPARATORS)]
         # moves that may be string content (all but stops, markers and the JSON quote, which a
         # JSON string cannot hold raw): checked for going round in a circle
-        structural = {*stops, *single_closing, *multi_closing, *moves(('"',)), *opening}
+        structural = {*stops, *single_closing, *multi_closing, *json_quote, *opening}
+        if value_end:  # a raw value may spell any markup that is not a special token
+            structural = {*stops, *single_closing}
         # what surely closes something (for looking ahead): a `'` or `}` may be string content
-        closers = [*stops, *single_closing, *multi_closing, *moves(('"',))]
+        closers = [*stops, *single_closing, *multi_closing, *json_quote]
         self.orders = [
             _Order([*stops, *single_closing, *quotes, *multi_closing, *brackets, *tail], structural, closers),
             _Order([*stops, *single_closing, *multi_closing, *quotes, *brackets, *tail], structural, closers),

@@ -92,7 +92,7 @@ def _run(dialect_name, choice, budget, think_open, seed=0):
 
 def _check_stream(d, tok, ids, result, think_open):
     """Streamed token by token, the deltas join to exactly the whole-text parse."""
-    stream = StreamingParser(d, think_open=think_open)
+    stream = StreamingParser(d, tools=TOOLS, think_open=think_open)  # the xml encoding reads values by schema
     calls: dict[int, dict] = {}
     deltas = []
     prev = ""

@@ -108,6 +108,12 @@ class ArgumentCodec:
     # encodings whose values end with their own closers (quotes, brackets).
     value_end: str = ""
 
+    def markup(self) -> tuple[str, ...]:
+        """The literals the encoding writes around a value besides `value_end` (`<parameter name=`,
+        `">`): the budget's closer writes them to finish a call's arguments. () where values are
+        framed by their own quotes and brackets."""
+        return ()
+
     def encode(self, arguments: dict, schema: dict | None = None) -> str:
         raise NotImplementedError
 

@@ -288,6 +288,10 @@ class XmlArguments(ArgumentCodec):
         # what a raw string may not contain: the closing tag, and the opening of another argument
         setattr_(self, "value_excludes", tuple(dict.fromkeys([close, head.strip(WHITESPACE)])))
 
+    def markup(self) -> tuple[str, ...]:
+        parts = (self.head, self.after_key, self.flag_end, self.lead, self.trail)  # type: ignore[attr-defined]
+        return tuple(dict.fromkeys(p.strip(WHITESPACE) for p in parts if p.strip(WHITESPACE)))
+
     # -- the text ----------------------------------------------------------------------------------
     def _opening(self, key: str, flag: str) -> str:
         """Everything an argument writes before its value."""

@@ -12,6 +12,7 @@ Two jobs:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,8 +75,10 @@ def prepare_history(messages: Sequence[Mapping], dialect: Dialect) -> History:
             m["tool_calls"] = calls
         if role == "tool":
             client_id = msg.get("tool_call_id")
-            if client_id is not None and client_id not in renamed:
-                # as OpenAI: a result must answer a call made earlier (MiniMax-style results without an id are fine)
+            if client_id is not None and client_id not in renamed and not _names_its_call(dialect, client_id):
+                # as OpenAI: a result must answer a call made earlier (MiniMax-style results without an id are fine;
+                # so are ids that name their call, `functions.NAME:IDX`: Kimi's own streaming guide sends
+                # the results without the assistant message, and Kimi's template renders them by that id)
                 raise ToolSpecError(f"messages[{i}].tool_call_id {client_id!r} matches no tool call of an earlier assistant message",
                                     f"messages[{i}].tool_call_id")
             m["tool_call_id"] = renamed.get(client_id, client_id) if isinstance(client_id, str) else client_id
@@ -83,6 +86,14 @@ def prepare_history(messages: Sequence[Mapping], dialect: Dialect) -> History:
                 m["name"] = msg["name"]
         out.append(m)
     return History(out, count)
+
+
+def _names_its_call(dialect: Dialect, call_id: Any) -> bool:
+    """Is `call_id` in the dialect's own id form, which names the tool and the call's index?"""
+    if dialect.call_id in ("random", "alnum9") or not isinstance(call_id, str):
+        return False
+    pattern = re.escape(dialect.call_id).replace(r"\{name\}", r"[^\s]+").replace(r"\{index\}", r"\d+")
+    return re.fullmatch(pattern, call_id) is not None
 
 
 def tools_block(tools: Sequence[Tool]) -> str:

@@ -60,3 +60,15 @@ def test_bad_history_names_the_field(bad, param):
     with pytest.raises(ToolSpecError) as info:
         prepare_history(bad, registry.get("hermes"))
     assert info.value.param == param
+
+
+def test_a_result_must_answer_an_earlier_call_unless_its_id_names_the_call():
+    """As OpenAI, a tool result whose id answers no earlier call is refused; an id in the dialect's
+    own `functions.NAME:IDX` form names its call by itself, and Kimi's streaming guide sends results
+    without the assistant message (its client loop must run unmodified)."""
+    orphan = [{"role": "user", "content": "Weather?"}, {"role": "tool", "tool_call_id": "functions.get_weather:0", "content": "sun"}]
+    h = prepare_history(orphan, registry.get("kimi_k2"))
+    assert h.messages[1]["tool_call_id"] == "functions.get_weather:0"
+    for dialect, call_id in (("hermes", "functions.get_weather:0"), ("kimi_k2", "call_abc"), ("kimi_k2", "functions.get weather:x")):
+        with pytest.raises(ToolSpecError, match=r"messages\[1\].tool_call_id"):
+            prepare_history([orphan[0], {**orphan[1], "tool_call_id": call_id}], registry.get(dialect))

@@ -31,8 +31,6 @@ import contextlib
 import json
 import random
 import re
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -376,32 +374,10 @@ def status_classes(m: dict[str, float], path: str = CHAT) -> Counter:
 @contextlib.contextmanager
 def local_server(dialect: str, extra: list[str]):
     """`constrained serve` over the demo model in its own process on a free 127.0.0.1 port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "constrained.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--dialect", dialect,
-           "--seed", "0", "--demo-nudge", "--log-level", "warning", *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 300
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise SystemExit(f"the server did not start: {' '.join(cmd)}")
-            time.sleep(0.5)
+    from constrained.server.testing import server_process
+
+    with server_process("--dialect", dialect, "--seed", "0", "--demo-nudge", *extra, stderr=None) as (_, url):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
 
 
 def stop_tokens(dialect: str) -> dict:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from constrained import demo
@@ -83,3 +87,37 @@ class DemoServer:
     def close(self) -> None:
         self.server.stop()
         self.state.close()
+
+
+@contextlib.contextmanager
+def server_process(*args: str, stderr: Any = subprocess.DEVNULL) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`constrained serve ARGS` in its own process on a free 127.0.0.1 port, once /health answers:
+    (process, base URL). A stuck server cannot stall its client, and its memory is its own."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "constrained.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 300
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the server did not start: {' '.join(cmd)}")
+            time.sleep(0.5)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(30)

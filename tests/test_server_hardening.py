@@ -5,15 +5,11 @@ faults are injected into real objects where a fault must be made to happen."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
 import signal
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +21,7 @@ from openai import AsyncOpenAI, OpenAI
 
 from constrained.server.app import ServerConfig, ServerState, create_app
 from constrained.server.engine import EngineConfig
-from constrained.server.testing import BackgroundServer, DemoServer, demo_served
+from constrained.server.testing import BackgroundServer, DemoServer, demo_served, server_process
 
 MASKBENCH = Path(os.environ.get("CONSTRAINED_MASKBENCH") or Path(__file__).resolve().parents[2] / "shared" / "data" / "maskbench")
 
@@ -57,32 +53,6 @@ def stream_events(url: str, body: dict, out: dict) -> None:
                 out["chunks"].append(json.loads(line[6:]))
     out["end"] = time.perf_counter()
 
-
-@contextlib.contextmanager
-def server_process(*args: str):
-    """`constrained serve` in its own process (a stuck server cannot stall the test's client)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "constrained.cli", "serve", "--port", str(port), "--log-level", "warning", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 300
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise AssertionError("the server did not start")
-            time.sleep(0.5)
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
 
 
 # ---------------------------------------------------------------------------------- 1. catastrophic regexes

@@ -238,8 +238,7 @@ class Closer:
     def _marker_allowed(self, m: xgr.GrammarMatcher) -> bool:
         if not len(self.marker_ids):
             return False
-        m.fill_next_token_bitmask(self.bitmask, 0)
-        row = self.bitmask[0].numpy().view(np.uint32)
+        row = self._row(m)
         return bool(((row[self.marker_ids >> 5] >> (self.marker_ids & 31).astype(np.uint32)) & 1).any())
 
 

@@ -107,7 +107,7 @@ class ConstrainedToolParser(ToolParser):
         choice = request.tool_choice if isinstance(request.tool_choice, str) or request.tool_choice is None else request.tool_choice.model_dump()
         try:
             grammar = request_grammar(
-                d, marker_ids(self.model_tokenizer, d), tools=[t.model_dump(exclude_none=True) for t in request.tools], tool_choice=choice,
+                d, marker_ids(self.model_tokenizer, d), tools=_tools(request), tool_choice=choice,
                 parallel_tool_calls=request.parallel_tool_calls, messages=request.messages,
                 response_format=request.response_format.model_dump(by_alias=True, exclude_none=True) if request.response_format is not None else None,
             )

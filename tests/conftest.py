@@ -21,3 +21,39 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """A non-daemon thread left running (a pool worker of a server a failed test did not close, a
+    request thread blocked on it) would hold the interpreter at exit for ever, and CI with it. Give
+    such threads 10 s, then name them with their stacks and exit with the tests' own status."""
+    import os
+    import sys
+    import threading
+    import time
+    import traceback
+
+    deadline = time.time() + 10
+    left = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for t in left:
+        t.join(max(0.0, deadline - time.time()))
+    left = [t for t in left if t.is_alive()]
+    if not left:
+        return
+    frames = sys._current_frames()
+    print(f"\nconftest: {len(left)} non-daemon thread(s) still running after the tests; exiting without waiting for them:", file=sys.stderr)
+    for t in left:
+        print(f"--- {t.name}", file=sys.stderr)
+        traceback.print_stack(frames.get(t.ident), file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

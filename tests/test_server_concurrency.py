@@ -103,24 +103,24 @@ def test_32_concurrent_streams(server):
 
 
 def test_continuous_admission(server):
-    """A short request sent while a long one runs is admitted into the running batch and
-    finishes first."""
+    """A short request sent while a long one streams is admitted into the running batch and
+    finishes while the long one is still going (the long one is not waited for)."""
     client = OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=120)
-    done = {}
-
-    def long():
-        client.chat.completions.create(model=server.model, messages=[{"role": "user", "content": "long"}], max_tokens=150, tool_choice="none",
-                                       logit_bias=no_eos(server))
-        done["long"] = time.time()
-
-    t = threading.Thread(target=long)
-    t.start()
-    assert wait_until(lambda: httpx.get(server.url + "/health").json()["running"] == 1)
-    r = client.chat.completions.create(model=server.model, messages=[{"role": "user", "content": "short"}], tools=TOOLS, tool_choice="required", max_tokens=40)
-    done["short"] = time.time()
-    assert r.choices[0].finish_reason == "tool_calls"
-    t.join()
-    assert done["short"] < done["long"]
+    body = {"model": server.model, "messages": [{"role": "user", "content": "long"}], "max_tokens": 5000, "stream": True,
+            "tool_choice": "none", "logit_bias": no_eos(server)}
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, timeout=120) as resp:
+        chunks = (json.loads(line[6:]) for line in resp.iter_lines() if line.startswith("data: {"))
+        while not next(chunks)["choices"][0]["delta"].get("content"):
+            pass  # the long request is decoding once its text arrives
+        assert httpx.get(server.url + "/health").json()["running"] == 1
+        r = client.chat.completions.create(model=server.model, messages=[{"role": "user", "content": "short"}], tools=TOOLS, tool_choice="required",
+                                           max_tokens=40)
+        assert r.choices[0].finish_reason == "tool_calls"
+        # the long request still runs: it was not waited for, and its stream goes on
+        assert httpx.get(server.url + "/health").json()["running"] == 1
+        assert next(chunks)["choices"][0]["finish_reason"] is None
+    # leaving the stream disconnects the long request and frees its row
+    assert wait_until(lambda: httpx.get(server.url + "/health").json()["running"] == 0, 20)
 
 
 def test_disconnect_frees_the_row(server):

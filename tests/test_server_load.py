@@ -6,9 +6,9 @@ within 2x of 16 streams of 100 tokens.
 Two measures, each a ratio of runs in one test (speed itself is a benchmark's):
 - the event loop's own work per token, as thread CPU time (immune to what else the shared machine
   runs): decoding the token, releasing safe text, feeding the streaming parser, in the steady state
-  of each stream's arguments; its p50 and p99 for long streams stay within 2x of short ones. A
-  parser that rescans the whole text at each token fails here (checked once by hand, 600 tokens:
-  parse p50 193 us long vs 77 us short);
+  of each stream's arguments; its p50 and p90 for long streams stay within 2x of short ones, and
+  the long streams' last quarter within 2x of their first. A parser that rescans the whole text
+  at each token fails here (checked once by hand, 600 tokens: parse p50 193 us long vs 77 us short);
 - the wall-clock gap between argument deltas as the client sees it, runs interleaved (short, long,
   short): the long run's p99 within 2x of the worse short run's. On the demo model this gap is the
   engine's step (~40 ms for 16 rows on 2 CPU cores), so it is the weaker of the two checks.
@@ -39,6 +39,7 @@ LONG = int(os.environ.get("LOAD_LONG", 600))
 SHORT = 100
 PARTS = ("decode", "release", "parse")
 STREAMS = 16
+SLACK_US = 5.0  # microseconds of CPU time per token below which differences are noise
 NOTE = {"type": "function", "function": {"name": "write_note", "parameters": {
     "type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}}
 
@@ -70,12 +71,21 @@ class Work:
 
         return wrapper
 
-    def take(self) -> dict[str, np.ndarray]:
-        """-> per part, the steady-state samples of every stream since the last take."""
-        out = {name: np.array([x for s in streams for x in s[self.HEAD : len(s) - self.TAIL]]) for name, streams in self.samples.items()}
+    def take(self) -> dict[str, list[np.ndarray]]:
+        """-> per part, the steady-state samples of each stream since the last take."""
+        out = {name: [np.array(s[self.HEAD : len(s) - self.TAIL]) for s in streams] for name, streams in self.samples.items()}
         for streams in self.samples.values():
             streams.clear()
         return out
+
+
+def _all(streams: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(streams)
+
+
+def _quarter(streams: list[np.ndarray], last: bool) -> np.ndarray:
+    """The first (or last) quarter of each stream's steady state, together."""
+    return np.concatenate([s[len(s) * 3 // 4 :] if last else s[: len(s) // 4] for s in streams])
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +153,10 @@ def _ms(a: np.ndarray, q: float) -> float:
     return float(np.percentile(a, q) * 1e3)
 
 
+def _us(a: np.ndarray, q: float) -> float:
+    return float(np.percentile(a, q) * 1e6)
+
+
 def test_long_streams_keep_the_per_token_latency_of_short_ones(server, work):
     body = {"model": server.model, "messages": [{"role": "user", "content": "warm up"}], "tools": [NOTE], "tool_choice": "required", "max_tokens": 30}
     httpx.post(server.url + "/v1/chat/completions", json=body, timeout=300).raise_for_status()  # the grammar compiled, caches filled
@@ -153,19 +167,29 @@ def test_long_streams_keep_the_per_token_latency_of_short_ones(server, work):
     work_long = work.take()
     short2, _ = _run(server, SHORT, 200)
     more = work.take()
-    work_short = {k: np.concatenate([v, more[k]]) for k, v in work_short.items()}
+    work_short = {k: v + more[k] for k, v in work_short.items()}
 
     lines = [f"{STREAMS} streams, {SHORT} vs {LONG} tokens"]
     for name in PARTS:
-        s, lo = work_short[name], work_long[name]
-        lines.append(f"  event-loop work per token, {name}: p50 / p99 short {_ms(s, 50) * 1e3:.1f} / {_ms(s, 99) * 1e3:.1f} us, "
-                     f"long {_ms(lo, 50) * 1e3:.1f} / {_ms(lo, 99) * 1e3:.1f} us")
+        s, lo = _all(work_short[name]), _all(work_long[name])
+        lines.append(f"  event-loop work per token, {name}: p50 / p90 / p99 short {_us(s, 50):.1f} / {_us(s, 90):.1f} / {_us(s, 99):.1f} us, "
+                     f"long {_us(lo, 50):.1f} / {_us(lo, 90):.1f} / {_us(lo, 99):.1f} us; long streams' first / last quarter p50 "
+                     f"{_us(_quarter(work_long[name], False), 50):.1f} / {_us(_quarter(work_long[name], True), 50):.1f} us")
     lines.append(f"  inter-token gap p50 / p99: short {_ms(short1, 50):.1f} / {_ms(short1, 99):.1f} and {_ms(short2, 50):.1f} / "
                  f"{_ms(short2, 99):.1f} ms, long {_ms(long, 50):.1f} / {_ms(long, 99):.1f} ms")
     print("\n" + "\n".join(lines))
     for name in PARTS:
-        assert len(work_long[name]) >= STREAMS * (LONG * 0.75 - Work.HEAD - Work.TAIL)
-        # per token, the work does not grow with the text: not on average, not in the tail
-        assert _ms(work_long[name], 99) <= 2 * _ms(work_short[name], 99), name
-        assert _ms(work_long[name], 50) <= 2 * _ms(work_short[name], 50), name
+        s, lo = _all(work_short[name]), _all(work_long[name])
+        assert len(lo) >= STREAMS * (LONG * 0.75 - Work.HEAD - Work.TAIL)
+        # per token, the work does not grow with the text. Its p99 is a few microseconds of CPU time,
+        # where a garbage collection or a cache miss decides (measured on CI: 55 vs 26 us), so the
+        # checks are the bulk (p50, p90) against short streams, plus SLACK_US of timer and cache
+        # noise, and the long streams' own last quarter against their first: a whole-text rescan
+        # costs 5x more at token 500 than at token 100
+        assert _us(lo, 50) <= 2 * _us(s, 50) + SLACK_US, name
+        assert _us(lo, 90) <= 2 * _us(s, 90) + SLACK_US, name
+        first, last = _quarter(work_long[name], False), _quarter(work_long[name], True)
+        assert _us(last, 50) <= 2 * _us(first, 50) + SLACK_US, name
+        assert _us(last, 90) <= 2 * _us(first, 90) + SLACK_US, name
+    # what the client sees: the gap between argument deltas, tail included
     assert _ms(long, 99) <= 2 * max(_ms(short1, 99), _ms(short2, 99))

@@ -134,18 +134,6 @@ def _raw(text: str) -> str:
     return "{% raw %}" + text + "{% endraw %}" if text else ""
 
 
-def _jinja_arguments(dialect: Dialect) -> str:
-    """`tc.function.arguments` (a dict, or the client's JSON text) as the dialect writes arguments.
-    JSON dialects exactly; Python keyword arguments with top-level literals typed (nested values as
-    JSON); other codecs as JSON: the prompt of a demo model, not a grammar."""
-    args = "tc.function.arguments"
-    if dialect.arguments == "python":
-        value = "('True' if v is sameas true else 'False' if v is sameas false else 'None' if v is none else v | tojson)"
-        return (f"{{% if {args} is mapping %}}{{% for k, v in {args}.items() %}}{{{{ k }}}}={{{{ {value} }}}}"
-                f"{{% if not loop.last %}}, {{% endif %}}{{% endfor %}}{{% else %}}{{{{ {args} }}}}{{% endif %}}")
-    return f"{{{{ {args} if {args} is string else {args} | tojson }}}}"
-
-
 def jinja_chat_template(dialect: Dialect) -> str:
     """`render_prompt` as a Jinja chat template (HF `apply_chat_template`, vLLM): the same text for
     the same conversation, with calls written in the dialect's syntax and numbered across the
@@ -162,7 +150,7 @@ def jinja_chat_template(dialect: Dialect) -> str:
         elif piece.name == "index":
             call.append("{{ ns.idx }}")
         else:
-            call.append(_jinja_arguments(dialect))
+            call.append(dialect.codec.jinja("tc.function.arguments"))
     calls = (_raw(dialect.section_begin) + "{% for tc in m.tool_calls %}" + (f"{{% if not loop.first %}}{_raw(dialect.call_separator)}{{% endif %}}")
              + "".join(call) + "{% set ns.idx = ns.idx + 1 %}{% endfor %}" + _raw(dialect.section_end))
     return (

@@ -3,6 +3,7 @@ in the main environment, always."""
 
 from __future__ import annotations
 
+import json
 import shlex
 
 import pytest
@@ -116,14 +117,24 @@ def test_output_cut_inside_a_call_reports_what_a_stream_showed():
     assert "functions.get_time:1" in (parse(cut, d).content or "")
 
 
-# The demo chat template writes arguments as JSON or Python calls; the xml encodings' history
-# rendering in Jinja is not written yet (their prompts come from render_prompt in our server).
-@pytest.mark.parametrize("name", [n for n in registry.names() if registry.get(n).codec.name != "xml"])
+PLOT = {"type": "function", "function": {"name": "plot", "parameters": {"type": "object", "properties": {
+    "points": {"type": "array", "items": {"type": "integer"}}, "style": {"type": "object"}, "log": {"type": "boolean"}, "scale": {"type": "number"},
+    "label": {"type": ["string", "null"]}}}}}
+TYPED_HISTORY = [
+    {"role": "user", "content": "Plot it."},
+    {"role": "assistant", "content": "Plotting.", "tool_calls": [{"id": "p", "type": "function", "function": {"name": "plot", "arguments": json.dumps(
+        {"points": [1, -2], "style": {"tag": "<b>", "w": 1.5}, "log": False, "scale": 0.25, "label": None}, ensure_ascii=False)}}]},
+    {"role": "tool", "tool_call_id": "p", "content": "done"},
+]
+
+
+@pytest.mark.parametrize("name", registry.names())
 def test_jinja_template_renders_what_render_prompt_renders(name):
-    """The demo checkpoint's chat template (what vLLM renders) and our server's prompt agree."""
+    """The demo checkpoint's chat template (what vLLM renders) and our server's prompt agree, for
+    every encoding: strings, and numbers, booleans, null, arrays and objects (a `<` inside)."""
     d = registry.get(name)
-    history = prepare_history(HISTORY, d)
-    for tools in (TOOLS, None):
+    for history, tools in ((HISTORY, TOOLS), (HISTORY, None), (TYPED_HISTORY, [PLOT])):
+        history = prepare_history(history, d)
         ours = render_prompt(d, history, tools)
         theirs = demo.load_tokenizer(d).apply_chat_template(history.messages, tools=tools, tokenize=False, add_generation_prompt=True,
                                                             chat_template=jinja_chat_template(d))

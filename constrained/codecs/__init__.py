@@ -1,7 +1,8 @@
 """Argument codecs: how a dialect writes a call's arguments (JSON object, Python keyword arguments).
 
 A codec owns everything about its encoding, and nothing about markers:
-- `encode(arguments, schema)`: the text a model writes for these arguments (renderer),
+- `encode(arguments, schema)`: the text a model writes for these arguments (renderer), and
+  `jinja(arguments)` the same as a Jinja expression (chat templates),
 - `scan(text, pos)`: where the arguments that start at `pos` end (parser; None while incomplete),
 - `decode(source, schema)` / `arguments_text(source, schema)`: the arguments as a dict / as JSON
   text (parser; `json` / `ast.literal_eval`, never `eval`),
@@ -119,6 +120,12 @@ class ArgumentCodec:
 
     def scan(self, text: str, pos: int) -> int | None:
         raise NotImplementedError
+
+    def jinja(self, arguments: str) -> str:
+        """`encode` as a Jinja expression over `arguments` (a mapping, or the client's JSON text,
+        written as it is), for chat templates (`constrained.chat.jinja_chat_template`). The
+        default writes JSON."""
+        return f"{{{{ {arguments} if {arguments} is string else {arguments} | tojson }}}}"
 
     def decode(self, source: str, schema: dict | None = None) -> dict:
         raise NotImplementedError

@@ -60,6 +60,12 @@ class PythonArguments(ArgumentCodec):
     def encode(self, arguments: dict, schema: dict | None = None) -> str:
         return ", ".join(f"{k}={python_literal(v)}" for k, v in arguments.items())
 
+    def jinja(self, arguments: str) -> str:
+        # top-level literals typed as Python writes them; nested values as JSON (a prompt, not a grammar)
+        value = "('True' if v is sameas true else 'False' if v is sameas false else 'None' if v is none else v | tojson)"
+        return (f"{{% if {arguments} is mapping %}}{{% for k, v in {arguments}.items() %}}{{{{ k }}}}={{{{ {value} }}}}"
+                f"{{% if not loop.last %}}, {{% endif %}}{{% endfor %}}{{% else %}}{{{{ {arguments} }}}}{{% endif %}}")
+
     def scan(self, text: str, pos: int) -> int | None:
         for j, c, depth in structure(text, pos, "'\""):
             if c in ")]}" and depth == 0:

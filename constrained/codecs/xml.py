@@ -322,6 +322,17 @@ class XmlArguments(ArgumentCodec):
             parts.append(self._opening(key, "true" if raw else "false") + text + self.post)  # type: ignore[attr-defined]
         return self.separator.join(parts)
 
+    def jinja(self, arguments: str) -> str:
+        """`encode` without the schema: a string raw, any other value JSON with `<` escaped."""
+        def raw(text: str) -> str:
+            return "{% raw %}" + text + "{% endraw %}" if text else ""
+
+        flag = ("{{ 'true' if v is string else 'false' }}" + raw(self.flag_end)) if self.flagged else ""  # type: ignore[attr-defined]
+        value = "{{ v if v is string else (v | tojson | replace('<', '\\\\u003c')) }}"  # Jinja unescapes its literals once
+        one = raw(self.head) + "{{ k }}" + raw(self.after_key) + flag + raw(self.lead) + value + raw(self.post)  # type: ignore[attr-defined]
+        return (f"{{% if {arguments} is mapping %}}{{% for k, v in {arguments}.items() %}}{{% if not loop.first %}}{raw(self.separator)}"
+                f"{{% endif %}}{one}{{% endfor %}}{{% else %}}{{{{ {arguments} }}}}{{% endif %}}")
+
     def _expect(self, text: str, pos: int, literal: str) -> int:
         end = pos + len(literal)
         if text.startswith(literal, pos):

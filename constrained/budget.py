@@ -184,6 +184,17 @@ class Closer:
             fresh = int(candidates[np.argmin(self.token_chars[candidates])])  # shortest text, lowest id
         return (fresh,) if m.accept_token(fresh) else ()
 
+    def replays(self, matcher: xgr.GrammarMatcher, plan: Sequence[int], first: int | None = None) -> bool:
+        """Whether `plan` (after the token `first`, when given) still finishes the output from
+        `matcher`'s state. Accepting tokens on a fork costs no mask fill, so a plan outlives the
+        step it was made in: string content leaves the way out of the string as it was."""
+        if not plan:
+            return False
+        fork = matcher.fork()
+        if first is not None and not fork.accept_token(first):
+            return False
+        return all(fork.accept_token(t) for t in plan) and fork.is_terminated()
+
     def plan(self, matcher: xgr.GrammarMatcher, limit: int) -> list[int] | None:
         """Tokens that finish the output from `matcher`'s state (the stop token included), or None
         when none was found within `limit` tokens. `matcher` is not changed (forks walk); the
@@ -305,7 +316,8 @@ def token_lengths(decoded_vocab: Sequence[bytes], vocab_size: int, special_ids: 
 class RowBudget:
     """One sequence's budget: how many tokens may still be generated, and the plan that fits."""
 
-    __slots__ = ("closer", "margin", "left", "plan", "exact", "since_refresh", "forced_at", "generated", "retry_at", "_candidates")
+    __slots__ = ("closer", "margin", "left", "plan", "exact", "since_refresh", "refresh_every", "forced_at", "generated", "retry_at",
+                 "_candidates")
 
     def __init__(self, closer: Closer, max_tokens: int, margin: int):
         self.closer = closer
@@ -314,6 +326,7 @@ class RowBudget:
         self.plan: list[int] | None = None  # a way to finish from the current state
         self.exact = False  # `plan` was found from the current state (not an older one)
         self.since_refresh = REFRESH_EVERY
+        self.refresh_every = REFRESH_EVERY  # steps until U is measured again (more when the zone is far)
         self.forced_at: int | None = None  # index of the first token the budget forced
         self.generated = 0
         self.retry_at = 0  # after a search found no way out, the next one waits until this step
@@ -321,25 +334,42 @@ class RowBudget:
 
     def _measure(self, state: Any) -> list[int] | None:
         self.plan = self.closer.plan(state.matcher, self.left + PLAN_SLACK)
+        self._measured()
+        return self.plan
+
+    def _measured(self) -> None:
+        """`plan` holds from the current state. The next measure is due when the zone could have
+        come near: each token takes one from what is left and adds at most `margin` to U, so the
+        gap to the zone's edge closes by at most margin + 1 per step: REFRESH_EVERY steps, or more
+        while the budget is far from running out."""
         self.exact = True
         self.since_refresh = 0
-        return self.plan
+        gap = self.left - (len(self.plan) if self.plan else 0) - 2 * self.margin
+        self.refresh_every = max(REFRESH_EVERY, gap // (self.margin + 1))
 
     def in_zone(self, state: Any) -> bool:
         if self.generated < self.retry_at:
             return False  # no way out was found lately: searching again at every step would cost more than it finds
-        stale = self.plan is None or (not self.exact and (self.since_refresh >= REFRESH_EVERY or self.left <= len(self.plan) + 2 * self.margin))
+        stale = self.plan is None or (not self.exact and (self.since_refresh >= self.refresh_every or self.left <= len(self.plan) + 2 * self.margin))
         if stale:
-            self._measure(state)
+            plan = self.plan
+            if plan is not None and self.left > len(plan) + 2 * self.margin and self.closer.replays(state.matcher, plan):
+                self._measured()  # the old way out still works: an upper bound on U, enough far from the zone
+            else:
+                self._measure(state)
         return self.plan is None or self.left <= len(self.plan) + self.margin
 
-    def restrict(self, state: Any, scores: torch.Tensor) -> bool:
-        """Mask, in this row of `scores` (the grammar mask already applied), every token after which
-        the output could not be finished in the tokens left. Returns True when it forced the close
-        (the model's most likely token was refused)."""
-        self._candidates = {}
-        if state.is_terminated() or not self.in_zone(state):
+    def restrict(self, state: Any, scores: torch.Tensor, row: int | None = None) -> bool:
+        """Mask, in this row of `scores` (the grammar mask already applied; with `row`, that row of
+        a batch's scores), every token after which the output could not be finished in the tokens
+        left. Returns True when it forced the close (the model's most likely token was refused).
+        Outside the zone this is a few comparisons: the row is not even indexed."""
+        if self._candidates:
+            self._candidates = {}
+        if not self.in_zone(state) or state.is_terminated():
             return False
+        if row is not None:
+            scores = scores[row]
         plan = self.plan
         if plan is None:  # no way out was found: the best remaining bet is the closing path's next token
             plan = self.closer.plan(state.matcher, 4 * (self.left + PLAN_SLACK)) or []
@@ -356,6 +386,10 @@ class RowBudget:
         if len(plan) < self.left:
             for token in top:
                 if token in keep:
+                    continue
+                if len(plan) <= self.left - 1 and self.closer.replays(state.matcher, plan, first=token):
+                    keep.add(token)  # the current plan still works after this token (string content)
+                    self._candidates[token] = plan
                     continue
                 fork = state.matcher.fork()
                 if not fork.accept_token(token):
@@ -380,13 +414,13 @@ class RowBudget:
         self.generated += 1
         self.left -= 1
         self.since_refresh += 1
-        if token in self._candidates:  # checked this step: its plan is exact for the new state
+        if self._candidates and token in self._candidates:  # checked this step: its plan is exact for the new state
             self.plan, self.exact = self._candidates[token], True
+            self._candidates = {}
         elif self.exact and self.plan and self.plan[0] == token:
             self.plan = self.plan[1:]
         else:
             self.exact = False  # an estimate now, measured again when it matters
-        self._candidates = {}
 
     def rewind(self, num_tokens: int) -> None:
         """`num_tokens` accepted tokens were rolled back."""

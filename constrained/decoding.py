@@ -128,7 +128,7 @@ class GrammarBatch:
             state = self._states[i]
             if state is not None and state.budget is not None:
                 try:
-                    state.budget.restrict(state, scores[i])
+                    state.budget.restrict(state, scores, i)
                 except Exception as err:
                     if failures is None:
                         raise

@@ -273,3 +273,39 @@ def test_one_closer_plans_on_several_threads_at_once():
     with ThreadPoolExecutor(4) as pool:
         for _ in range(5):
             assert list(pool.map(plan, procs * 4)) == alone * 4
+
+
+NOTE = {"type": "function", "function": {"name": "write_note", "parameters": {
+    "type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}}
+
+
+def test_a_plan_outlives_string_content_and_far_budgets_measure_rarely(monkeypatch):
+    """Inside a string, content tokens leave the way out as it was: the plan made before them still
+    finishes the output (checked by accepting it on a fork, no search). Far from the end of the
+    budget the row measures again only when the zone could have come near (the gap closes by at
+    most margin + 1 per token), so a long argument costs a handful of searches, not one per 8 tokens."""
+    from constrained.budget import REFRESH_EVERY, RowBudget
+    from constrained.decoding import GrammarState
+
+    tok = demo.load_tokenizer("hermes")
+    proc = ToolCallLogitsProcessor(tok, "hermes", [NOTE], "required")
+    closer = proc.closer
+    state = GrammarState(proc.compiled, proc.stop_ids)
+    assert state.accept_tokens(tok.encode('<tool_call>\n{"name": "write_note", "arguments": {"text": "', add_special_tokens=False))
+    plan = closer.plan(state.matcher, 100)
+    words = tok.encode("a long note " * 40, add_special_tokens=False)
+    assert closer.replays(state.matcher, plan, first=words[0])
+    assert state.accept_tokens(words) == len(words)
+    assert closer.replays(state.matcher, plan)
+    assert not closer.replays(state.matcher, plan[1:])  # without its closing quote the output does not end
+    # a row far from its end: U measured rarely, and its plan still closes the string
+    searches = []
+    monkeypatch.setattr(type(closer), "plan", lambda self, m, limit, _plan=type(closer).plan: searches.append(1) or _plan(self, m, limit))
+    row = GrammarState(proc.compiled, proc.stop_ids, RowBudget(closer, 4000, 20))
+    assert row.accept_tokens(tok.encode('<tool_call>\n{"name": "write_note", "arguments": {"text": "', add_special_tokens=False))
+    for token in words * 3:
+        assert not row.budget.in_zone(row)
+        assert row.accept(token)
+    assert len(words) * 3 > 300 and len(searches) <= 3, len(searches)
+    assert row.budget.refresh_every > REFRESH_EVERY
+    assert closer.replays(row.matcher, row.budget.plan)

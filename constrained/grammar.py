@@ -167,11 +167,20 @@ class _Builder:
         if rule in self.rules:
             return rule
         alternatives = []
-        for tool in tools:
+        for i, tool in enumerate(tools):
             seq, pending = [], ""
             for piece in self.d.pieces:  # type: ignore[attr-defined]
                 if isinstance(piece, str):
                     pending += piece
+                elif piece.name == "name" and self.d.uses_index:
+                    # one rule per name, shared by every position's call rule: xgrammar computes the
+                    # masks of a literal's characters once per rule, so the names are not compiled
+                    # once per position (Kimi, 100 tools x 8 positions)
+                    if pending:
+                        seq.append(self.lit(pending))
+                        pending = ""
+                    self.rules[f"tool_name_{i}"] = self.lit(tool.name)
+                    seq.append(f"tool_name_{i}")
                 elif piece.name == "name":
                     pending += tool.name
                 elif piece.name == "index":

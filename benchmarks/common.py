@@ -127,6 +127,22 @@ class Clock(LogitsProcessor):
         return [b - a for a, b in zip(self.stamps, self.stamps[1:])]
 
 
+class Timed(LogitsProcessor):
+    """Runs `procs` in order and records the time they take at each step: what one engine adds to
+    a step, apart from the forward pass every engine shares."""
+
+    def __init__(self, procs: Sequence[LogitsProcessor], device: str | torch.device = "cpu"):
+        self.procs, self.device = list(procs), str(device)
+        self.spent: list[float] = []
+
+    def __call__(self, input_ids, scores):
+        t0 = now(self.device)
+        for proc in self.procs:
+            scores = proc(input_ids, scores)
+        self.spent.append(now(self.device) - t0)
+        return scores
+
+
 class Force(LogitsProcessor):
     """Teacher forcing: add a large bonus to the reference token of each row, in every mode. The
     reference is grammatical, so masking never changes the path and every mode decodes the same

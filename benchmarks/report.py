@@ -39,6 +39,20 @@ def _num(x, fmt="{:.1f}") -> str:
 def evaluate_targets(res: dict) -> list[dict]:
     out: list[dict] = []
 
+    def _budget_cost(e: dict) -> tuple[str, bool, str]:
+        """The check's cost as a ratio of time per token: the processors' own time per step with
+        and without the budget (everything else in a step is the same forward pass), over the
+        free step. The end-to-end ratio of the two runs is shown beside it: on a shared CPU its
+        noise (a few %) is larger than the target."""
+        end_to_end = e["ours"]["ratio_median"] / e["ours_no_budget"]["ratio_median"]
+        with_, without = e["ours"].get("processors_us_median"), e["ours_no_budget"].get("processors_us_median")
+        if with_ is None or without is None or "free" not in e:
+            return f"{end_to_end:.3f}", end_to_end <= 1.01, ""
+        cost = 1 + (with_ - without) / (1e3 * e["free"]["ms_per_token_median"])
+        return (f"{cost:.3f}", cost <= 1.01,
+                f"processors {with_:.0f} vs {without:.0f} µs per step, free step {e['free']['ms_per_token_median']:.2f} ms; "
+                f"end-to-end ratio {end_to_end:.3f}")
+
     def add(name, target, measured, met, note=""):
         out.append({"target": name, "goal": target, "measured": measured, "met": met, "note": note})
 
@@ -65,8 +79,7 @@ def evaluate_targets(res: dict) -> list[dict]:
                 x = e["xgrammar_hf"]["ratio_median"]
                 add(f"ahead of xgrammar.contrib.hf, {b} ({d})", "ours < xgrammar_hf", f"{ratio:.3f} vs {x:.3f}", ratio < x)
             if "ours_no_budget" in e:
-                cost = ratio / e["ours_no_budget"]["ratio_median"]
-                add(f"token-budget check, time per token with / without, {b} ({d})", "≤ 1.01", f"{cost:.3f}", cost <= 1.01)
+                add(f"token-budget check, time per token with / without, {b} ({d})", "≤ 1.01", *_budget_cost(e))
     fs = [m.get("forced_token_share") for m in res.get("mask_fill", {}).values() if m.get("forced_token_share") is not None]
     if fs:
         add("forced tool call in fewer forward passes than free (jump-forward)", "end-to-end ratio < 1", "1.00 (no jump-forward in the transformers processor)",

@@ -25,6 +25,7 @@ from .common import (
     Clock,
     Force,
     ModelSource,
+    Timed,
     case_prompt,
     encode_batch,
     make_cases,
@@ -195,16 +196,17 @@ def _interleaved(model, tok, enc, refs, factories: dict[str, Callable[[], list]]
     for rep in range(reps + 1):
         order = names[rep % len(names):] + names[: rep % len(names)]
         for name in order:
-            procs = factories[name]()
+            procs = Timed(factories[name](), device)
             clock = Clock(device)
             with torch.no_grad():
-                out = model.generate(**enc, logits_processor=[Force(plen, refs), *procs, clock], do_sample=False,
+                out = model.generate(**enc, logits_processor=[Force(plen, refs), procs, clock], do_sample=False,
                                      max_new_tokens=steps, min_new_tokens=0, pad_token_id=tok.pad_token_id)
             if rep == 0:
                 outputs[name] = out[:, plen:].tolist()
                 continue  # warm-up
             dts = clock.step_times()
-            per_rep[name].append({"median": float(np.median(dts)), "mean": float(np.mean(dts)), "steps": len(dts) + 1})
+            per_rep[name].append({"median": float(np.median(dts)), "mean": float(np.mean(dts)), "steps": len(dts) + 1,
+                                  "processors_median": float(np.median(procs.spent[1:]))})
         tick()
     same = all(o == outputs[names[0]] for o in outputs.values())
     result: dict[str, Any] = {"tokens": steps, "reps": reps, "same_tokens_in_every_mode": same, "engines": {}}
@@ -216,6 +218,8 @@ def _interleaved(model, tok, enc, refs, factories: dict[str, Callable[[], list]]
             "ms_per_token_mean": 1e3 * median([r["mean"] for r in runs]),
             "ratio_median": median([r["median"] / b["median"] for r, b in zip(runs, base)]),
             "ratio_mean": median([r["mean"] / b["mean"] for r, b in zip(runs, base)]),
+            # the engine's own processors per step (the first step, which builds the rows, left out)
+            "processors_us_median": 1e6 * median([r["processors_median"] for r in runs]),
         }
     return result
 

@@ -57,9 +57,10 @@ def _mask_from(allowed_rows):
     dtype=st.sampled_from([torch.float32, torch.bfloat16]),
 )
 def test_every_path_matches_the_bitmask(kinds, seed, dtype):
-    """Rows of every kind in one batch: keep-allowed, write-forbidden, lookup table, untouched.
-    The oracle is the bitmask itself: xgrammar's CPU kernel, with padding bits zero and every real
-    token of the last word allowed, sets token 0 of the NEXT row to -inf (xgrammar 0.2.8)."""
+    """Rows of every kind in one batch: keep-allowed, xgrammar's kernel (float32) or the lookup
+    table (bfloat16), untouched. The oracle is the bitmask itself: xgrammar's CPU kernel, given a
+    row whose padding bits are zero, sets token 0 of the NEXT row to -inf (xgrammar 0.2.8), which
+    apply_bitmask_ must not let happen (it reads padding as allowed)."""
     rng = np.random.default_rng(seed)
     rows = []
     for kind in kinds:

@@ -1,6 +1,15 @@
+import os
+
 import pytest
+from hypothesis import settings
 
 from constrained import demo
+
+# Property tests draw the same examples on every run (CI is deterministic); HYPOTHESIS_PROFILE=explore
+# draws new ones each run, to look for cases the fixed draw does not reach.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture(scope="session")

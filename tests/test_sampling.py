@@ -73,6 +73,8 @@ def test_random_model_outputs_parse_and_validate(demo_models, dialect):
             check_stream_matches(dialect, tok, text, result, row.first_index, row.tools)
             if result.tool_calls:
                 check_roundtrip(dialect, tok, row.tools, result.tool_calls, row.first_index)
+    print(f"\n{dialect}: {sum(finished.values())} finished outputs of {r * PER_MODE * len(MODES)} sampled, all parsed and valid "
+          f"({finished}), {sum(calls.values())} calls")
     assert sum(finished.values()) >= r * PER_MODE * len(MODES) // 2, f"only {finished} outputs finished"
     assert all(finished.values()), f"a mode with no finished output: {finished}"
     # required/named: every finished output has a call; auto: calls are common too (the nudge

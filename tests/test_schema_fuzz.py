@@ -9,7 +9,8 @@ jsonschema's under the schema's own draft, or the difference must be one the lib
   object must lack a declared name (the grammar cannot exclude it from the extra keys, so the
   object stays closed), and where an object has ``patternProperties``: xgrammar may write any extra
   key through ``additionalProperties``, so its value must satisfy every pattern's (and declared
-  name's) schema too.
+  name's) schema too; under drafts 3/4, where a float equal to an integer enum or const member
+  (0.0 for 0) is valid: the grammar writes the member as JSON writes it.
 
 Anything else is a bug. Numbers are drawn with at most two decimals and no exponent, which is what
 xgrammar can write under numeric bounds (a documented limit, see `constrained.schema.keywords`)."""
@@ -99,6 +100,16 @@ def _accepts(norm, value, **drop) -> bool:
     return matcher.accept_string(text) and matcher.is_completed()
 
 
+def _integral_floats_as_ints(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    return value
+
+
 def _referee(schema, instance) -> bool:
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema, format_checker=_validator()[1]).is_valid(instance)  # formats checked as validate() does
@@ -124,6 +135,11 @@ def test_grammar_verdict_equals_jsonschema_or_is_published(case):
             if dropped != as_emitted(instance, norm) and (drop == "drop_undeclared" or "patternProperties" in json.dumps(norm.schema)):
                 # rejected for its extra keys: without them it is accepted, or no longer valid (minProperties)
                 explained |= _accepts(norm, dropped) or not _referee(schema, dropped)
+        if norm.draft < 6:
+            # drafts 3/4: enum and const compare numbers by value (0.0 is 0) while `type: integer`
+            # refuses 0.0, so the emitter keeps a float's spelling; the grammar writes the member
+            # as JSON writes it (0): the same value, spelled as the grammar spells it
+            explained |= _accepts(norm, _integral_floats_as_ints(instance))
         assert explained, ("valid, rejected", norm.schema)
     # what validate() reports after decoding agrees with jsonschema on what the grammar lets through
     if accepted:

@@ -35,14 +35,18 @@ class Compiles:
         """The compile of `key`: the one in flight, else `compile` started on the pool."""
         with self._lock:
             future = self._inflight.get(key)
-            if future is None:
-                future = self._inflight[key] = self.pool.submit(compile)
-                future.add_done_callback(lambda _: self._done(key))
-            return future
+            if future is not None:
+                return future
+            future = self._inflight[key] = self.pool.submit(compile)
+        # outside the lock: a compile that is already done (a fast one, on a pool thread that ran
+        # before this line) calls back at once, in this thread, and the callback takes the lock
+        future.add_done_callback(lambda done: self._done(key, done))
+        return future
 
-    def _done(self, key: bytes) -> None:
+    def _done(self, key: bytes, future: Future[CompileResult]) -> None:
         with self._lock:
-            self._inflight.pop(key, None)
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
 
     async def wait(self, future: Future[CompileResult], timeout: float, what: str) -> CompileResult:
         """The compiled grammar, or ApiError 503 after `timeout` seconds (the compile goes on)."""

@@ -42,24 +42,30 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
-    """A non-daemon thread left running (a pool worker of a server a failed test did not close, a
-    request thread blocked on it) would hold the interpreter at exit for ever, and CI with it. Give
-    such threads 10 s, then name them with their stacks and exit with the tests' own status."""
+    """A thread the interpreter joins at exit (a non-daemon thread; any ThreadPoolExecutor worker,
+    daemon or not: those made from a daemon thread, as a server's event loop is, are daemons that
+    `concurrent.futures` still joins) that is stuck would hold the exit for ever, and CI with it.
+    Idle pool workers are told to stop, as at exit; the others get 10 s. Then any still running are
+    named with their stacks and the process exits with the tests' own status."""
     import os
     import sys
     import threading
     import time
     import traceback
+    from concurrent.futures import thread as pool_threads
 
+    queues = dict(getattr(pool_threads, "_threads_queues", {}))  # what concurrent.futures joins at exit
+    for q in queues.values():
+        q.put(None)  # wakes an idle worker; it exits once its pool is shut down (every server's is, on close)
     deadline = time.time() + 10
-    left = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    left = [t for t in threading.enumerate() if t is not threading.main_thread() and (not t.daemon or t in queues)]
     for t in left:
         t.join(max(0.0, deadline - time.time()))
     left = [t for t in left if t.is_alive()]
     if not left:
         return
     frames = sys._current_frames()
-    print(f"\nconftest: {len(left)} non-daemon thread(s) still running after the tests; exiting without waiting for them:", file=sys.stderr)
+    print(f"\nconftest: {len(left)} thread(s) the exit would wait for are still running; exiting without them:", file=sys.stderr)
     for t in left:
         print(f"--- {t.name}", file=sys.stderr)
         traceback.print_stack(frames.get(t.ident), file=sys.stderr)

@@ -374,3 +374,33 @@ def test_pythonic_refuses_a_keyword_argument_name_naming_it():
         assert err["param"] == "tools[0].function.parameters" and "'class'" in err["message"] and "keyword" in err["message"]
     finally:
         server.close()
+
+
+def test_a_compile_done_before_its_callback_is_attached_does_not_deadlock():
+    """A compile can finish on its pool thread before `submit` attaches the callback that forgets
+    it (a fast compile on a loaded machine): the callback then runs at once in the submitting
+    thread. It once took the lock `submit` still held, and the request, and the interpreter's exit
+    (it joins pool threads), waited for ever. Here the pool runs the compile at once."""
+    from concurrent.futures import Future
+
+    from constrained.server.compiles import Compiles
+
+    class DonePool:
+        def submit(self, fn):
+            future: Future = Future()
+            future.set_result(fn())
+            return future
+
+        def shutdown(self, **_):
+            pass
+
+    compiles = Compiles(1)
+    compiles.pool.shutdown(wait=False)
+    compiles.pool = DonePool()
+    out = {}
+    thread = threading.Thread(target=lambda: out.setdefault("future", compiles.submit(b"k", lambda: "compiled")), daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "submit deadlocked"
+    assert out["future"].result() == "compiled"
+    assert compiles.pending(b"k") is None  # forgotten once done: a later request compiles (or hits the cache) anew

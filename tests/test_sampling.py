@@ -10,7 +10,10 @@ parser fed the text token by token gives the same result as the whole-text parse
 One round is one `generate` call per dialect with CONSTRAINED_SAMPLES_PER_MODE rows per mode
 (default 3: 12 outputs per dialect, ~500 in all, which keeps the suite's time reasonable);
 CONSTRAINED_SAMPLE_ROUNDS (default 1) runs more rounds with other seeds and tool draws. The issue's
-bar of 200 outputs per dialect: CONSTRAINED_SAMPLES_PER_MODE=18 CONSTRAINED_SAMPLE_ROUNDS=3 (216).
+bar of 200 outputs per dialect: CONSTRAINED_SAMPLES_PER_MODE=18 CONSTRAINED_SAMPLE_ROUNDS=4 (288
+sampled; on 2026-12-02, 234-279 of them finished within the token limit per dialect, every one
+parsed and valid). Run it one dialect group at a time on 24 GiB: the session's models and grammar
+caches of all 41 dialects at this size outgrow the memory.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ def test_random_model_outputs_parse_and_validate(demo_models, dialect):
           f"({finished}), {sum(calls.values())} calls")
     assert sum(finished.values()) >= r * PER_MODE * len(MODES) // 2, f"only {finished} outputs finished"
     assert all(finished.values()), f"a mode with no finished output: {finished}"
-    # required/named: every finished output has a call; auto: calls are common too (the nudge
-    # favours the trigger), so the section grammar is exercised in auto mode as well
-    assert calls["auto"] >= finished["auto"] // 4, (calls, finished)
+    # required/named: every finished output has a call; auto: the section grammar is exercised in
+    # auto mode as well. How often the random model opens it there depends on how many tokens the
+    # dialect's trigger takes (the nudge favours its first): at 288 samples, from a few percent
+    # (olmo3, phi4_mini_json, plamo3) to most outputs, so the check is that it happens at all
+    assert calls["auto"] >= 1 or finished["auto"] < 8, (calls, finished)

@@ -387,7 +387,7 @@ class RowBudget:
             for token in top:
                 if token in keep:
                     continue
-                if len(plan) <= self.left - 1 and self.closer.replays(state.matcher, plan, first=token):
+                if self.closer.replays(state.matcher, plan, first=token):  # fits: len(plan) < self.left here
                     keep.add(token)  # the current plan still works after this token (string content)
                     self._candidates[token] = plan
                     continue

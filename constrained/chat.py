@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .codecs import jinja_raw
 from .dialect import Dialect
 from .errors import ToolSpecError
 from .types import Tool, ToolCall, as_tools
@@ -130,29 +131,25 @@ def render_prompt(dialect: Dialect, history: History, tools: Sequence[Tool | Map
 
 
 # -- the same template as Jinja (a checkpoint saved from the demo model, e.g. for vLLM) ------------
-def _raw(text: str) -> str:
-    return "{% raw %}" + text + "{% endraw %}" if text else ""
-
-
 def jinja_chat_template(dialect: Dialect) -> str:
     """`render_prompt` as a Jinja chat template (HF `apply_chat_template`, vLLM): the same text for
     the same conversation, with calls written in the dialect's syntax and numbered across the
     conversation (Kimi's IDX)."""
     sentinel = 987654321  # where the format example's index goes
     example = dialect.render_calls([{"function": {"name": "NAME", "arguments": {"ARG": "VALUE"}}}], sentinel)
-    example_jinja = "{{ ns.calls }}".join(_raw(part) for part in example.split(str(sentinel)))
+    example_jinja = "{{ ns.calls }}".join(jinja_raw(part) for part in example.split(str(sentinel)))
     call = []
     for piece in dialect.pieces:  # type: ignore[attr-defined]
         if isinstance(piece, str):
-            call.append(_raw(piece))
+            call.append(jinja_raw(piece))
         elif piece.name == "name":
             call.append("{{ tc.function.name }}")
         elif piece.name == "index":
             call.append("{{ ns.idx }}")
         else:
             call.append(dialect.codec.jinja("tc.function.arguments"))
-    calls = (_raw(dialect.section_begin) + "{% for tc in m.tool_calls %}" + (f"{{% if not loop.first %}}{_raw(dialect.call_separator)}{{% endif %}}")
-             + "".join(call) + "{% set ns.idx = ns.idx + 1 %}{% endfor %}" + _raw(dialect.section_end))
+    calls = (jinja_raw(dialect.section_begin) + "{% for tc in m.tool_calls %}" + (f"{{% if not loop.first %}}{jinja_raw(dialect.call_separator)}{{% endif %}}")
+             + "".join(call) + "{% set ns.idx = ns.idx + 1 %}{% endfor %}" + jinja_raw(dialect.section_end))
     return (
         "{%- set ns = namespace(calls=0, idx=0, system=[]) -%}"
         "{%- for m in messages %}{% if m.role == 'assistant' and m.tool_calls %}{% set ns.calls = ns.calls + m.tool_calls | length %}{% endif %}"

@@ -179,8 +179,10 @@ class _Builder:
                     if pending:
                         seq.append(self.lit(pending))
                         pending = ""
-                    self.rules[f"tool_name_{i}"] = self.lit(tool.name)
-                    seq.append(f"tool_name_{i}")
+                    name_rule = f"tool_name_{i}"
+                    if name_rule not in self.rules:
+                        self.rules[name_rule] = self.lit(tool.name)
+                    seq.append(name_rule)
                 elif piece.name == "name":
                     pending += tool.name
                 elif piece.name == "index":

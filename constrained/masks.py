@@ -28,23 +28,23 @@ def _allowed_tokens(packed: np.ndarray) -> np.ndarray:
     return _POPCOUNT[packed.view(np.uint8)].sum(axis=1)
 
 
-# A row whose allowed (or forbidden) tokens fall in at most this many of its 32-token words is
-# written token by token; past it, one table lookup per bitmask byte is cheaper.
+# A row whose allowed tokens fall in at most this many of its 32-token words is written token
+# by token; past it, xgrammar's kernel or one table lookup per bitmask byte is cheaper.
 SCATTER_WORDS = 1024
 _BIT = np.arange(32)
 
 
-def _bit_tokens(packed: np.ndarray, words: np.ndarray, value: int, vocab: int) -> np.ndarray:
-    """Token ids (below ``vocab``) of the bits equal to ``value`` (1 allowed, 0 forbidden) in these words."""
+def _allowed_in(packed: np.ndarray, words: np.ndarray, vocab: int) -> np.ndarray:
+    """Token ids (below ``vocab``) of the allowed bits in these words."""
     bits = np.unpackbits(packed[words].view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
-    tokens = (words[:, None] * 32 + _BIT[None, :])[bits == value]
+    tokens = (words[:, None] * 32 + _BIT[None, :])[bits == 1]
     return tokens[tokens < vocab]
 
 
 def _keep_allowed(row: Any, packed: np.ndarray, vocab: int) -> None:
     """Mask one row (a numpy view, or a torch tensor for dtypes numpy lacks: both index alike)
     whose few allowed tokens (structure) are kept, everything else set to -inf."""
-    allowed = _bit_tokens(packed, np.flatnonzero(packed), 1, vocab)
+    allowed = _allowed_in(packed, np.flatnonzero(packed), vocab)
     kept = row[allowed]
     row[...] = -np.inf
     row[allowed] = kept
@@ -91,14 +91,14 @@ def apply_bitmask_(scores: torch.Tensor, bitmask: torch.Tensor, rows: Sequence[i
         # string's row on a 129K vocabulary, ~480 µs where nearly all are forbidden); the lookup
         # per bitmask byte costs ~290 µs whatever the row. Rows with at most half forbidden go to
         # the kernel, in one call
-        forbidden = vocab - _allowed_tokens(packed[dense_rows])
-        kernel = [k for k, f in zip(dense_rows, forbidden.tolist()) if f <= vocab // 2]
+        forbidden = (vocab - _allowed_tokens(packed[dense_rows])).tolist()
+        kernel = [k for k, f in zip(dense_rows, forbidden) if f <= vocab // 2]
+        dense_rows = [k for k, f in zip(dense_rows, forbidden) if f > vocab // 2]
         if kernel:
             targets = [row_ids[k] for k in kernel]
             rows_mask = np.full((scores.shape[0], words), -1, dtype=np.int32)
             rows_mask[targets] = packed[kernel]
             xgr.apply_token_bitmask_inplace(scores, torch.from_numpy(rows_mask), vocab_size=vocab, indices=targets)
-        dense_rows = [k for k in dense_rows if k not in kernel]
         if not dense_rows:
             return
     targets = [row_ids[k] for k in dense_rows]

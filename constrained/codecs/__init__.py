@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 WHITESPACE = " \t\r\n"
 
 
+def jinja_raw(text: str) -> str:
+    """Literal text inside a Jinja template."""
+    return "{% raw %}" + text + "{% endraw %}" if text else ""
+
+
 def skip_ws(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in WHITESPACE:
         pos += 1
@@ -127,6 +132,13 @@ class ArgumentCodec:
         default writes JSON."""
         return f"{{{{ {arguments} if {arguments} is string else {arguments} | tojson }}}}"
 
+    @staticmethod
+    def jinja_pairs(arguments: str, pair: str, separator: str) -> str:
+        """Jinja that writes `pair` (over `k`, `v`) for each argument, `separator` between them;
+        the client's text as it is when `arguments` is not a mapping."""
+        return (f"{{% if {arguments} is mapping %}}{{% for k, v in {arguments}.items() %}}{{% if not loop.first %}}{separator}"
+                f"{{% endif %}}{pair}{{% endfor %}}{{% else %}}{{{{ {arguments} }}}}{{% endif %}}")
+
     def decode(self, source: str, schema: dict | None = None) -> dict:
         raise NotImplementedError
 
@@ -184,4 +196,5 @@ def codec_names() -> list[str]:
     return sorted(_CODECS)
 
 
-__all__ = ["ArgumentCodec", "ArgumentScan", "Structure", "WHITESPACE", "codec_names", "get_codec", "register_codec", "skip_ws", "structure"]
+__all__ = ["ArgumentCodec", "ArgumentScan", "Structure", "WHITESPACE", "codec_names", "get_codec", "jinja_raw", "register_codec", "skip_ws",
+           "structure"]

@@ -63,8 +63,7 @@ class PythonArguments(ArgumentCodec):
     def jinja(self, arguments: str) -> str:
         # top-level literals typed as Python writes them; nested values as JSON (a prompt, not a grammar)
         value = "('True' if v is sameas true else 'False' if v is sameas false else 'None' if v is none else v | tojson)"
-        return (f"{{% if {arguments} is mapping %}}{{% for k, v in {arguments}.items() %}}{{{{ k }}}}={{{{ {value} }}}}"
-                f"{{% if not loop.last %}}, {{% endif %}}{{% endfor %}}{{% else %}}{{{{ {arguments} }}}}{{% endif %}}")
+        return self.jinja_pairs(arguments, f"{{{{ k }}}}={{{{ {value} }}}}", ", ")
 
     def scan(self, text: str, pos: int) -> int | None:
         for j, c, depth in structure(text, pos, "'\""):

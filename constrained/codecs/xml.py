@@ -40,7 +40,7 @@ from typing import Any
 
 from .. import ebnf as E
 from ..errors import ToolSpecError, UnsupportedSchemaError
-from . import WHITESPACE, ArgumentCodec, register_codec, skip_ws
+from . import WHITESPACE, ArgumentCodec, jinja_raw, register_codec, skip_ws
 
 # vLLM's priority (tool_parsers/utils.py::coerce_to_schema_type); "string" is the fallback.
 TYPES = ("null", "integer", "number", "boolean", "object", "array", "string")
@@ -324,14 +324,11 @@ class XmlArguments(ArgumentCodec):
 
     def jinja(self, arguments: str) -> str:
         """`encode` without the schema: a string raw, any other value JSON with `<` escaped."""
-        def raw(text: str) -> str:
-            return "{% raw %}" + text + "{% endraw %}" if text else ""
-
+        raw = jinja_raw
         flag = ("{{ 'true' if v is string else 'false' }}" + raw(self.flag_end)) if self.flagged else ""  # type: ignore[attr-defined]
         value = "{{ v if v is string else (v | tojson | replace('<', '\\\\u003c')) }}"  # Jinja unescapes its literals once
         one = raw(self.head) + "{{ k }}" + raw(self.after_key) + flag + raw(self.lead) + value + raw(self.post)  # type: ignore[attr-defined]
-        return (f"{{% if {arguments} is mapping %}}{{% for k, v in {arguments}.items() %}}{{% if not loop.first %}}{raw(self.separator)}"
-                f"{{% endif %}}{one}{{% endfor %}}{{% else %}}{{{{ {arguments} }}}}{{% endif %}}")
+        return self.jinja_pairs(arguments, one, raw(self.separator))
 
     def _expect(self, text: str, pos: int, literal: str) -> int:
         end = pos + len(literal)

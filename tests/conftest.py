@@ -47,7 +47,6 @@ def pytest_unconfigure(config):
     `concurrent.futures` still joins) that is stuck would hold the exit for ever, and CI with it.
     Idle pool workers are told to stop, as at exit; the others get 10 s. Then any still running are
     named with their stacks and the process exits with the tests' own status."""
-    import os
     import sys
     import threading
     import time

@@ -17,7 +17,7 @@ from typing import Any
 
 from .config import PRESETS, BenchConfig, make_config
 
-PARTS = ("validity", "mask", "generate", "json_args", "ttft", "compile", "server")
+PARTS = ("validity", "mask", "generate", "json_args", "ttft", "compile", "server", "jump")
 
 
 def add_bench_command(subparsers) -> None:
@@ -111,6 +111,8 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
         total += len(dialects) * len(cfg.compile_sizes) * cfg.compile_reps
     if "server" in parts:
         total += len(cfg.server_concurrency)
+    if "jump" in parts:
+        total += len(dialects) * (cfg.jump_reps + 1)
     bar = tqdm(total=total, desc="bench", unit="step", disable=not progress, dynamic_ncols=True)
     tick = lambda: bar.update(1)  # noqa: E731
 
@@ -160,6 +162,7 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
         "ttft": per_dialect("ttft", "TTFT", speed.ttft),
         "compile": per_dialect("compile", "compile", speed.compile_scaling),
         "server": do_server,
+        "jump": per_dialect("jump", "jump-forward", speed.jump_forward),
     }
     res["part_seconds"] = {}
     try:

@@ -80,10 +80,18 @@ def evaluate_targets(res: dict) -> list[dict]:
                 add(f"ahead of xgrammar.contrib.hf, {b} ({d})", "ours < xgrammar_hf", f"{ratio:.3f} vs {x:.3f}", ratio < x)
             if "ours_no_budget" in e:
                 add(f"token-budget check, time per token with / without, {b} ({d})", "≤ 1.01", *_budget_cost(e))
-    fs = [m.get("forced_token_share") for m in res.get("mask_fill", {}).values() if m.get("forced_token_share") is not None]
-    if fs:
-        add("forced tool call in fewer forward passes than free (jump-forward)", "end-to-end ratio < 1", "1.00 (no jump-forward in the transformers processor)",
-            False, f"the grammar forces {min(fs) * 100:.0f}-{max(fs) * 100:.0f} % of reference tokens: the passes jump-forward could save")
+    for d, j in res.get("jump", {}).items():
+        if j.get("status") != "ok":
+            continue
+        r = j["ratios_to_free"]["constrained_jump"]
+        add(f"server with jump-forward, seconds per output token constrained / free ({d})", "< 1", f"{r['seconds_per_token']:.3f}",
+            r["seconds_per_token"] < 1, f"forward passes per token {r['passes_per_token']:.2f}; without jump-forward "
+            f"{j['ratios_to_free']['constrained']['seconds_per_token']:.3f}")
+    if not res.get("jump"):
+        fs = [m.get("forced_token_share") for m in res.get("mask_fill", {}).values() if m.get("forced_token_share") is not None]
+        if fs:
+            add("forced tool call in fewer forward passes than free (jump-forward)", "end-to-end ratio < 1", "not measured (bench part `jump`)",
+                None, f"the grammar forces {min(fs) * 100:.0f}-{max(fs) * 100:.0f} % of reference tokens: the passes jump-forward could save")
     for d, c in res.get("compile", {}).items():
         sz = c.get("sizes", {})
         if "1" in sz:
@@ -240,6 +248,21 @@ def markdown(res: dict) -> str:
                 L.append(f"| {c} | {lv['requests_per_s']:.2f} | {lv['tokens_per_s']:.1f} | {lv['latency_s_median']:.2f} |")
         else:
             L.append(f"{srv.get('status', '').upper()}: {srv.get('reason', '')}")
+    jumps = {d: j for d, j in res.get("jump", {}).items() if j.get("status") == "ok"}
+    if jumps:
+        any_j = next(iter(jumps.values()))
+        L.append("\n## Jump-forward in the server\n")
+        L.append(f"Real server (uvicorn, 127.0.0.1), one request at a time, interleaved rounds, max_tokens {any_j['max_tokens']}: `free` is "
+                 "tool_choice none (no grammar), `constrained` tool_choice required over a group of the bench's tools, `constrained_jump` the "
+                 "same with jump-forward (text the grammar forces fed in one forward pass). Ratios to free per output token.\n")
+        L += _header("| dialect | arm | output tokens | forward passes / token | ms / token | ratio to free, s / token | calls / request | passes / call | s / call |")
+        for d, j in jumps.items():
+            for arm, a in j["arms"].items():
+                ratio = "1" if arm == "free" else f"{j['ratios_to_free'][arm]['seconds_per_token']:.3f}"
+                L.append(f"| {d} | {arm} | {a['tokens']} | {a['passes_per_token']:.2f} | {a['ms_per_token']:.1f} | {ratio} | {a['calls_per_request']:.2f}"
+                         f" | {_num(a['passes_per_call'])} | {_num(a['seconds_per_call'], '{:.2f}')} |")
+        for d, j in {d: j for d, j in res.get("jump", {}).items() if j.get("status") != "ok"}.items():
+            L.append(f"\n{d}: {j.get('status', '').upper()}: {j.get('reason', '')}")
     tg = res.get("targets", [])
     if tg:
         L.append("\n## Against the targets (docs/targets.md)\n")

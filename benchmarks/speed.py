@@ -452,3 +452,72 @@ def _load_levels(url: str, model_name: str, cfg: BenchConfig, tick) -> dict:
         out["speedup_max_vs_1"] = lv[top]["tokens_per_s"] / lv["1"]["tokens_per_s"]
         out["speedup_levels"] = f"{top} vs 1 concurrent, completion tokens/s"
     return out
+
+
+# -- jump-forward ----------------------------------------------------------------------------------
+JUMP_ARMS = ("free", "constrained", "constrained_jump")
+
+
+def jump_forward(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: None) -> dict:
+    """Forward passes and seconds per output token of the real server's engine, one request at a
+    time, in interleaved rounds: `free` (tool_choice none: no grammar), `constrained` (tool_choice
+    required over a group of the bench's tools) and `constrained_jump` (the same with jump-forward:
+    text the grammar forces is fed in one forward pass). Per arm: passes per output token, seconds
+    per output token, calls per request; ratios to `free` per output token (< 1: faster than free
+    decoding of the same number of tokens)."""
+    try:
+        from constrained.server.app import build_state, create_app
+        from constrained.server.engine import EngineConfig
+        from constrained.server.testing import BackgroundServer
+    except Exception as err:  # noqa: BLE001 - the server is optional for the benchmark
+        return {"status": "todo", "reason": f"constrained.server is not importable ({type(err).__name__}: {err})"}
+    import httpx
+
+    case = make_cases(dialect, cfg)[0][0]
+    max_tokens = cfg.jump_max_tokens
+    states = {jump: build_state(source.path, dialect.name, engine_config=EngineConfig(max_batch=1, default_seed=cfg.seed, jump_forward=jump),
+                                device=source.device) for jump in (False, True)}
+    totals = {arm: {"requests": 0, "tokens": 0, "passes": 0, "seconds": 0.0, "calls": 0, "jumped": 0} for arm in JUMP_ARMS}
+    try:
+        with BackgroundServer(create_app(states[False])) as plain_url, BackgroundServer(create_app(states[True])) as jump_url:
+            arms = {"free": (plain_url, states[False], "none"), "constrained": (plain_url, states[False], "required"),
+                    "constrained_jump": (jump_url, states[True], "required")}
+            with httpx.Client(timeout=900) as client:
+                for rep in range(cfg.jump_reps + 1):  # the first round warms up (compile, caches) and is not counted
+                    order = list(JUMP_ARMS[rep % 3:] + JUMP_ARMS[: rep % 3])
+                    for arm in order:
+                        url, state, choice = arms[arm]
+                        stats = state.engine.stats
+                        steps, jumped = stats.steps, stats.jump_forward_tokens
+                        body = {"model": state.names[0], "messages": [{"role": "user", "content": "Use the tools."}], "tools": case.tools,
+                                "tool_choice": choice, "max_tokens": max_tokens, "temperature": 1.0, "seed": rep}
+                        t0 = time.perf_counter()
+                        r = client.post(url + "/v1/chat/completions", json=body)
+                        dt = time.perf_counter() - t0
+                        if r.status_code != 200:
+                            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
+                        if rep == 0:
+                            continue
+                        out = r.json()
+                        t = totals[arm]
+                        t["requests"] += 1
+                        t["tokens"] += out["usage"]["completion_tokens"]
+                        t["passes"] += stats.steps - steps
+                        t["jumped"] += stats.jump_forward_tokens - jumped
+                        t["seconds"] += dt
+                        t["calls"] += len(out["choices"][0]["message"].get("tool_calls") or [])
+                    tick()
+    finally:
+        for s in states.values():
+            s.close()
+    arms_out = {}
+    for arm, t in totals.items():
+        tokens = max(1, t["tokens"])
+        arms_out[arm] = {**t, "passes_per_token": t["passes"] / tokens, "ms_per_token": 1e3 * t["seconds"] / tokens,
+                         "calls_per_request": t["calls"] / max(1, t["requests"]),
+                         "passes_per_call": t["passes"] / t["calls"] if t["calls"] else None,
+                         "seconds_per_call": t["seconds"] / t["calls"] if t["calls"] else None}
+    free = arms_out["free"]
+    ratios = {arm: {"passes_per_token": a["passes_per_token"] / free["passes_per_token"], "seconds_per_token": a["ms_per_token"] / free["ms_per_token"]}
+              for arm, a in arms_out.items() if arm != "free"}
+    return {"status": "ok", "max_tokens": max_tokens, "tools": len(case.tools), "arms": arms_out, "ratios_to_free": ratios}

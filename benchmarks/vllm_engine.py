@@ -62,13 +62,13 @@ def _servers(dialect: str) -> dict[str, tuple[str, list[str]]]:
 
 
 def _start(python: str, dialect: str, server: str, log_dir: Path) -> Any:
-    from constrained.integrations.vllm.launch import DEMO_ARGS, DEMO_ENV, NUDGE_ENV, NUDGE_PROCESSOR, VLLMServer, demo_checkpoint, free_port
+    from constrained.integrations.vllm.launch import BUDGET_PROCESSOR, DEMO_ARGS, DEMO_ENV, NUDGE_ENV, NUDGE_PROCESSOR, VLLMServer, demo_checkpoint, free_port
 
     parser, extra = _servers(dialect)[server]
     port = free_port()
     args = ["-m", "vllm.entrypoints.cli.main", "serve", str(demo_checkpoint(dialect)), "--host", "127.0.0.1", "--port", str(port),
             "--served-model-name", "demo", "--max-num-seqs", "16", "--enable-auto-tool-choice", "--tool-call-parser", parser,
-            "--logits-processors", NUDGE_PROCESSOR, *DEMO_ARGS, *extra]
+            "--logits-processors", NUDGE_PROCESSOR, BUDGET_PROCESSOR, *DEMO_ARGS, *extra]
     return VLLMServer(python, args, env={**DEMO_ENV, NUDGE_ENV: dialect}, log=log_dir / f"vllm_{dialect}_{server}.log").start(timeout=900)
 
 

@@ -107,6 +107,10 @@ class Closer:
             structural = {*stops, *single_closing}
         # what surely closes something (for looking ahead): a `'` or `}` may be string content
         closers = [*stops, *single_closing, *multi_closing, *json_quote]
+        # a closing marker written as text, with its text: forced text may be the prefix it shares
+        # with an opening one (PLaMo's `<|plamo:` of `<|plamo:end_tool_requests:plamo|>` and
+        # `<|plamo:begin_tool_request:plamo|>`), and the walk must not lose the way out by taking it
+        self.text_closers = [(m, self.tokenizer.decode(list(m))) for m in multi_closing]
         self.orders = [
             _Order([*stops, *single_closing, *quotes, *multi_closing, *brackets, *tail], structural, closers),
             _Order([*stops, *single_closing, *multi_closing, *quotes, *brackets, *tail], structural, closers),
@@ -217,6 +221,15 @@ class Closer:
             forced = self.forced(m)
             took = 0
             if forced:
+                head = self._before_closer(forced)
+                if not head:  # the forced text begins a closing marker: take the marker where it is allowed
+                    closing = self._closing_behind(m, forced)
+                    if closing:
+                        out += closing
+                        last, repeats = (), 0
+                        continue
+                forced = head or forced
+            if forced:
                 for t in self._encode(forced):
                     if not m.accept_token(t):
                         break
@@ -238,6 +251,32 @@ class Closer:
             last = move
             out += move
         return out if len(out) <= limit else None
+
+    def _before_closer(self, forced: str) -> str:
+        """`forced` up to where its rest is the unfinished start of a closing marker spelled as
+        text (whose next part the grammar leaves open: close, or open another call)."""
+        for i in range(len(forced)):
+            rest = forced[i:]
+            if any(len(rest) < len(text) and text.startswith(rest) for _, text in self.text_closers):
+                return forced[:i]
+        return forced
+
+    def _closing_behind(self, m: xgr.GrammarMatcher, forced: str) -> tuple[int, ...]:
+        """A closing marker spelled as text that begins with the `forced` text, accepted on `m`;
+        () when there is none."""
+        for move, text in self.text_closers:
+            if not text.startswith(forced):
+                continue
+            took = 0
+            for t in move:
+                if not m.accept_token(t):
+                    break
+                took += 1
+            if took == len(move):
+                return move
+            if took:
+                m.rollback(took)
+        return ()
 
     def forced(self, m: xgr.GrammarMatcher) -> str:
         """The text the grammar forces next, up to the first marker token. xgrammar's own answer
@@ -317,7 +356,7 @@ class RowBudget:
     """One sequence's budget: how many tokens may still be generated, and the plan that fits."""
 
     __slots__ = ("closer", "margin", "left", "plan", "exact", "since_refresh", "refresh_every", "forced_at", "generated", "retry_at",
-                 "_candidates")
+                 "blocked", "_candidates")
 
     def __init__(self, closer: Closer, max_tokens: int, margin: int):
         self.closer = closer
@@ -330,6 +369,7 @@ class RowBudget:
         self.forced_at: int | None = None  # index of the first token the budget forced
         self.generated = 0
         self.retry_at = 0  # after a search found no way out, the next one waits until this step
+        self.blocked = 0  # steps where every token the budget kept was already masked (see `restrict`'s `unmask`)
         self._candidates: dict[int, list[int]] = {}
 
     def _measure(self, state: Any) -> list[int] | None:
@@ -359,11 +399,15 @@ class RowBudget:
                 self._measure(state)
         return self.plan is None or self.left <= len(self.plan) + self.margin
 
-    def restrict(self, state: Any, scores: torch.Tensor, row: int | None = None) -> bool:
+    def restrict(self, state: Any, scores: torch.Tensor, row: int | None = None, *, unmask: bool = True) -> bool:
         """Mask, in this row of `scores` (the grammar mask already applied; with `row`, that row of
         a batch's scores), every token after which the output could not be finished in the tokens
         left. Returns True when it forced the close (the model's most likely token was refused).
-        Outside the zone this is a few comparisons: the row is not even indexed."""
+        Outside the zone this is a few comparisons: the row is not even indexed.
+
+        When every token kept is already -inf (another processor ruled them out), `unmask` gives
+        them back (the grammar's word wins over that processor's); with `unmask=False` (the mask is
+        another engine's, which `state` only mirrors) the row is left as it was and `blocked` counts it."""
         if self._candidates:
             self._candidates = {}
         if not self.in_zone(state) or state.is_terminated():
@@ -402,6 +446,9 @@ class RowBudget:
         kept = torch.tensor(sorted(keep), dtype=torch.long, device=scores.device)
         values = scores[kept].clone()
         if not bool((values > float("-inf")).any()):
+            if not unmask:
+                self.blocked += 1
+                return False
             values.zero_()  # another processor ruled out every safe token: the grammar's word wins
         scores.fill_(float("-inf"))
         scores[kept] = values

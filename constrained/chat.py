@@ -91,7 +91,7 @@ def prepare_history(messages: Sequence[Mapping], dialect: Dialect) -> History:
 
 def _names_its_call(dialect: Dialect, call_id: Any) -> bool:
     """Is `call_id` in the dialect's own id form, which names the tool and the call's index?"""
-    if dialect.call_id in ("random", "alnum9") or not isinstance(call_id, str):
+    if dialect.fresh_call_ids or not isinstance(call_id, str):
         return False
     pattern = re.escape(dialect.call_id).replace(r"\{name\}", r"[^\s]+").replace(r"\{index\}", r"\d+")
     return re.fullmatch(pattern, call_id) is not None

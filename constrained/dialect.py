@@ -169,6 +169,12 @@ class Dialect:
             return [f"tool name {name!r} must match {TOOL_NAME_RE.pattern}"]
         return [f"{p}, so the {self.name} dialect cannot write it" for p in self.codec.name_problems(name, list(argument_names))]
 
+    @property
+    def fresh_call_ids(self) -> bool:
+        """Ids are made up for each response ("random", "alnum9"), not derived from the call's name
+        and index: two parses of one text give different ids."""
+        return self.call_id in ("random", "alnum9")
+
     def make_call_id(self, name: str, index: int) -> str:
         if self.call_id == "random":
             return "call_" + uuid.uuid4().hex[:24]

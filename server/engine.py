@@ -401,6 +401,9 @@ class Engine:
     def _jump(self, row: _Row) -> list[int]:
         """Tokens of the text the row's grammar forces now, already accepted by its matcher."""
         assert row.grammar is not None
+        budget = row.grammar.budget
+        if budget is not None and budget.in_zone(row.grammar):
+            return []  # near the end of the budget every token goes through its check (the forced text may not be the plan's way out)
         forced = row.grammar.forced_text()
         if not forced:
             return []

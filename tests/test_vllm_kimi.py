@@ -44,6 +44,24 @@ def test_tool_choice_over_hidden_style_tools(client, tokenizer, kind):
     assert any(c["function"]["name"] == "recursive_tree" or "." in c["function"]["name"] for r in whole for c in r.calls)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_every_output_completes_within_max_tokens(client, tokenizer, stream):
+    """The budget processor (vllm/budget.py): at max_tokens from the shortest complete answer up,
+    every required and named reply ends on its own with a valid call, however long the model
+    would have gone on (the random model writes until it is stopped)."""
+    from constrained import ToolCallLogitsProcessor
+
+    tools = writable_tools(DIALECT)[:5]
+    for kind in ("required", "named"):
+        tool_choice = choice(kind)(tools, 0)
+        shortest = ToolCallLogitsProcessor(tokenizer, DIALECT, tools, tool_choice).minimum_tokens()
+        assert shortest is not None
+        budgets = [b for b in (shortest, shortest + 3, 48, 96) for _ in range(3)]
+        replies = [ask(client, tools, tool_choice, stream=stream, seed=k, max_tokens=b) for k, b in enumerate(budgets)]
+        check(tokenizer, DIALECT, replies)  # every reply ended (EOS) within its max_tokens, every call valid
+        assert all(r.calls and len(r.token_ids) <= b for r, b in zip(replies, budgets))
+
+
 def test_kimi_ids_continue_the_conversation(client, tokenizer):
     tools = writable_tools(DIALECT)[:6]
     replies = [ask(client, tools, "required", first_index=k, stream=stream, seed=k, max_tokens=256) for k in (1, 3, 7) for stream in (False, True)]
@@ -124,8 +142,11 @@ def test_thinking_token_budget_closes_the_think_block(client, tokenizer):
         assert ids[0] == think and close in ids and ids.index(close) <= budget + 2, (budget, ids[:20])
         replay(tokenizer, DIALECT, Reply(tools, "required", 0, False, ch.finish_reason, None, None, [], list(ids)))
         assert ch.message.tool_calls, "the call follows the closed think block"
+    # without a thinking budget the model never closes the block (logit_bias): the token budget
+    # (vllm/budget.py) closes it in time for the required call, within max_tokens
     ch = client.chat.completions.create(**kwargs, max_tokens=48, seed=4, extra_body={"return_token_ids": True}).choices[0]
-    assert close not in ch.model_extra["token_ids"] and ch.finish_reason == "length"  # without a budget it never closes
+    ids = ch.model_extra["token_ids"]
+    assert close in ids and len(ids) <= 48 and ids[-1] == tokenizer.eos_token_id and ch.message.tool_calls, ids
 
 
 def test_response_format_with_tools(client, tokenizer):

@@ -157,7 +157,8 @@ def test_serve_engine_vllm_command(capsys):
     assert pairs["--tool-call-parser"] == pairs["--reasoning-parser"] == "constrained_hermes"
     assert "--enable-auto-tool-choice" in args and pairs["--port"] == "8123" and pairs["--api-key"] == "sk-x"
     assert pairs["--max-num-seqs"] == "8" and pairs["--seed"] == "3" and pairs["--served-model-name"] == "constrained-demo-hermes"
-    assert pairs["--logits-processors"] == "constrained.integrations.vllm.nudge:DemoNudge"
+    at = args.index("--logits-processors")  # the nudge, then the budget (every output completes within max_tokens)
+    assert args[at + 1: at + 3] == ["constrained.integrations.vllm.nudge:DemoNudge", "constrained.integrations.vllm.budget:ToolCallBudget"]
     assert args[-2:] == ["--tensor-parallel-size", "2"]
     assert main(["serve", "--engine", "vllm", "--vllm-python", "/x", "--jump-forward", "--max-queue", "3"]) == 2
     assert "--max-queue, --jump-forward: not available with --engine vllm" in capsys.readouterr().err

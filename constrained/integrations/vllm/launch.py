@@ -34,6 +34,8 @@ DEMO_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 DEMO_ARGS = ("--dtype", "float32", "--max-model-len", "4096", "--enforce-eager", "--no-enable-chunked-prefill", "--max-num-batched-tokens", "8192")
 # The demo model's nudge inside vLLM (nudge.py): a logits processor, and the dialect it nudges for.
 NUDGE_PROCESSOR = "constrained.integrations.vllm.nudge:DemoNudge"
+# Every output of our grammar completes within its max_tokens (budget.py; not importable without vLLM).
+BUDGET_PROCESSOR = "constrained.integrations.vllm.budget:ToolCallBudget"
 NUDGE_ENV = "CONSTRAINED_DEMO_NUDGE"
 
 
@@ -91,11 +93,12 @@ def demo_checkpoint(dialect: str | Dialect, path: str | Path | None = None, *, e
 def serve_args(
     model: str | Path, dialect: str | Dialect, *, host: str = "127.0.0.1", port: int = 8000, served_model_name: str | None = None,
     api_key: str | None = None, max_num_seqs: int | None = None, seed: int | None = None, default_max_tokens: int | None = None,
-    reasoning: bool = True, demo: bool = False, nudge: bool = False, extra: Sequence[str] = (),
+    reasoning: bool = True, demo: bool = False, nudge: bool = False, budget: bool = True, extra: Sequence[str] = (),
 ) -> list[str]:
     """`vllm serve` arguments (after the interpreter) with the plug-in's parsers for `dialect`
     (`constrained`: the dialect per request). `demo`: the demo checkpoint's settings; `nudge`: the
-    demo model's nudge (set NUDGE_ENV to the dialect in the server's environment)."""
+    demo model's nudge (set NUDGE_ENV to the dialect in the server's environment); `budget`: every
+    output of our grammar completes within its `max_tokens` (budget.py)."""
     if isinstance(dialect, Dialect) or dialect != "constrained":
         d: Dialect | None = registry.get(dialect)
         name = parser_name(d.name)  # type: ignore[union-attr]
@@ -117,8 +120,9 @@ def serve_args(
         args += ["--override-generation-config", f'{{"max_new_tokens": {int(default_max_tokens)}}}']
     if demo:
         args += list(DEMO_ARGS)
-    if nudge:
-        args += ["--logits-processors", NUDGE_PROCESSOR]
+    processors = [NUDGE_PROCESSOR] * nudge + [BUDGET_PROCESSOR] * budget  # the budget restricts the final scores
+    if processors:
+        args += ["--logits-processors", *processors]
     return args + list(extra)
 
 

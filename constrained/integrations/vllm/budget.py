@@ -100,7 +100,9 @@ class ToolCallBudget(LogitsProcessor):
 
     def _row(self, params: Any, prompt: list[int] | None, output: list[int]) -> _Row | None:
         spec = getattr(getattr(params, "structured_outputs", None), "grammar", None)
-        name = header_dialect(spec) if isinstance(spec, str) else None
+        if not isinstance(spec, str):
+            return None
+        name = header_dialect(spec)
         if name is None or params.max_tokens is None or params.ignore_eos:
             return None
         cache = self.cache()

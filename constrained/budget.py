@@ -152,18 +152,12 @@ class Closer:
         seen.add(here)
         for k in np.flatnonzero((row[order.words] >> order.bits) & 1).tolist():
             move = order.moves[k]
-            took = 0
-            for t in move:
-                if not m.accept_token(t):
-                    break
-                took += 1
-            if took == len(move):
+            if _take(m, move):
                 # string content that leads back to where this walk has been goes round in a
                 # circle (`'` then `.` then `'` in an email's local part)
                 if not order.content_like[k] or hash(self._row(m, self.scratch).tobytes()) not in seen:
                     return move
-            if took:
-                m.rollback(took)
+                m.rollback(len(move))
         return self._look_ahead(m, row, order, seen)
 
     def _look_ahead(self, m: xgr.GrammarMatcher, row: np.ndarray, order: _Order, seen: set[int]) -> tuple[int, ...]:
@@ -265,17 +259,8 @@ class Closer:
         """A closing marker spelled as text that begins with the `forced` text, accepted on `m`;
         () when there is none."""
         for move, text in self.text_closers:
-            if not text.startswith(forced):
-                continue
-            took = 0
-            for t in move:
-                if not m.accept_token(t):
-                    break
-                took += 1
-            if took == len(move):
+            if text.startswith(forced) and _take(m, move):
                 return move
-            if took:
-                m.rollback(took)
         return ()
 
     def forced(self, m: xgr.GrammarMatcher) -> str:
@@ -290,6 +275,16 @@ class Closer:
             return False
         row = self._row(m)
         return bool(((row[self.marker_ids >> 5] >> (self.marker_ids & 31).astype(np.uint32)) & 1).any())
+
+
+def _take(m: xgr.GrammarMatcher, move: Sequence[int]) -> bool:
+    """Accept the whole move on `m`, or nothing of it."""
+    for took, t in enumerate(move):
+        if not m.accept_token(t):
+            if took:
+                m.rollback(took)
+            return False
+    return True
 
 
 def jump_forward_string(m: xgr.GrammarMatcher) -> str:

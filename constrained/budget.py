@@ -263,6 +263,12 @@ class Closer:
                 return move
         return ()
 
+    def jump_text(self, m: xgr.GrammarMatcher) -> str:
+        """The forced text a decoder may feed at once (jump-forward): `forced`, short of a closing
+        marker's unfinished start, as the walk takes it, so a jump never leads past the way out."""
+        forced = self.forced(m)
+        return self._before_closer(forced) if forced else ""
+
     def forced(self, m: xgr.GrammarMatcher) -> str:
         """The text the grammar forces next, up to the first marker token. xgrammar's own answer
         leaves out `Token(id)` alternatives (it says `{"name"` is forced where a section-end

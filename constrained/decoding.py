@@ -62,11 +62,12 @@ class GrammarState:
     def forced_text(self) -> str:
         """Text the grammar forces next, for decoders that append several tokens at once. With a
         budget, its closer's answer, which does not mistake a choice between text and a marker
-        token for forced text (xgrammar leaves `Token(id)` alternatives out)."""
+        token for forced text (xgrammar leaves `Token(id)` alternatives out) and stops short of a
+        closing marker's unfinished start (the budget's way out stays open)."""
         if self.matcher.is_terminated():
             return ""
         if self.budget is not None:
-            return self.budget.closer.forced(self.matcher)
+            return self.budget.closer.jump_text(self.matcher)
         return jump_forward_string(self.matcher)
 
     def fill(self, bitmask: torch.Tensor, row: int) -> None:

@@ -26,9 +26,13 @@ TOOLS = [WEATHER, NOTE]
 SCHEMAS = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
 
 
-@pytest.fixture(scope="module", params=["flag", "drop"])
+# budget_calls policy, and jump-forward (forced text fed at once: the budget's way out shortens by
+# exactly the tokens a jump uses, so every output still completes)
+@pytest.fixture(scope="module", params=[("flag", False), ("drop", False), ("flag", True)], ids=["flag", "drop", "flag-jump"])
 def server(request):
-    s = DemoServer("kimi_k2", bias={}, engine_config=EngineConfig(default_seed=7, max_batch=16), config=ServerConfig(budget_calls=request.param))
+    policy, jump = request.param
+    s = DemoServer("kimi_k2", bias={}, engine_config=EngineConfig(default_seed=7, max_batch=16, jump_forward=jump),
+                   config=ServerConfig(budget_calls=policy))
     yield s
     s.close()
 

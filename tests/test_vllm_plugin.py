@@ -2,8 +2,9 @@
 vLLM environment's interpreter): the entry point; `constrained_<dialect>` for every registered
 dialect (and `constrained`), building the same grammar; the grammar surviving vLLM's msgpack IPC
 to the engine; parser classes created per process and pickling by reference, in processes spawned
-as vLLM spawns its API servers (`--api-server-count`); and vLLM's own xgrammar backend, patched,
-keeping a marker token out of a JSON string, where the stock compile lets it in."""
+as vLLM spawns its API servers (`--api-server-count`); vLLM's own xgrammar backend, patched,
+keeping a marker token out of a JSON string, where the stock compile lets it in; and the budget
+processor following vLLM's batch protocol."""
 
 from __future__ import annotations
 
@@ -51,3 +52,14 @@ def test_parsers_per_process_and_pickling(found):
 
 def test_engine_patch_keeps_markers_out_of_strings(found):
     assert found["marker_allowed_inside_string"] == {"header": False, "stock": True}
+
+
+def test_budget_processor_closes_every_output_in_vllms_protocol(found):
+    """ToolCallBudget through vLLM's own BatchUpdate protocol (rows added, then swapped): random
+    logits never stop on their own, yet each request ends with EOS within its max_tokens, with a
+    valid call (required), and the budget had to force the close."""
+    budget = found["budget_processor"]
+    for r in budget["requests"]:
+        assert r["eos"] and r["tokens"] <= r["budget"], r
+        assert r["calls"] >= 1 and r["violations"] == [], r
+    assert budget["forced"] >= 1

@@ -68,6 +68,67 @@ def marker_inside_string(grammar: str) -> dict:
     return out
 
 
+def budget_processor() -> dict:
+    """`ToolCallBudget` driven through vLLM's V1 logits-processor protocol by hand: two requests of
+    our grammar (Kimi-K2, required) in one batch, sampled from seeded random logits (a model that
+    never stops on its own), masked by the engine's matcher (compiled as the patched backend does),
+    then the processor; halfway through, the rows swap places, as vLLM's persistent batch does.
+    Returns, per request: its budget, tokens, whether it ended with EOS, and its calls."""
+    import torch
+    import xgrammar as xgr
+    from vllm.sampling_params import SamplingParams, StructuredOutputsParams
+    from vllm.tool_parsers.abstract_tool_parser import ToolParserManager
+    from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
+
+    from constrained import demo, parse
+    from constrained.compiler import grammar_cache
+    from constrained.integrations.vllm.backend import compile_marked
+    from constrained.integrations.vllm.budget import ToolCallBudget
+
+    tok = demo.load_tokenizer("kimi_k2")
+    vocab = len(tok)
+    request = required_request()
+    grammar = ToolParserManager.get_tool_parser("constrained_kimi_k2")(tok).adjust_request(request).structured_outputs.grammar
+    proc = ToolCallBudget(SimpleNamespace(model_config=None), torch.device("cpu"), False)
+    proc._cache = grammar_cache(tok, vocab)  # what cache() loads from the model's tokenizer path
+    budgets = [40, 64]
+    outputs: list[list[int]] = [[], []]
+    added = []
+    for i, budget in enumerate(budgets):
+        params = SamplingParams(max_tokens=budget, structured_outputs=StructuredOutputsParams(grammar=grammar))
+        params.update_from_generation_config({}, tok.eos_token_id)
+        added.append((i, params, [1, 2, 3], outputs[i]))
+    engines = [xgr.GrammarMatcher(compile_marked(tok, vocab, "kimi_k2", grammar), override_stop_tokens=[tok.eos_token_id]) for _ in budgets]
+    order = [0, 1]  # batch row -> request
+    proc.update_state(BatchUpdate(batch_size=2, removed=[], added=added, moved=[]))
+    g = torch.Generator().manual_seed(0)
+    bitmask = xgr.allocate_token_bitmask(1, vocab)
+    for step in range(max(budgets)):
+        if step == 10:  # vLLM's persistent batch moves rows; the processor must follow
+            order.reverse()
+            proc.update_state(BatchUpdate(batch_size=2, removed=[], added=[], moved=[(0, 1, MoveDirectionality.SWAP)]))
+        logits = torch.randn(2, vocab, generator=g) * 4
+        live = [r for r in range(2) if not engines[order[r]].is_terminated() and len(outputs[order[r]]) < budgets[order[r]]]
+        for r in live:
+            engines[order[r]].fill_next_token_bitmask(bitmask, 0)
+            row = logits[r : r + 1]
+            xgr.apply_token_bitmask_inplace(row, bitmask)
+        proc.apply(logits)
+        for r in live:
+            token = int(torch.multinomial(torch.softmax(logits[r], -1), 1, generator=g))
+            assert engines[order[r]].accept_token(token), "the processor gave a token the engine's grammar refuses"
+            outputs[order[r]].append(token)
+        proc.update_state(None)
+    tools = [t.model_dump(exclude_none=True) for t in request.tools or ()]
+    out = []
+    for i, budget in enumerate(budgets):
+        ids = outputs[i]
+        result = parse(tok.decode([t for t in ids if t != tok.eos_token_id], skip_special_tokens=False), "kimi_k2", tools, 1)
+        out.append({"budget": budget, "tokens": len(ids), "eos": bool(ids) and ids[-1] == tok.eos_token_id,
+                    "calls": len(result.tool_calls), "violations": result.violations})
+    return {"requests": out, "forced": proc.forced}
+
+
 def main() -> None:
     from importlib.metadata import entry_points
 
@@ -105,6 +166,7 @@ def main() -> None:
         found["api_servers"] = pool.map(api_server, [(pickle.dumps(ToolParserManager.get_tool_parser("constrained_kimi_k2")), "constrained_kimi_k2")] * 2)
     found["parent"] = {"pid": os.getpid(), "grammar": hashlib.sha256(request.structured_outputs.grammar.encode()).hexdigest()}
     found["marker_allowed_inside_string"] = marker_inside_string(request.structured_outputs.grammar)
+    found["budget_processor"] = budget_processor()
     json.dump(found, sys.stdout)
 
 

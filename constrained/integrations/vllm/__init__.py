@@ -13,7 +13,8 @@ every dialect `constrained.dialect.names()` knows (grammars/ and third-party ent
   detected from the tokenizer;
 and patches vLLM's xgrammar backend (backend.py) so that the grammars it receives from our parsers
 are compiled with the dialect's never-text tokens: special tokens stay out of strings and text,
-exactly as in our own server. `request.py` holds the logic that needs no vLLM import, `launch.py`
+exactly as in our own server. The budget guarantee is a logits processor (budget.py), passed with
+`--logits-processors` rather than declared as an entry point (see there why). `request.py` holds the logic that needs no vLLM import, `launch.py`
 runs vLLM with the plug-in (`constrained serve --engine vllm`, the tests, the benchmark).
 """
 

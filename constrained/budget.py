@@ -509,10 +509,11 @@ def check_budget(closer: Closer, state: Any, budget: int | None) -> int | None:
     return len(plan)
 
 
-def margin_for(closer: Closer, state: Any, dialect: Dialect) -> int:
-    """The zone's margin for a grammar: the shortest call it allows (what opening a call adds to
-    U) plus 8, and at least 16."""
-    fork = state.matcher.fork()
+def margin_for(closer: Closer, matcher: xgr.GrammarMatcher, dialect: Dialect) -> int:
+    """The zone's margin for a grammar (`matcher` at its start, left as it is): the shortest call
+    it allows (what opening a call adds to U) plus 8, and at least 16. Callers take it from
+    `GrammarCache.margin`, which works it out once per grammar."""
+    fork = matcher.fork()
     trigger = dialect.section_begin or dialect.trigger
     ids = closer._encode(trigger) if trigger else ()
     call = None

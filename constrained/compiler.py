@@ -7,6 +7,12 @@ xgrammar's compiler also keeps the token masks of the rules it has compiled, and
 *different* grammar with the same rules (every JSON string, number, object...). A first grammar
 costs 20-50 ms on a 129K vocabulary, later new ones 2-10 ms, so `GrammarCache.warm` compiles a
 grammar with every JSON value type at start-up. That cache is bounded by `cache_limit_bytes`.
+
+Except for grammars with token-level elements (`Token(id)`: a dialect's markers that are one
+token): xgrammar 0.2.8 hashes a rule for that cross-grammar cache without the ids of its `Token`
+edges, so a rule that differs from an earlier grammar's only in a token id is given the earlier
+rule's token masks (`shares_rule_cache`). Those grammars are compiled without xgrammar's cache
+(~30 ms each on a 129K vocabulary, 2 cores); ours still caches each grammar by its content.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 
 import xgrammar as xgr
 
-from .budget import Closer, token_lengths
+from .budget import Closer, margin_for, token_lengths
 from .dialect import Dialect
 from .grammar import GrammarOptions, build_ebnf
 from .tokenizer import serial
@@ -81,6 +87,22 @@ WARM_UP_PARAMETERS: dict = {"type": "object", "properties": {
 WARM_UP_TOOL = Tool("warm_up", WARM_UP_PARAMETERS)
 
 
+# xgrammar 0.2.8's cross-grammar rule cache (one per GrammarCompiler) keys a rule's token masks by a
+# hash of its FSM that leaves out which ids a `Token(...)` edge holds: `Token(2) "x"` after
+# `Token(3) "x"` gets the masks of `Token(3) "x"`. In one vLLM serving several dialects, longcat's
+# named call `Token(<longcat_tool_call>) "\n{..."` got hermes' masks, which allow `<tool_call>`,
+# a token the matcher (which walks the grammar itself) then refused: "grammar rejected tokens",
+# HTTP 500. Two grammars of ONE dialect can meet the same way (two marker pairs around equal
+# content). A grammar holding any token-level element therefore never uses that cache.
+TOKEN_ELEMENT = "Token("  # also matches ExcludeToken( and TokenTagDispatch(
+
+
+def shares_rule_cache(ebnf: str) -> bool:
+    """May this grammar use xgrammar's cross-grammar rule cache? Not if it has a token-level
+    element (a `Token(...)` anywhere in its text: conservative, a string literal spelling it too)."""
+    return TOKEN_ELEMENT not in ebnf
+
+
 def compile_grammar(compiler: xgr.GrammarCompiler, grammar: xgr.Grammar, uncached: Callable[[], xgr.GrammarCompiler]) -> xgr.CompiledGrammar:
     """``compiler.compile_grammar``, retried without xgrammar's cache where its cross-grammar rule
     hashing fails (xgrammar 0.2.8: "Check failed: per_rule_fsm_hashes[ref_rule_id].has_value()",
@@ -100,6 +122,7 @@ class CompileResult:
     grammar: xgr.CompiledGrammar
     cache_hit: bool
     seconds: float
+    key: bytes = b""  # what the cache files it under
 
 
 @dataclass
@@ -134,6 +157,9 @@ class GrammarCache:
         self.stats = CompileStats()
         self._closers: dict[tuple, Closer] = {}
         self._token_chars: Any = None
+        # budget zone margins (constrained.budget.margin_for) by grammar key and stop tokens,
+        # dropped with their grammar: one closing plan per grammar, whoever asks
+        self._margins: dict[bytes, dict[tuple[int, ...], int]] = {}
 
     def compiler_for(self, marker_ids: Sequence[int], *, cached: bool = True) -> xgr.GrammarCompiler:
         """The compiler for a set of never-text tokens; ``cached=False``: its twin without
@@ -162,7 +188,10 @@ class GrammarCache:
     def _compile_ebnf(self, dialect: Dialect, ebnf: str) -> xgr.CompiledGrammar:
         markers = self._dialect(dialect)[1]
         grammar = xgr.Grammar.from_ebnf(ebnf)
-        return compile_grammar(self.compiler_for(markers), grammar, lambda: self.compiler_for(markers, cached=False))
+        uncached = lambda: self.compiler_for(markers, cached=False)  # noqa: E731
+        if not shares_rule_cache(ebnf):  # see TOKEN_ELEMENT
+            return uncached().compile_grammar(grammar)
+        return compile_grammar(self.compiler_for(markers), grammar, uncached)
 
     def compile_ebnf(self, dialect: Dialect, ebnf: str) -> CompileResult:
         """A grammar `build_ebnf` wrote elsewhere (another process: vLLM's API server), compiled
@@ -210,7 +239,7 @@ class GrammarCache:
                 return None
             self._cache.move_to_end(key)
             self.stats.cache_hits += 1
-            return CompileResult(hit, True, 0.0)
+            return CompileResult(hit, True, 0.0, key)
 
     def compile(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions, *, ebnf: str | None = None) -> CompileResult:
         """The grammar for this request, from the cache when an equal request was compiled before.
@@ -229,10 +258,24 @@ class GrammarCache:
         with self._lock:
             self._cache[key] = compiled
             while len(self._cache) > self.max_entries:
-                self._cache.popitem(last=False)
+                self._margins.pop(self._cache.popitem(last=False)[0], None)
             self.stats.compiles += 1
             self.stats.compile_seconds += elapsed
-        return CompileResult(compiled, False, elapsed)
+        return CompileResult(compiled, False, elapsed, key)
+
+    def margin(self, dialect: Dialect, compiled: CompileResult, stop_ids: Sequence[int]) -> int:
+        """The token budget's zone margin for a grammar of this cache (constrained.budget), worked
+        out once per grammar and stop set."""
+        stops = tuple(stop_ids)
+        with self._lock:
+            known = self._margins.get(compiled.key, {}).get(stops)
+        if known is None:
+            matcher = xgr.GrammarMatcher(compiled.grammar, override_stop_tokens=list(stops) if stops else None)
+            known = margin_for(self.closer(dialect, stops), matcher, dialect)
+            with self._lock:
+                if compiled.key in self._cache:
+                    self._margins.setdefault(compiled.key, {})[stops] = known
+        return known
 
 
 def _cache_key(dialect: Dialect, tools: Sequence[Tool], options: GrammarOptions) -> bytes:

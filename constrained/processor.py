@@ -10,7 +10,7 @@ import torch
 from transformers import LogitsProcessor
 
 from . import dialect as registry
-from .budget import BUDGET_CALLS, RowBudget, check_budget, margin_for
+from .budget import BUDGET_CALLS, RowBudget, check_budget
 from .compiler import eos_token_ids, grammar_cache
 from .decoding import GrammarBatch, GrammarState, accept_all
 from .dialect import Dialect
@@ -78,13 +78,13 @@ class ToolCallLogitsProcessor(LogitsProcessor):
         self.budget_calls = budget_calls
         self.cache = grammar_cache(tokenizer, vocab_size)
         # errors surface here, not mid-generate
-        self.compiled = self.cache.compile(self.dialect, self.tools, self.options).grammar
+        self._compile_result = self.cache.compile(self.dialect, self.tools, self.options)
+        self.compiled = self._compile_result.grammar
         if eos_token_id is None:
             self.stop_ids = eos_token_ids(tokenizer)
         else:
             self.stop_ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
         self.closer = self.cache.closer(self.dialect, self.stop_ids)
-        self._margin: int | None = None
         self.max_new_tokens = max_new_tokens
         self.budgeted = budget  # False: no budget-aware closing (outputs may be cut mid-call)
         if max_new_tokens is not None and budget:
@@ -106,9 +106,7 @@ class ToolCallLogitsProcessor(LogitsProcessor):
     def _state(self, budget: int | None) -> GrammarState:
         state = GrammarState(self.compiled, self.stop_ids)
         if budget is not None:
-            if self._margin is None:
-                self._margin = margin_for(self.closer, state, self.dialect)
-            state.budget = RowBudget(self.closer, budget, self._margin)
+            state.budget = RowBudget(self.closer, budget, self.cache.margin(self.dialect, self._compile_result, self.stop_ids))
         return state
 
     # -- lifecycle ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from constrained.budget import BudgetTooSmall, RowBudget, check_budget, margin_for
+from constrained.budget import BudgetTooSmall, RowBudget, check_budget
 from constrained.chat import History, prepare_history, render_prompt
 from constrained.compiler import CompileResult
 from constrained.decoding import GrammarState
@@ -136,7 +136,7 @@ def _job(state: ServerState, pre: _Prepared, compiled: CompileResult) -> ChatJob
         raise ApiError(400, f"{param} is {err.budget}, but the shortest complete answer for this tool_choice takes {err.minimum} "
                             f"tokens (the call with the shortest arguments and the end markers): raise {param} to at least {err.minimum}",
                        param=param, code="max_tokens_too_small") from None
-    budget = RowBudget(closer, pre.max_tokens, margin_for(closer, fresh, d))
+    budget = RowBudget(closer, pre.max_tokens, state.cache.margin(d, compiled, state.stop_ids))
     return ChatJob(req, pre.prompt_ids, compiled.grammar, pre.tools, pre.first_index, compiled.seconds * 1000, compiled.cache_hit,
                    pre.max_tokens, budget, pre.think_open)
 

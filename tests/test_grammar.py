@@ -186,6 +186,31 @@ def test_rule_cache_failure_is_retried_without_the_cache():
         assert (all(m.accept_token(t) for t in tok.encode(doc, add_special_tokens=False)) and m.is_completed()) is ok
 
 
+def test_grammars_differing_only_in_a_token_id_get_their_own_masks():
+    """xgrammar 0.2.8's cross-grammar rule cache hashes a rule without the ids of its Token(...)
+    edges: a grammar compiled after another with the same rules around a different marker token got
+    that grammar's masks (vLLM serving several dialects: longcat's named call allowed hermes'
+    <tool_call>, which the matcher then refused, an HTTP 500). GrammarCache keeps grammars with
+    token-level elements out of that cache, so each first mask is its own dialect's."""
+    import numpy as np
+
+    from constrained.compiler import GrammarCache
+
+    tok = load_tokenizer("hermes", registry.get("longcat").vocab_markers)
+    cache = GrammarCache(tok)  # fresh: its compilers hold only the grammars below
+    named = GrammarOptions(tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    for name, own, other in (("hermes", "<tool_call>", "<longcat_tool_call>"), ("longcat", "<longcat_tool_call>", "<tool_call>")):
+        m = xgr.GrammarMatcher(cache.compile(registry.get(name), [WEATHER], named).grammar, override_stop_tokens=[tok.eos_token_id])
+        mask = xgr.allocate_token_bitmask(1, cache.vocab_size)
+        m.fill_next_token_bitmask(mask)
+        bits = mask[0].numpy().view(np.uint32)
+        allowed = [i for i in range(cache.vocab_size) if (bits[i >> 5] >> (i & 31)) & 1]
+        assert tok.convert_tokens_to_ids(own) in allowed and tok.convert_tokens_to_ids(other) not in allowed, (name, tok.convert_ids_to_tokens(allowed))
+        for t in allowed:  # the mask and the matcher agree: every allowed token is accepted
+            assert m.accept_token(t), (name, tok.convert_ids_to_tokens([t]))
+            m.rollback(1)
+
+
 def test_other_compile_errors_are_not_retried():
     from constrained.compiler import compile_grammar
 

@@ -54,6 +54,18 @@ def test_engine_patch_keeps_markers_out_of_strings(found):
     assert found["marker_allowed_inside_string"] == {"header": False, "stock": True}
 
 
+def test_engine_masks_agree_with_matcher_across_dialects(found):
+    """One engine serving several dialects (the parser `constrained`): each named grammar's first
+    bitmask allows only its own dialect's opener, never the marker of a grammar compiled before it
+    with the same rules (xgrammar 0.2.8's cross-grammar rule cache leaves Token ids out of its
+    hash: `xgrammar_token_id_collision`; the compiler keeps such grammars out of that cache)."""
+    masks = found["masks_across_dialects"]
+    for name, opener in (("hermes", "<tool_call>"), ("longcat", "<longcat_tool_call>"), ("granite", "<|tool_call|>"), ("mistral", "[TOOL_CALLS]")):
+        assert masks[name]["refused"] == [], (name, masks[name])
+        assert opener in masks[name]["allowed"], (name, masks[name])
+    assert "<tool_call>" not in masks["longcat"]["allowed"] and "<|tool_call|>" not in masks["mistral"]["allowed"]
+
+
 def test_budget_processor_closes_every_output_in_vllms_protocol(found):
     """ToolCallBudget through vLLM's own BatchUpdate protocol (rows added, then swapped): random
     logits never stop on their own, yet each request ends with EOS within its max_tokens, with a

@@ -68,6 +68,48 @@ def marker_inside_string(grammar: str) -> dict:
     return out
 
 
+def masks_across_dialects() -> dict:
+    """One engine (vLLM's XgrammarBackend, patched) compiling named-call grammars of several
+    dialects, as a server with the parser `constrained` does: hermes then longcat, granite then
+    mistral (each pair the same rules around a different marker token). For each grammar, the
+    tokens its first bitmask allows, and those among them its matcher refuses (a sampled one would
+    end the request: "grammar rejected tokens", HTTP 500). Also whether xgrammar's own cached
+    compiler still gives a rule that differs only in a Token id the earlier rule's masks."""
+    import numpy as np
+    import xgrammar as xgr
+    from vllm.tool_parsers.abstract_tool_parser import ToolParserManager
+    from vllm.v1.structured_output.backend_types import StructuredOutputOptions
+    from vllm.v1.structured_output.backend_xgrammar import XgrammarBackend
+
+    from constrained import demo
+    from constrained import dialect as registry
+
+    order = ("hermes", "longcat", "granite", "mistral")
+    tok = demo.load_tokenizer(order[0], tuple(m for n in order[1:] for m in registry.get(n).vocab_markers))
+    config = SimpleNamespace(structured_outputs_config=SimpleNamespace(disable_any_whitespace=False), model_config=None, speculative_config=None)
+    backend = XgrammarBackend(vllm_config=config, tokenizer=tok, vocab_size=len(tok))
+    parser = ToolParserManager.get_tool_parser("constrained")(tok)
+    out: dict = {}
+    for name in order:
+        request = required_request(name, tool_choice={"type": "function", "function": {"name": "get_time"}})
+        g = backend.compile_grammar(StructuredOutputOptions.GRAMMAR, parser.adjust_request(request).structured_outputs.grammar)
+        bitmask = backend.allocate_token_bitmask(1)
+        g.fill_bitmask(bitmask, 0)
+        bits = bitmask[0].numpy().view(np.uint32)
+        allowed = [i for i in range(len(tok)) if (bits[i >> 5] >> (i & 31)) & 1]
+        out[name] = {"allowed": tok.convert_ids_to_tokens(allowed), "refused": tok.convert_ids_to_tokens([t for t in allowed if g.validate_tokens([t]) != [t]])}
+    info = xgr.TokenizerInfo([b"a", b"<A>", b"<B>", b"x"], xgr.VocabType.RAW, vocab_size=4)
+    compiler = xgr.GrammarCompiler(info)  # xgrammar's cache on, as in vLLM's stock compile
+    firsts = []
+    for ebnf in ('root ::= Token(1) "x"', 'root ::= Token(2) "x"'):
+        m = xgr.GrammarMatcher(compiler.compile_grammar(ebnf))
+        mask = xgr.allocate_token_bitmask(1, 4)
+        m.fill_next_token_bitmask(mask)
+        firsts.append(int(mask[0, 0]) & 0b1111)
+    out["xgrammar_token_id_collision"] = firsts[0] == firsts[1]
+    return out
+
+
 def budget_processor() -> dict:
     """`ToolCallBudget` driven through vLLM's V1 logits-processor protocol by hand: two requests of
     our grammar (Kimi-K2, required) in one batch, sampled from seeded random logits (a model that
@@ -166,6 +208,7 @@ def main() -> None:
         found["api_servers"] = pool.map(api_server, [(pickle.dumps(ToolParserManager.get_tool_parser("constrained_kimi_k2")), "constrained_kimi_k2")] * 2)
     found["parent"] = {"pid": os.getpid(), "grammar": hashlib.sha256(request.structured_outputs.grammar.encode()).hexdigest()}
     found["marker_allowed_inside_string"] = marker_inside_string(request.structured_outputs.grammar)
+    found["masks_across_dialects"] = masks_across_dialects()
     found["budget_processor"] = budget_processor()
     json.dump(found, sys.stdout)
 

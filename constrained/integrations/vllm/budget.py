@@ -42,7 +42,7 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
 from constrained import dialect as registry
-from constrained.budget import RowBudget, margin_for
+from constrained.budget import RowBudget
 from constrained.compiler import GrammarCache, eos_token_ids, grammar_cache
 from constrained.decoding import GrammarState
 
@@ -50,7 +50,6 @@ from . import header_dialect
 
 log = logging.getLogger("vllm.constrained")
 
-MARGINS_KEPT = 1024  # grammars whose zone margin is remembered (a margin costs one closing plan)
 
 
 class _Row:
@@ -82,7 +81,6 @@ class ToolCallBudget(LogitsProcessor):
         self.rows: dict[int, _Row] = {}
         self._cache: GrammarCache | None = None
         self._lock = threading.Lock()
-        self._margins: dict[tuple[str, str, tuple[int, ...]], int] = {}
         self.forced = 0  # requests the budget closed early, in this process
 
     @classmethod
@@ -119,16 +117,10 @@ class ToolCallBudget(LogitsProcessor):
             return None
         cache = self.cache()
         d = registry.get(name)
-        compiled = cache.compile_ebnf(d, spec).grammar
+        compiled = cache.compile_ebnf(d, spec)
         stop_ids: Sequence[int] = sorted(params.all_stop_token_ids) or eos_token_ids(cache.tokenizer)
-        closer = cache.closer(d, stop_ids)
-        state = GrammarState(compiled, stop_ids)
-        key = (name, spec, tuple(stop_ids))
-        if key not in self._margins:
-            if len(self._margins) >= MARGINS_KEPT:
-                self._margins.clear()
-            self._margins[key] = margin_for(closer, state, d)
-        state.budget = RowBudget(closer, params.max_tokens, self._margins[key])
+        state = GrammarState(compiled.grammar, stop_ids)
+        state.budget = RowBudget(cache.closer(d, stop_ids), params.max_tokens, cache.margin(d, compiled, stop_ids))
         return _Row(output, state)
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from .config import PRESETS, BenchConfig, make_config
 
-PARTS = ("validity", "mask", "generate", "json_args", "ttft", "compile", "server", "jump")
+PARTS = ("trained", "validity", "mask", "generate", "json_args", "ttft", "compile", "server", "jump")
 
 
 def add_bench_command(subparsers) -> None:
@@ -81,7 +81,7 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
 
     from constrained import dialect as registry
 
-    from . import report, speed, validity
+    from . import report, speed, trained, validity
     from .common import ModelSource, machine_info
 
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
@@ -97,6 +97,8 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
     res: dict[str, Any] = {"machine": machine_info(cfg.device), "config": cfg.to_json()}
 
     total = 0
+    if "trained" in parts:
+        total += len(dialects) * cfg.trained_dialogues
     if "validity" in parts:
         total += sum(validity.units(d, cfg) for d in dialects)
     if "mask" in parts:
@@ -154,7 +156,17 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
         bar.set_description("server")
         res["server"] = speed.server_throughput(source, dialects[0], cfg, tick)
 
+    def do_trained():
+        if not source.is_demo:
+            res["trained"] = {"status": "skipped", "reason": "--model: the trained demo model's part runs on the demo only"}
+            return
+        res["trained"] = {}
+        for d in dialects:
+            bar.set_description(f"trained model {d.name}")
+            res["trained"][d.name] = trained.run(d, cfg.trained_dialogues, cfg.trained_max_tokens, tick)
+
     steps = {
+        "trained": do_trained,
         "validity": do_validity,
         "mask": do_mask,
         "generate": per_dialect("generate", "time/token", speed.generate_ratio),

@@ -416,7 +416,7 @@ class ModelSource:
             if self.is_demo:
                 from constrained import demo
 
-                model, tok = demo.load(dialect_name)
+                model, tok = demo.load_random(dialect_name)
             else:
                 from transformers import AutoModelForCausalLM, AutoTokenizer
 

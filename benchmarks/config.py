@@ -25,6 +25,9 @@ class BenchConfig:
     drift_prompts: int = 0  # 0: every corpus tool (+ BFCL sample) once
     drift_rate: float = 0.3  # probability that the drift model attempts each kind of error
     drift_batch: int = 16
+    # the trained demo model (benchmarks/trained.py): held-out dialogues per dialect
+    trained_dialogues: int = 24
+    trained_max_tokens: int = 96
     # speed
     mask_walks: int = 0  # reference outputs walked per dialect for mask timing (0: all)
     apply_reps: int = 200
@@ -39,7 +42,7 @@ class BenchConfig:
     jump_reps: int = 8  # jump-forward: interleaved rounds of one request per arm (plus one warm-up)
     jump_max_tokens: int = 96
     engines: tuple = ("free", "ours", "ours_no_budget", "xgrammar_hf", "llguidance", "outlines")
-    parts: tuple = ("validity", "mask", "generate", "json_args", "ttft", "compile", "server", "jump")
+    parts: tuple = ("trained", "validity", "mask", "generate", "json_args", "ttft", "compile", "server", "jump")
     plots: bool = True
 
     def to_json(self) -> dict:
@@ -50,11 +53,11 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(bfcl_tools=2, demo_prompts=4, demo_max_tokens=96, drift_prompts=6, drift_batch=6, mask_walks=4, apply_reps=20,
                  gen_batches=(1,), gen_items=1, gen_reps=1, ttft_reps=1, compile_sizes=(1, 10), compile_reps=1,
                  server_concurrency=(1, 4), server_requests=4, jump_reps=2, engines=("free", "ours", "ours_no_budget", "xgrammar_hf"),
-                 parts=("validity", "mask", "generate", "ttft", "compile"), plots=True),
+                 trained_dialogues=4, parts=("trained", "validity", "mask", "generate", "ttft", "compile"), plots=True),
     "quick": {},
     "full": dict(bfcl_tools=64, demo_prompts=48, demo_max_tokens=128, drift_rate=0.3, apply_reps=1000, gen_batches=(1, 8, 16),
                  gen_items=8, gen_reps=15, ttft_reps=15, compile_sizes=(1, 10, 100, 300), compile_reps=5,
-                 server_concurrency=(1, 4, 16), server_requests=48, jump_reps=24),
+                 server_concurrency=(1, 4, 16), server_requests=48, jump_reps=24, trained_dialogues=64),
 }
 
 

@@ -133,6 +133,21 @@ def markdown(res: dict) -> str:
              + (f" GPU: {m['gpu']}." if m.get("gpu") else "") + "\n")
     L.append("Shared, noisy machine: compare figures side by side within this run only.\n")
 
+    tr = {d: t for d, t in (res.get("trained") or {}).items() if isinstance(t, dict) and "free" in t}
+    if tr:
+        any_t = next(iter(tr.values()))
+        L.append("## The trained demo model, free vs constrained\n")
+        L.append(f"The built-in model (scripts/train_demo.py) on {any_t['free']['n']} held-out synthetic dialogues per dialect "
+                 "(benchmarks/trained.py): its first assistant turn, greedy, tool_choice auto. valid: the output ended and every call "
+                 "validates (a text answer where text is expected counts); exact: the calls equal the reference, name and arguments "
+                 "(or text where the reference is text); exact calls: the same over the dialogues that call a tool.\n")
+        L += _header("| dialect | constrained valid | constrained exact | constrained exact calls | free valid | free exact | free exact calls | free ended |")
+        for d, t in tr.items():
+            f, c = t["free"], t["constrained"]
+            L.append(f"| {d} | **{_pct(c['valid'])}** | {_pct(c['exact'])} | {_pct(c['exact_calls'])} | {_pct(f['valid'])} | {_pct(f['exact'])} | "
+                     f"{_pct(f['exact_calls'])} | {_pct(f['finished'])} |")
+        L.append("")
+
     val = res.get("validity", {})
     if val:
         L.append("## Validity and accuracy, free vs constrained\n")

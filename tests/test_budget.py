@@ -46,7 +46,7 @@ def _budgets(dialect_name):
 
 @cache
 def _load(dialect_name):
-    return demo.load(dialect_name)
+    return demo.load_random(dialect_name)
 
 
 def _choice(name):

@@ -72,3 +72,18 @@ def test_a_result_must_answer_an_earlier_call_unless_its_id_names_the_call():
     for dialect, call_id in (("hermes", "functions.get_weather:0"), ("kimi_k2", "call_abc"), ("kimi_k2", "functions.get weather:x")):
         with pytest.raises(ToolSpecError, match=r"messages\[1\].tool_call_id"):
             prepare_history([orphan[0], {**orphan[1], "tool_call_id": call_id}], registry.get(dialect))
+
+
+def test_a_client_id_in_the_dialects_made_up_form_is_kept():
+    """Mistral's ids are nine letters and digits: one of that form stays (the client's id is
+    stable across turns); any other is replaced by one of that form, and results follow it."""
+    d = registry.get("mistral")
+    call = {"type": "function", "function": {"name": "f", "arguments": "{}"}}
+    history = prepare_history([{"role": "user", "content": "x"},
+                               {"role": "assistant", "content": None, "tool_calls": [{**call, "id": "abcDEF123"}, {**call, "id": "call_1"}]},
+                               {"role": "tool", "tool_call_id": "abcDEF123", "content": "1"},
+                               {"role": "tool", "tool_call_id": "call_1", "content": "2"}], d)
+    first, second = (c["id"] for c in history.messages[1]["tool_calls"])
+    assert first == "abcDEF123"
+    assert second != "call_1" and d.is_call_id(second)
+    assert [m["tool_call_id"] for m in history.messages[2:]] == [first, second]

@@ -85,7 +85,7 @@ def test_seed_001_manual_parsing_against_a_checkpoint(tmp_path):
     from constrained.server.testing import BackgroundServer
 
     t0 = time.time()
-    model, tok = demo.load("kimi_k2", hidden_size=16, layers=1)  # a smaller random model: faster to save, load and run
+    model, tok = demo.load_random("kimi_k2", hidden_size=16, layers=1)  # a smaller random model: faster to save, load and run
     ckpt = tmp_path / "kimi-demo"
     model.save_pretrained(ckpt)
     tok.chat_template = CHAT_TEMPLATE

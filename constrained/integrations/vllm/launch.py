@@ -72,22 +72,9 @@ def demo_checkpoint(dialect: str | Dialect, path: str | Path | None = None, *, e
     template = jinja_chat_template(d)
     if path is None:
         key = hashlib.blake2b(repr((d.name, extra, template, seed, DEMO_HIDDEN_SIZE)).encode(), digest_size=8).hexdigest()
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        path = cache / "constrained" / f"vllm-demo-{d.name}-{key}"
-    path = Path(path)
-    if (path / "config.json").exists() and (path / "tokenizer_config.json").exists():
-        return path
-    model, tok = demo.load(d, seed=seed, hidden_size=DEMO_HIDDEN_SIZE, layers=2, extra_markers=extra)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp, safe_serialization=True)
-    saved_template = tok.chat_template
-    try:
-        tok.chat_template = template
-        tok.save_pretrained(tmp)
-    finally:
-        tok.chat_template = saved_template  # the tokenizer object is shared (lru_cache)
-    os.replace(tmp, path) if not path.exists() else None
-    return path
+        path = demo.cache_dir() / f"vllm-demo-{d.name}-{key}"
+    return demo.save_checkpoint(lambda: demo.load_random(d, seed=seed, hidden_size=DEMO_HIDDEN_SIZE, layers=2, extra_markers=extra),
+                                template, Path(path))
 
 
 def serve_args(
@@ -232,8 +219,11 @@ def vllm_serve_command(args: Any, defaults: Mapping[str, Any]) -> tuple[str, lis
     demo = not args.model
     try:
         if demo:
+            from constrained.demo import trained_checkpoint
+
             dialect = resolve_dialect(args.dialect)
-            model = str(demo_checkpoint(dialect))
+            random_model = getattr(args, "demo_model", "trained") == "random" or args.demo_nudge
+            model = str(demo_checkpoint(dialect) if random_model else trained_checkpoint(dialect))
             served = args.served_model_name or f"constrained-demo-{dialect.name}"
             env.update({k: os.environ.get(k, v) for k, v in DEMO_ENV.items()})
         else:

@@ -67,7 +67,7 @@ def prepare_history(messages: Sequence[Mapping], dialect: Dialect) -> History:
             for j, raw in enumerate(msg["tool_calls"]):
                 call = ToolCall.from_openai(raw, f"messages[{i}].tool_calls[{j}]")
                 new_id = call.id or f"call_{count}"
-                if dialect.call_id != "random" and not (dialect.fresh_call_ids and dialect.is_call_id(new_id)):
+                if not dialect.is_call_id(new_id):
                     new_id = dialect.make_call_id(call.name, count)
                 renamed[call.id or new_id] = new_id
                 # arguments as a dict: what chat templates iterate over

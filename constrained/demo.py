@@ -105,10 +105,11 @@ def load_trained(dialect: str | Dialect = "kimi_k2", *, dtype: torch.dtype = tor
 
     tok = trained_tokenizer(dialect)
     model = LlamaForCausalLM.from_pretrained(TRAINED_DIR, dtype=dtype).eval()
-    if len(tok) > model.config.vocab_size:  # markers of a dialect added after training: rows of zeros
+    trained_rows = model.config.vocab_size
+    if len(tok) > trained_rows:  # markers of a dialect added after training: rows of zeros
         model.resize_token_embeddings(len(tok), mean_resizing=False)
         with torch.no_grad():
-            model.get_input_embeddings().weight[model.config.vocab_size - (len(tok) - model.config.vocab_size):].zero_()
+            model.get_input_embeddings().weight[trained_rows:].zero_()
     model.name_or_path = tok.name_or_path
     return model, tok
 

@@ -176,8 +176,8 @@ class Dialect:
         return self.call_id in ("random", "alnum9")
 
     def is_call_id(self, call_id: str) -> bool:
-        """Is `call_id` of the form this dialect's made-up ids take (alnum9: nine letters and digits)?
-        Such an id from the client is kept in the history, not made up again."""
+        """May the history keep `call_id` as the client sent it? Any id where ids are "random"; for
+        alnum9, one of nine letters and digits; never where ids are derived (Kimi's name and index)."""
         if self.call_id == "alnum9":
             return len(call_id) == 9 and all(c in _ALNUM for c in call_id)
         return self.call_id == "random"

@@ -209,7 +209,7 @@ def vocabulary_words(tokenizer: Any, limit: int = WORD_POOL) -> list[str]:
 
 
 def _format(template: str, args: dict, result: Any = None) -> str:
-    return template.format(**{k: v for k, v in args.items()}, result=result)
+    return template.format(**args, result=result)
 
 
 def _call(rng: random.Random, spec: ToolSpec, word: Callable[[random.Random], str]) -> dict:

@@ -17,6 +17,8 @@ import torch
 import xgrammar as xgr
 
 from .budget import RowBudget, jump_forward_string
+from .lengths import GuardedMatcher
+from .lengths import matcher as length_matcher
 from .masks import apply_bitmask_
 
 
@@ -27,7 +29,8 @@ class GrammarState:
     __slots__ = ("matcher", "budget")
 
     def __init__(self, compiled: xgr.CompiledGrammar, stop_token_ids: Sequence[int] | None = None, budget: RowBudget | None = None):
-        self.matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=list(stop_token_ids) if stop_token_ids else None)
+        # guarded when the grammar has long string bounds (constrained.lengths)
+        self.matcher = length_matcher(compiled, override_stop_tokens=list(stop_token_ids) if stop_token_ids else None)
         self.budget = budget
 
     def accept(self, token: int) -> bool:
@@ -73,6 +76,15 @@ class GrammarState:
     def fill(self, bitmask: torch.Tensor, row: int) -> None:
         self.matcher.fill_next_token_bitmask(bitmask, row)
 
+    def xgrammar_matcher(self) -> xgr.GrammarMatcher:
+        """xgrammar's own matcher (for its batched fill; `after_fill` then adds the guard)."""
+        return self.matcher.raw if isinstance(self.matcher, GuardedMatcher) else self.matcher
+
+    def after_fill(self, bitmask: torch.Tensor, row: int) -> None:
+        """What the length guard adds to a row xgrammar filled."""
+        if isinstance(self.matcher, GuardedMatcher):
+            self.matcher.restrict(bitmask, row)
+
 
 class GrammarBatch:
     """The token bitmask of a batch and the worker that fills it. Rows without a grammar (None),
@@ -98,7 +110,9 @@ class GrammarBatch:
         self._ensure(len(states))
         try:
             if len(rows) > 1:
-                self._batch.batch_fill_next_token_bitmask([states[i].matcher for i in rows], self.bitmask, indices=rows)  # type: ignore[union-attr]
+                self._batch.batch_fill_next_token_bitmask([states[i].xgrammar_matcher() for i in rows], self.bitmask, indices=rows)  # type: ignore[union-attr]
+                for i in rows:
+                    states[i].after_fill(self.bitmask, i)  # type: ignore[union-attr]
             else:
                 states[rows[0]].fill(self.bitmask, rows[0])  # type: ignore[union-attr]
         except Exception:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import xgrammar as xgr
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from constrained import GrammarOptions, StreamingParser, demo, parse
@@ -18,6 +17,7 @@ from constrained import dialect as registry
 from constrained.chat import prepare_history, render_prompt
 from constrained.compiler import grammar_cache
 from constrained.decoding import GrammarBatch, GrammarState, accept_all
+from constrained.lengths import matcher as length_matcher
 
 
 def Nudge(tokenizer, dialect, bias: float = 9.0, trigger_bias: float = 14.0, eos_bias: float = 12.0) -> demo.Nudge:
@@ -160,7 +160,7 @@ def check_roundtrip(dialect_name, tok, tools, calls, first_index=0):
     text = d.render_calls(calls, first_index, tools)
     cache = grammar_cache(tok)
     compiled = cache.compile(d, tools, GrammarOptions("required", True, first_index, max(8, len(calls)), reasoning=False)).grammar
-    matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=[tok.eos_token_id])
+    matcher = length_matcher(compiled, override_stop_tokens=[tok.eos_token_id])
     for t in tok.encode(text, add_special_tokens=False):
         assert matcher.accept_token(t), (dialect_name, text)
     assert matcher.is_completed()

@@ -16,9 +16,9 @@ from test_schema import _COMPILER, accepts, raw_accepts
 
 from constrained import ebnf as E
 from constrained.codecs.python import python_value_rules
+from constrained.lengths import matcher as length_matcher
 from constrained.schema import Unenforced, UnsupportedSchemaError, normalize, unenforced_violations, validate
-from constrained.schema.keywords import _LENGTH_LIMITS
-from constrained.schema.strings import exact_string_lengths
+from constrained.schema.strings import LENGTH_CHAIN_LIMIT, exact_string_lengths
 from constrained.schema.validate import _validator
 from constrained.tools.check_tools import check_tools
 from constrained.tools.coverage import schema_grammar
@@ -192,22 +192,29 @@ def test_fractional_bounds_on_an_integer_union_are_rounded():
 # --------------------------------------------------------------------------- 4. long lengths
 
 
-def test_lengths_up_to_the_limit_are_enforced_exactly():
-    n = _LENGTH_LIMITS["maxLength"]
-    assert _LENGTH_LIMITS["minLength"] == n >= 8
+def test_lengths_up_to_the_chain_limit_are_exact_rules():
+    n = LENGTH_CHAIN_LIMIT
+    assert n >= 8
     schema = {"type": "object", "properties": {"code": {"type": "string", "minLength": n, "maxLength": n},
                                                "name": {"type": "string", "maxLength": n}}}
     assert normalize(schema).unenforced == ()
+    assert "strlen_g" not in str(schema_grammar(normalize(schema).schema))
     assert accepts(schema, {"code": "\"" * n, "name": "x" * n})
     assert not accepts(schema, {"code": "0" * (n - 1)}) and not accepts(schema, {"name": "x" * (n + 1)})
-    above = normalize({"type": "string", "minLength": n + 1, "maxLength": n + 1})
-    assert {u.keyword for u in above.unenforced} == {"minLength", "maxLength"}
 
 
-def test_lengths_above_the_limit_are_checked_after_decoding():
-    norm = normalize({"type": "string", "maxLength": 1000})
-    assert norm.unenforced == (Unenforced("maxLength", "$.maxLength"),)
-    assert unenforced_violations("x" * 1001, norm) == [Unenforced("maxLength", "$.maxLength")]
+@pytest.mark.parametrize(("low", "high"), [(0, 9), (0, 1000), (9, None), (40, 40), (3, 300), (1000, 1000)])
+def test_lengths_above_the_chain_limit_are_enforced(low, high):
+    """Counted at run time (constrained.lengths), escapes and non-BMP characters as one each."""
+    schema = {"type": "string", "minLength": low, **({"maxLength": high} if high is not None else {})}
+    norm = normalize(schema)
+    assert norm.unenforced == ()
+    assert "strlen_g" in str(schema_grammar(norm.schema))
+    top = high if high is not None else low + 20
+    for k in sorted({0, max(0, low - 1), low, top, top + 1}):
+        for unit in ("x", "\n", "😀", '"'):
+            text = unit * k
+            assert accepts(schema, text) == (low <= k <= top or (high is None and k >= low)), (low, high, k, unit)
 
 
 def test_length_chains_are_shared_between_properties():
@@ -223,7 +230,7 @@ def test_bounded_strings_in_python_literals():
     grammar = f"root ::= {frag.root} \")\"\n" + "".join(f"{k} ::= {v}\n" for k, v in frag.rules.items())
     compiled = _COMPILER.compile_grammar(xgrammar.Grammar.from_ebnf(grammar))
     for text, ok in (('"a\\"b")', True), ('"abc")', True), ('"abcd")', False), ('"")', False), ('"\\/")', False)):
-        matcher = xgrammar.GrammarMatcher(compiled, terminate_without_stop_token=True)
+        matcher = length_matcher(compiled, terminate_without_stop_token=True)
         assert (matcher.accept_string(text) and matcher.is_completed()) == ok, text
 
 
@@ -264,7 +271,7 @@ def test_every_json_string_fitting_the_bounds_is_accepted(text, low, span, ascii
     """Whatever json.dumps writes (escapes, control characters, \\u escapes, surrogate pairs), the
     grammar accepts exactly the strings whose decoded length fits."""
     high = None if span is None else low + span
-    matcher = xgrammar.GrammarMatcher(_length_matcher_grammar(low, high), terminate_without_stop_token=True)
+    matcher = length_matcher(_length_matcher_grammar(low, high), terminate_without_stop_token=True)
     written = json.dumps(text, ensure_ascii=ascii_only)
     fits = low <= len(text) and (high is None or len(text) <= high)
     assert (matcher.accept_string(written) and matcher.is_completed()) == fits
@@ -373,6 +380,6 @@ def test_every_small_bound_counts_escapes(low, span):
     high = None if span is None else low + span
     for k in range(6):
         for text in ("\n" * k, "é" * k, '"' * k):
-            matcher = xgrammar.GrammarMatcher(_length_matcher_grammar(low, high), terminate_without_stop_token=True)
+            matcher = length_matcher(_length_matcher_grammar(low, high), terminate_without_stop_token=True)
             fits = low <= k and (high is None or k <= high)
             assert (matcher.accept_string(json.dumps(text)) and matcher.is_completed()) == fits, (low, high, text)

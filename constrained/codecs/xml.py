@@ -40,6 +40,7 @@ from typing import Any
 
 from .. import ebnf as E
 from ..errors import ToolSpecError, UnsupportedSchemaError
+from ..schema.strings import LENGTH_CHAIN_LIMIT
 from . import WHITESPACE, ArgumentCodec, jinja_raw, register_codec, skip_ws
 
 # vLLM's priority (tool_parsers/utils.py::coerce_to_schema_type); "string" is the fallback.
@@ -505,8 +506,13 @@ class XmlArguments(ArgumentCodec):
             parsed["root"] = inner[5:-5]
             ebnf_text = "\n".join(f"{k} ::= {v}" for k, v in parsed.items())
         else:
+            # raw text has no closing quote for constrained.lengths to count to: bounds above the
+            # chain's limit are left to the check after decoding (xgrammar's repetition of a class
+            # costs 0.5-1.6 s of compile time at 300-1000)
             lo, hi = s.get("minLength", 0), s.get("maxLength")
-            return f"{E.char_class(banned)}{{{lo}, {hi if hi is not None else -1}}}"
+            lo = lo if lo <= LENGTH_CHAIN_LIMIT else 0
+            hi = hi if hi is not None and hi <= LENGTH_CHAIN_LIMIT else -1
+            return f"{E.char_class(banned)}{{{lo}, {hi}}}"
         try:
             frag = E._import(ebnf_text, prefix, "xs_", transform=lambda body: without_chars(body, banned))
         except ValueError:

@@ -156,7 +156,6 @@ DATE_PATTERN = (
 # String length bounds are exact chains (`strings`): one set of token masks per character, ~25-45 ms
 # of compile time each on a 129k vocabulary (shared between properties, and between grammars by a
 # warm compiler). Larger bounds are checked after decoding.
-_LENGTH_LIMITS = {"minLength": 8, "maxLength": 8}
 # allOf of anyOfs is expanded into their cross product, up to this many branches.
 _MAX_BRANCHES = 256
 # Dropped from the grammar and checked after decoding, whatever their value.

@@ -36,6 +36,15 @@ from __future__ import annotations
 
 import re
 
+# Bounds up to this are written as an exact chain; larger ones as one guarded rule, counted at run
+# time by `constrained.lengths`.
+LENGTH_CHAIN_LIMIT = 8
+
+
+def guarded_rule_name(prefix: str, lo: int, hi: int) -> str:
+    """The name of the guarded rule for ``lo``..``hi`` characters (``hi`` < 0: no maximum)."""
+    return f"{prefix}strlen_g{lo}_{hi if hi >= 0 else 'n'}"
+
 # xgrammar's printed rules for a string with length bounds: `"\"" NAME_characters{lo, hi} "\""`
 # with the character rule below; for {1, 1} the class inline; for {0, 1} an optional rule.
 _CLASS = r'\[\^\\"\\\\\\r\\n\]'
@@ -81,9 +90,23 @@ def _at_least(k: int, tail: str, tag: str, rules: dict[str, str]) -> str:
     return name
 
 
+def _guarded(low: int, high: int, rules: dict[str, str]) -> str:
+    """Rule for any string content and the closing quote, named for the bounds that
+    `constrained.lengths` counts at run time."""
+    name = guarded_rule_name("basic_", low, high)
+    if name not in rules:
+        h = _HEX
+        char = (rf'[^\0-\x1f\"\\] | "\\" [\"\\/bfnrt] | "\\" "u" [0-9A-Ca-cEeFf] {h} {h} {h} | "\\" "u" [Dd] [0-7] {h} {h}'
+                rf' | "\\" "u" [Dd] [89ABab] {h} {h} "\\" "u" [Dd] [C-Fc-f] {h} {h}')
+        rules[name] = f'(({char})* "\\"") {_LOOKAHEAD}'
+    return name
+
+
 def string_rule(low: int, high: int, rules: dict[str, str]) -> str:
     """The rule (added to ``rules``) for the rest of a string after its opening quote, holding
     ``low`` to ``high`` decoded characters (``high == -1``: no maximum)."""
+    if low > LENGTH_CHAIN_LIMIT or high > LENGTH_CHAIN_LIMIT:
+        return _guarded(low, high, rules)
     if high < 0:
         return _at_least(low, "basic_string_sub", "f", rules)
     return _at_least(low, _at_most(high - low, rules), f"s{high - low}", rules)

@@ -52,6 +52,7 @@ import xgrammar
 
 from .. import ebnf as E
 from ..compiler import WARM_UP_PARAMETERS, compile_grammar
+from ..lengths import matcher as length_matcher
 from ..schema import (
     NormalizedSchema,
     UnsupportedSchemaError,
@@ -158,7 +159,7 @@ class _Compilers:
 
 
 def _accepts(compiled: Any, text: str) -> bool:
-    matcher = xgrammar.GrammarMatcher(compiled)
+    matcher = length_matcher(compiled)
     return matcher.accept_string(text) and matcher.is_completed()
 
 

@@ -4,6 +4,8 @@ compile and serve."""
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 from openai import OpenAI
@@ -67,3 +69,18 @@ def test_shapes_issue_17_fixed_are_served(client):
         assert r.choices[0].finish_reason == "tool_calls", choice
         assert r.choices[0].message.tool_calls[0].function.name == choice
         assert r.model_extra["constrained"]["violations"] == [], choice
+
+
+
+def test_long_string_bounds_are_enforced_while_decoding(client):
+    """Bounds above the chain limit are counted at run time (constrained.lengths): the random model
+    writes strings until the budget or the bound stops it, never past it."""
+    sdk, model = client
+    long = tool("note", {"type": "object", "properties": {"title": {"type": "string", "minLength": 12, "maxLength": 40},
+                                                          "lines": {"type": "array", "items": {"type": "string", "maxLength": 20}}},
+                         "required": ["title", "lines"]})
+    for max_tokens in (60, 300):
+        r = sdk.chat.completions.create(model=model, messages=MSGS, tools=[long], max_tokens=max_tokens, tool_choice="required")
+        args = json.loads(r.choices[0].message.tool_calls[0].function.arguments)
+        assert 12 <= len(args["title"]) <= 40 and all(len(line) <= 20 for line in args["lines"]), args
+        assert r.model_extra["constrained"]["violations"] == []

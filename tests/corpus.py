@@ -40,7 +40,7 @@ CORPUS: list[tuple[dict, dict]] = [
     (tool("recursive_tree", {"type": "object", "properties": {"root": {"$ref": "#/$defs/Node"}}, "required": ["root"],
                              "$defs": {"Node": {"type": "object", "properties": {"label": STR, "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}, "maxItems": 2}}, "required": ["label"]}}}),
      {"root": {"label": "a", "children": [{"label": "b"}]}}),
-    (tool("github.create-issue", obj({"repo": STR, "title": STR, "labels": {"type": "array", "items": STR}}, ["repo", "title"])), {"repo": "o/r", "title": "bug"}),
+    (tool("github.create-issue", obj({"repo": STR, "title": {"type": "string", "minLength": 1, "maxLength": 120}, "labels": {"type": "array", "items": STR}}, ["repo", "title"])), {"repo": "o/r", "title": "bug"}),
     (tool("fs.read-file", obj({"path": STR, "encoding": {"type": "string", "enum": ["utf-8", "latin-1"]}}, ["path"])), {"path": "/tmp/a"}),
     (tool("unicode_args", obj({"ville": {"type": "string", "enum": ["Zürich", "São Paulo", "東京"]}, "emoji": STR})), {"ville": "東京", "emoji": "☀️"}),
     (tool("numeric_bounds", obj({"ratio": {"type": "number", "minimum": 0, "maximum": 1}, "count": {"type": "integer", "exclusiveMinimum": 0, "maximum": 1000}})), {"ratio": 0.5, "count": 10}),

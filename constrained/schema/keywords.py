@@ -55,7 +55,7 @@ length bounds. OpenAPI's ``nullable`` is read although no draft has it.
 | ``enum``, ``const`` | enforced; object/array values rewritten into structural schemas (xgrammar compares them as text with other separators); scalar values that break a keyword beside them removed |
 | ``properties``, ``required``, ``additionalProperties`` | enforced; a required name not declared is declared (any value); a ``false`` property is removed; draft-3 ``required: true`` on a property moves to the parent's list |
 | ``patternProperties``, ``propertyNames``, ``pattern`` | enforced; patterns rewritten from search to full-match semantics; a pattern xgrammar cannot parse or would only approximate (look-around, back-references, ``\\b``, ``\\p{}``, ``\\Z``...) is dropped -> unenforced ``pattern``; a declared name matching a pattern gets both schemas, and so does the pattern's value; ``additionalProperties`` values also get every pattern's and every declared name's schema (xgrammar picks one path per key, and beside patterns writes extra keys as any string) |
-| ``minLength``/``maxLength`` | enforced up to 8 / 8, counting decoded characters (an escape is one character; `strings` rewrites xgrammar's rule, which forbids escapes): ~25-45 ms of compile time per unit with a 129k vocabulary; larger bounds, and any next to ``pattern``, ``format`` or ``enum`` (ignored there by xgrammar; enum values are filtered instead), -> unenforced |
+| ``minLength``/``maxLength`` | enforced at any size, counting decoded characters (an escape is one character; `strings` rewrites xgrammar's rule, which forbids escapes): up to 8 as an exact chain of rules (~25-45 ms of compile time per unit with a 129k vocabulary), above it as one rule counted at run time (`constrained.lengths`: the compile cost of a free string, whatever the bound); next to ``pattern`` or ``format`` (ignored there by xgrammar) -> unenforced; next to ``enum`` the values are filtered; in the XML encoding's raw values (no closing quote to count to) bounds above 8 -> checked after decoding |
 | ``format`` | enforced for date, date-time, time, duration, email, hostname, ipv4, ipv6, uuid, uri, uri-reference, uri-template, json-pointer, relative-json-pointer (date exactly, by a calendar regex with leap years; date-time and time by shape only, so also listed unenforced); others -> unenforced |
 | ``minimum``/``maximum``/``exclusive*`` | enforced; draft-4 boolean ``exclusiveMinimum``/``Maximum`` converted; bounds of integers rounded inwards to inclusive ones; an integer bound beyond the int64 range (or not finite) -> unenforced |
 | ``multipleOf`` | enforced for integers with an integer divisor up to 1024 and no bound (xgrammar ignores it next to ``minimum``/``maximum`` and above 1024); otherwise unenforced (draft-3 ``divisibleBy`` mapped) |
@@ -153,9 +153,9 @@ DATE_PATTERN = (
     rf"^({_YEAR}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
     rf"|02-(0[1-9]|1[0-9]|2[0-8]))|{_LEAP_YEAR}-02-29)$"
 )
-# String length bounds are exact chains (`strings`): one set of token masks per character, ~25-45 ms
-# of compile time each on a 129k vocabulary (shared between properties, and between grammars by a
-# warm compiler). Larger bounds are checked after decoding.
+# String length bounds up to 8 are exact chains (`strings`): one set of token masks per character,
+# ~25-45 ms of compile time each on a 129k vocabulary (shared between properties, and between
+# grammars by a warm compiler). Larger bounds are one guarded rule each, counted at run time.
 # allOf of anyOfs is expanded into their cross product, up to this many branches.
 _MAX_BRANCHES = 256
 # Dropped from the grammar and checked after decoding, whatever their value.

@@ -25,8 +25,10 @@ vocabulary). Counted repetition decomposed into O(log n) rules compiles in ~5 ms
 but then each rule ends after a character or two and xgrammar 0.2.8 decides almost every token of
 the vocabulary at run time: 25-160 ms per token inside such a string (benchmarks in
 ``benchmarks/results/coverage.md``). xgrammar 0.2.9's native repetition is fast only for a single
-character class (no escapes); with an escape-aware unit it takes seconds per token. So bounds
-above ``keywords._LENGTH_LIMITS`` stay unenforced and are checked after decoding.
+character class (no escapes); with an escape-aware unit it takes seconds per token. So the chain
+is used up to ``LENGTH_CHAIN_LIMIT`` characters; a larger bound (either one) makes the string one
+*guarded* rule, ``basic_strlen_g{lo}_{hi}`` (any content, then the quote), whose characters
+`constrained.lengths` counts at run time beside xgrammar's matcher.
 
 Rules are named ``basic_strlen_*``: like xgrammar's ``basic_*`` rules they depend only on the
 bounds, so ``constrained.ebnf`` shares them between the tools of a request.

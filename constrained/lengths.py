@@ -66,6 +66,8 @@ class ScanState(NamedTuple):
 
 
 CLEAN = ScanState()
+AFTER_BACKSLASH = ScanState(1)
+_ESCAPE_LETTERS = frozenset(b'"\\/bfnrtu')
 
 
 def scan(state: ScanState, data: bytes) -> tuple[int, int, ScanState]:
@@ -138,7 +140,19 @@ class TokenTable:
                 self.open_chars[t] = max(self.open_chars[t], inner)
                 if end >= 0:
                     self.open_close[t] = min(self.open_close[t], inner)
-        self.longest = int(self.chars.max()) if n else 0
+        # the same read from just after a backslash (a token boundary inside an escape): only
+        # tokens that start with an escape's letter can follow, the others get a count past any bound
+        self.chars_escaped = np.full(n, _NO_MAX, dtype=np.int64)
+        self.closes_escaped = np.zeros(n, dtype=bool)
+        for t, data in enumerate(self.vocab):
+            if data and data[0] in _ESCAPE_LETTERS:
+                chars, at, _ = scan(AFTER_BACKSLASH, data)
+                self.chars_escaped[t] = chars
+                self.closes_escaped[t] = at >= 0
+                if at >= 0 and _reopen_risk(data[at + 1:]):
+                    self.chars_escaped[t] = _NO_MAX
+        self.by_length = np.argsort(self.chars, kind="stable")  # token ids by their character count
+        self.sorted_lengths = self.chars[self.by_length]
         self.closers = np.flatnonzero(self.closes)
         # what a string far from its bounds forbids: a closing token that opens a risky string
         words = (n + 31) // 32
@@ -250,9 +264,6 @@ class _Step(NamedTuple):
     data: bytes
     end: int  # bytes accepted in all
     candidates: tuple[_Candidate, ...]
-    # a guarded string opened here, and a token boundary fell inside an escape before xgrammar
-    # showed which rule it is: where its content starts (-1: no such string)
-    watch: int = -1
 
 
 def _states(raw: xgr.GrammarMatcher) -> list[tuple[int, int]]:
@@ -280,7 +291,7 @@ class GuardedMatcher:
         token_id = int(token_id)
         data = self.table.vocab[token_id] if token_id < len(self.table.vocab) else b""
         now = self._step
-        if not now.candidates and now.watch < 0 and token_id not in self.table.quoted_set:
+        if not now.candidates and token_id not in self.table.quoted_set:
             # no string of ours is open and this token opens none: nothing to count
             if not self.raw.accept_token(token_id):
                 return False
@@ -369,10 +380,14 @@ class GuardedMatcher:
         if step.candidates and not closed and not kept:
             return None  # every live string passed its maximum
         fresh = sorted(parents - {c.rule for c in kept})
+        if not kept and not fresh and in_loop:
+            # a string opened in ``data``, which ends inside an escape: xgrammar shows the rule
+            # once the escape is complete, so look on a fork where it is
+            fresh = sorted(self._rules_after(raw, _bytes_since(step, data, _opening(data, end), end)))
         if fresh:
             # a string opened: its content starts after the opening quote (xgrammar's own
             # rule_start_pos is not that where a rule is entered in tail position)
-            start = kept[0].start if kept else _opening(data, end) if _QUOTE in data else step.watch if step.watch >= 0 else end
+            start = kept[0].start if kept else _opening(data, end) if _QUOTE in data else end
             chars, at, state = scan(CLEAN, _bytes_since(step, data, start, end))
             for rule in fresh:
                 lo, hi = self.rules.parents[rule]
@@ -380,10 +395,19 @@ class GuardedMatcher:
                     kept.append(_Candidate(rule, start, lo, hi, chars, state))
             if not kept:
                 return None  # opened and already past every maximum
-        watch = -1
-        if not kept and in_loop:
-            watch = step.watch if step.watch >= 0 else _opening(data, end)
-        return _Step(step, data, end, tuple(kept), watch)
+        return _Step(step, data, end, tuple(kept))
+
+    def _rules_after(self, raw: xgr.GrammarMatcher, content: bytes) -> set[int]:
+        """The guarded rules xgrammar shows once the escape that ``content`` ends inside is
+        completed (on a fork of ``raw``)."""
+        _, _, state = scan(CLEAN, content)
+        rest = b"n" if state.phase == 1 else b"0" * (4 - len(state.hex))
+        if state.phase == 2 and 0xD800 <= int(state.hex.ljust(4, "0") or "0", 16) <= 0xDBFF:
+            rest += b"\\udc00"  # a high surrogate: the grammar wants its second half
+        fork = raw.fork()
+        if not fork.accept_string(rest):
+            return set()
+        return {r for r, _ in _states(fork) if r in self.rules.parents}
 
     def restrict(self, bitmask: Any, index: int) -> None:
         """Clear, in row ``index`` of the packed bitmask xgrammar just filled, the tokens that would
@@ -391,10 +415,6 @@ class GuardedMatcher:
         words = bitmask[index].numpy() if hasattr(bitmask, "numpy") else bitmask[index]
         step, t = self._step, self.table
         bounds = [(c.chars, c.state, c.lo, c.hi) for c in step.candidates]
-        if not bounds and step.watch >= 0:
-            # which guarded rule is not known yet: the tightest of them, for this one token
-            count, _, state = scan(CLEAN, _bytes_since(step, b"", step.watch, step.end))
-            bounds = [(count, state, self.rules.max_min, self.rules.min_max)]
         if not bounds:
             risky = self.rules.risky(t)
             if len(risky):
@@ -404,20 +424,28 @@ class GuardedMatcher:
         if all(state == CLEAN for _, state, _, _ in bounds):
             room = max(hi - count for count, _, _, hi in bounds)
             need = min(lo - count for count, _, lo, _ in bounds)
-            if room >= t.longest and len(bounds) == 1:
-                # far from the maximum (most of a long string): only closing tokens are at stake
+            too_long = t.by_length[np.searchsorted(t.sorted_lengths, room, side="right"):]
+            if len(bounds) == 1 and len(too_long) < len(t.vocab) // 8:
+                # one string, not at its last few characters: clear the few tokens longer than
+                # what is left, and the closing tokens that would end it short
                 n = min(len(words), len(t.packed_base))
                 words[:n] &= t.packed_base[:n]
-                if need > 0:
-                    short = t.closers[t.chars[t.closers] < need]
-                    words.view(np.uint32)[short >> 5] &= ~(np.uint32(1) << (short & 31).astype(np.uint32))
+                closers = t.closers
+                short = closers[(t.chars[closers] < need) | (t.chars[closers] > room)] if need > 0 else closers[t.chars[closers] > room]
+                _clear(words, np.concatenate([too_long, short]))
                 return
             ok = np.zeros(len(t.vocab), dtype=bool)
             for count, _, lo, hi in bounds:
                 ok |= (t.chars <= hi - count) & (~t.closes | (t.chars >= lo - count))
             _and_row(words, ok & ~(t.closes & t.reopens))
             return
-        # a token boundary inside an escape: count each allowed token from there (few are allowed)
+        if all(state == AFTER_BACKSLASH for _, state, _, _ in bounds):
+            ok = np.zeros(len(t.vocab), dtype=bool)
+            for count, _, lo, hi in bounds:
+                ok |= (t.chars_escaped <= hi - count) & (~t.closes_escaped | (t.chars_escaped >= lo - count))
+            _and_row(words, ok)
+            return
+        # inside \\uXXXX or after a high surrogate: count each allowed token from there (few are)
         bits = words.view(np.uint32)
         for token in _allowed_ids(words, len(t.vocab)).tolist():
             if not any(_fits(t.vocab[token], count, state, lo, hi) for count, state, lo, hi in bounds):
@@ -448,7 +476,7 @@ class GuardedMatcher:
             if step is None or not fork.accept_string(piece):
                 return None
             step = self._advance(step, piece, fork)
-        return None if step is None else _Step(self._step, data, step.end, step.candidates, step.watch)
+        return None if step is None else _Step(self._step, data, step.end, step.candidates)
 
 
 def _fits(data: bytes, count: int, state: ScanState, lo: int, hi: int) -> bool:
@@ -490,6 +518,12 @@ def _bytes_since(step: _Step, data: bytes, start: int, end: int) -> bytes:
         step = step.previous
     joined = b"".join(reversed(parts))
     return joined[max(0, start - have):]
+
+
+def _clear(words: np.ndarray, tokens: np.ndarray) -> None:
+    """Clear these tokens' bits in a packed row."""
+    tokens = tokens[tokens < len(words) * 32]
+    np.bitwise_and.at(words.view(np.uint32), tokens >> 5, ~(np.uint32(1) << (tokens & 31).astype(np.uint32)))
 
 
 def _allowed_ids(words: np.ndarray, vocab: int) -> np.ndarray:

@@ -199,3 +199,31 @@ def test_token_table_counts_characters_not_bytes():
             data = table.vocab[t]
             chars, at, _ = scan(CLEAN, data)
             assert table.chars[t] == chars and table.closes[t] == (at >= 0)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.lists(st.sampled_from(['a', 'é', '\\', '"', '\n', '😀', ' word', '\u2028']), max_size=24).map(''.join),
+       low=st.sampled_from([0, 3, 10]), high=st.sampled_from([9, 14, 20]), cuts=st.lists(st.integers(1, 6), max_size=8))
+def test_the_mask_allows_exactly_the_tokens_accepted(text, low, high, cuts):
+    """Token boundaries anywhere (after a backslash, inside \\uXXXX): at every step the mask allows
+    the next token exactly when accepting it keeps the bounds, so sampling never meets a refusal."""
+    high = max(low, high)
+    compiled = _compiled(json.dumps({"type": "object", "properties": {"s": _bounded(low, high)}, "required": ["s"]}))
+    written = json.dumps({"s": text}, ensure_ascii=len(cuts) % 2 == 0)
+    pieces, rest = [], written
+    for cut in cuts:
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    ids = [t for piece in [*pieces, rest] if piece for t in _tok().encode(piece, add_special_tokens=False)]
+    m = length_matcher(compiled, terminate_without_stop_token=True)
+    bitmask = xgr.allocate_token_bitmask(1, len(_tok()))
+    for t in ids:
+        m.fill_next_token_bitmask(bitmask, 0)
+        allowed = bool((int(bitmask[0, t >> 5]) >> (t & 31)) & 1)
+        accepted = m.fork().accept_token(t)
+        assert allowed == accepted, (written, _tok().decode([t]), m.inside())
+        if not accepted:
+            assert not low <= len(text) <= high
+            return
+        m.accept_token(t)
+    assert m.is_completed() == (low <= len(text) <= high)

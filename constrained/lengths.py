@@ -32,9 +32,10 @@ The debug text is xgrammar's, "subject to change": the format is pinned by the t
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
-from collections import OrderedDict
+import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -213,7 +214,9 @@ class LengthRules:
         return self._risky
 
 
-_RULES: OrderedDict[int, tuple[Any, LengthRules | None]] = OrderedDict()
+# by compiled grammar, held weakly: the grammar cache decides how long a grammar lives
+# (compiled grammars are not hashable: by id, with a weak reference that also drops the entry)
+_RULES: dict[int, tuple[weakref.ref, LengthRules | None]] = {}
 
 
 def length_rules(compiled: xgr.CompiledGrammar) -> LengthRules | None:
@@ -221,7 +224,7 @@ def length_rules(compiled: xgr.CompiledGrammar) -> LengthRules | None:
     the order in which the compiled grammar prints its rules."""
     with _TABLES_LOCK:
         hit = _RULES.get(id(compiled))
-        if hit is not None and hit[0] is compiled:
+        if hit is not None and hit[0]() is compiled:
             return hit[1]
     text = str(compiled.grammar)
     rules = None
@@ -239,10 +242,13 @@ def length_rules(compiled: xgr.CompiledGrammar) -> LengthRules | None:
                 parents[rule_id] = (lo, hi)
         rules = LengthRules(parents, loops) if parents else None
     with _TABLES_LOCK:
-        _RULES[id(compiled)] = (compiled, rules)
-        while len(_RULES) > 512:
-            _RULES.popitem(last=False)
+        key = id(compiled)
+        _RULES[key] = (weakref.ref(compiled, functools.partial(_forget, key)), rules)
     return rules
+
+
+def _forget(key: int, _ref: Any) -> None:
+    _RULES.pop(key, None)
 
 
 # ----------------------------------------------------------------------------- the guard

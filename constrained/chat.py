@@ -119,6 +119,8 @@ def render_prompt(dialect: Dialect, history: History, tools: Sequence[Tool | Map
         if m["role"] == "system":
             continue
         body = m["content"]
+        if m["role"] == "assistant" and body and dialect.content_wrapper:
+            body = dialect.content_wrapper[0] + body + dialect.content_wrapper[1]  # as the grammar writes text
         if m["role"] == "assistant" and m.get("tool_calls"):
             body = body + dialect.render_calls(m["tool_calls"], index, tools)
             index += len(m["tool_calls"])
@@ -150,6 +152,10 @@ def jinja_chat_template(dialect: Dialect) -> str:
             call.append(dialect.codec.jinja("tc.function.arguments"))
     calls = (jinja_raw(dialect.section_begin) + "{% for tc in m.tool_calls %}" + (f"{{% if not loop.first %}}{jinja_raw(dialect.call_separator)}{{% endif %}}")
              + "".join(call) + "{% set ns.idx = ns.idx + 1 %}{% endfor %}" + jinja_raw(dialect.section_end))
+    content = "{{ m.content or '' }}"
+    if dialect.content_wrapper:  # assistant text as the grammar writes it
+        open_, close = (jinja_raw(part) for part in dialect.content_wrapper)
+        content = f"{{% if m.role == 'assistant' and m.content %}}{open_}{{{{ m.content }}}}{close}{{% else %}}{content}{{% endif %}}"
     return (
         "{%- set ns = namespace(calls=0, idx=0, system=[]) -%}"
         "{%- for m in messages %}{% if m.role == 'assistant' and m.tool_calls %}{% set ns.calls = ns.calls + m.tool_calls | length %}{% endif %}"
@@ -159,6 +165,6 @@ def jinja_chat_template(dialect: Dialect) -> str:
         "{%- if ns.system %}<|im_start|>system\n{{ ns.system | join('\\n') }}" + ("{% if tools %}" + example_jinja + "{% endif %}") + "<|im_end|>\n{% endif -%}"
         "{%- for m in messages %}{% if m.role not in ('system', 'developer') %}<|im_start|>{{ m.role }}\n"
         "{% if m.role == 'tool' %}tool name: {{ m.name or '' }}\ntool call id: {{ m.tool_call_id }}\ntool result: {% endif %}"
-        "{{ m.content or '' }}{% if m.role == 'assistant' and m.tool_calls %}" + calls + "{% endif %}<|im_end|>\n{% endif %}{% endfor -%}"
+        + content + "{% if m.role == 'assistant' and m.tool_calls %}" + calls + "{% endif %}<|im_end|>\n{% endif %}{% endfor -%}"
         "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )

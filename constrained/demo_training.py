@@ -57,7 +57,11 @@ def dialect_weights(names: Sequence[str]) -> list[float]:
 
 def examples(tokenizer: Any, config: TrainingConfig, names: Sequence[str]) -> Iterator[tuple[list[int], list[int]]]:
     """(token ids, labels) of random dialogues in random dialects; labels are -100 outside what
-    the assistant writes, else the next token."""
+    the assistant writes, else the next token. Each assistant turn is tokenized on its own, as a
+    server sees it: the prompt ends with the turn's opening (`<|im_start|>assistant\\n`) and the
+    model's first token starts the answer. Tokenized whole, `\\n` + `\\n\\n<` would merge across
+    that boundary into one token the model never meets at inference (answers that start with
+    whitespace, such as DeepSeek V3.2's `\\n\\n<｜DSML｜function_calls>`, were then skipped)."""
     rng = random.Random(config.seed)
     words = dialogues.vocabulary_words(tokenizer)
     weights = dialect_weights(names)
@@ -65,16 +69,18 @@ def examples(tokenizer: Any, config: TrainingConfig, names: Sequence[str]) -> It
     while True:
         d = rng.choices(dialects, weights)[0]
         text = dialogues.render(d, dialogues.make_dialogue(rng, words))
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        ids, written = [], []  # written: does the assistant write this token
+        pos = 0
+        for a, b in [*dialogues.assistant_spans(text), (len(text), len(text))]:
+            for segment, mine in ((text[pos:a], False), (text[a:b], True)):
+                if segment:
+                    part = tokenizer(segment, add_special_tokens=False)["input_ids"]
+                    ids += part
+                    written += [mine] * len(part)
+            pos = b
         if len(ids) > config.max_tokens:
             continue
-        spans = dialogues.assistant_spans(text)
-        labels = [-100] * len(ids)
-        for i in range(len(ids) - 1):
-            start = offsets[i + 1][0]
-            if any(a <= start < b for a, b in spans):
-                labels[i] = ids[i + 1]
+        labels = [ids[i + 1] if written[i + 1] else -100 for i in range(len(ids) - 1)] + [-100]
         yield ids, labels
 
 

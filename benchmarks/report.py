@@ -138,7 +138,7 @@ def markdown(res: dict) -> str:
         any_t = next(iter(tr.values()))
         L.append("## The trained demo model, free vs constrained\n")
         L.append(f"The built-in model (scripts/train_demo.py) on {any_t['free']['n']} held-out synthetic dialogues per dialect "
-                 "(benchmarks/trained.py): its first assistant turn, greedy, tool_choice auto. valid: the output ended and every call "
+                 "(benchmarks/trained.py): its first assistant turn, greedy, tool_choice auto, up to the reference turn's length + 48 tokens. valid: the output ended and every call "
                  "validates (a text answer where text is expected counts); exact: the calls equal the reference, name and arguments "
                  "(or text where the reference is text); exact calls: the same over the dialogues that call a tool.\n")
         L += _header("| dialect | constrained valid | constrained exact | constrained exact calls | free valid | free exact | free exact calls | free ended |")

@@ -50,7 +50,10 @@ def score(text: str, finished: bool, dialect, dialogue: dialogues.Dialogue) -> d
 
 
 def generate(model, tok, dialect, dialogue: dialogues.Dialogue, constrained: bool, max_new_tokens: int) -> tuple[str, bool]:
-    prompt, _ = dialogues.prompt_and_reference(dialect, dialogue)
+    """The first assistant turn. `max_new_tokens` is the allowance beyond the reference turn's own
+    length: markers made of several tokens (PLaMo 3's take ~60 per call) must not decide the score."""
+    prompt, reference = dialogues.prompt_and_reference(dialect, dialogue)
+    max_new_tokens += len(tok(reference, add_special_tokens=False)["input_ids"])
     enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
     stops = eos_token_ids(tok, model)
     processors = [ToolCallLogitsProcessor(tok, dialect, dialogue.tools, "auto", vocab_size=model.config.vocab_size, eos_token_id=stops)] \
@@ -62,7 +65,7 @@ def generate(model, tok, dialect, dialogue: dialogues.Dialogue, constrained: boo
     return tok.decode([t for t in ids if t not in stops], skip_special_tokens=False), finished
 
 
-def run(dialect, n: int, max_new_tokens: int = 96, tick: Callable[[], Any] = lambda: None) -> dict:
+def run(dialect, n: int, max_new_tokens: int = 48, tick: Callable[[], Any] = lambda: None) -> dict:
     from constrained import demo
 
     model, tok = demo.load(dialect)

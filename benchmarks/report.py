@@ -83,10 +83,17 @@ def evaluate_targets(res: dict) -> list[dict]:
     for d, j in res.get("jump", {}).items():
         if j.get("status") != "ok":
             continue
-        r = j["ratios_to_free"]["constrained_jump"]
-        add(f"server with jump-forward, seconds per output token constrained / free ({d})", "< 1", f"{r['seconds_per_token']:.3f}",
-            r["seconds_per_token"] < 1, f"forward passes per token {r['passes_per_token']:.2f}; without jump-forward "
-            f"{j['ratios_to_free']['constrained']['seconds_per_token']:.3f}")
+        r, plain = j["ratios_to_free"]["constrained_jump"], j["ratios_to_free"]["constrained"]
+        g = j["ratios_to_free"].get("generate_jump")
+        if g and g["seconds_per_call"] is not None:
+            add(f"tool call end to end in model.generate with jump-forward, seconds per call constrained / free ({d})", "< 1",
+                f"{g['seconds_per_call']:.3f}", g["seconds_per_call"] < 1,
+                f"forward passes per call {_num(g['passes_per_call'], '{:.2f}')} of free's; without jump-forward "
+                f"{_num(j['ratios_to_free']['generate_constrained']['seconds_per_call'], '{:.3f}')}")
+        if r["seconds_per_call"] is not None:
+            add(f"tool call end to end in the server with jump-forward, seconds per call constrained / free ({d})", "< 1",
+                f"{r['seconds_per_call']:.3f}", r["seconds_per_call"] < 1,
+                f"forward passes per call {_num(r['passes_per_call'], '{:.2f}')} of free's; without jump-forward {_num(plain['seconds_per_call'], '{:.3f}')}")
     if not res.get("jump"):
         fs = [m.get("forced_token_share") for m in res.get("mask_fill", {}).values() if m.get("forced_token_share") is not None]
         if fs:
@@ -263,19 +270,39 @@ def markdown(res: dict) -> str:
                 L.append(f"| {c} | {lv['requests_per_s']:.2f} | {lv['tokens_per_s']:.1f} | {lv['latency_s_median']:.2f} |")
         else:
             L.append(f"{srv.get('status', '').upper()}: {srv.get('reason', '')}")
+    jump_keys = ("free", "constrained", "constrained_jump")
     jumps = {d: j for d, j in res.get("jump", {}).items() if j.get("status") == "ok"}
     if jumps:
         any_j = next(iter(jumps.values()))
-        L.append("\n## Jump-forward in the server\n")
-        L.append(f"Real server (uvicorn, 127.0.0.1), one request at a time, interleaved rounds, max_tokens {any_j['max_tokens']}: `free` is "
-                 "tool_choice none (no grammar), `constrained` tool_choice required over a group of the bench's tools, `constrained_jump` the "
-                 "same with jump-forward (text the grammar forces fed in one forward pass). Ratios to free per output token.\n")
-        L += _header("| dialect | arm | output tokens | forward passes / token | ms / token | ratio to free, s / token | calls / request | passes / call | s / call |")
+        L.append("\n## Jump-forward in the server: seconds and forward passes per tool call\n")
+        L.append(f"Real server (uvicorn, 127.0.0.1), {any_j['model']}, {any_j['dialogues']} held-out dialogues with tools per dialect, one "
+                 f"request at a time, greedy, max_tokens {any_j['max_tokens']}, arms interleaved per dialogue. `free`: the same prompt to "
+                 "/v1/completions (no grammar), calls parsed after the fact; `constrained`: /v1/chat/completions, tool_choice auto; "
+                 "`jump`: the same with jump-forward (text the grammar forces fed in one forward pass). Each server meets each tool set once "
+                 "first (the grammar compiles inside that request: column *tool set new*), then the arms run with it cached. Calls count only if they parse "
+                 "and validate. agree: dialogues whose calls equal free's. Ratios < 1: faster than free decoding.\n")
+        L += _header("| dialect | free s / call | constrained / free, s / call | jump / free, s / call | passes / call free, constrained, jump "
+                     "| jump / free, s / call, tool set new | jump / free, s / token | calls / request free, constrained, jump | agree constrained, jump |")
         for d, j in jumps.items():
-            for arm, a in j["arms"].items():
-                ratio = "1" if arm == "free" else f"{j['ratios_to_free'][arm]['seconds_per_token']:.3f}"
-                L.append(f"| {d} | {arm} | {a['tokens']} | {a['passes_per_token']:.2f} | {a['ms_per_token']:.1f} | {ratio} | {a['calls_per_request']:.2f}"
-                         f" | {_num(a['passes_per_call'])} | {_num(a['seconds_per_call'], '{:.2f}')} |")
+            a, rc, rj = j["arms"], j["ratios_to_free"]["constrained"], j["ratios_to_free"]["constrained_jump"]
+            passes = ", ".join(_num(a[k]["passes_per_call"], "{:.1f}") for k in jump_keys)
+            calls = ", ".join(f"{a[k]['calls_per_request']:.2f}" for k in jump_keys)
+            L.append(f"| {d} | {_num(a['free']['seconds_per_call'], '{:.3f}')} | {_num(rc['seconds_per_call'], '{:.3f}')} "
+                     f"| **{_num(rj['seconds_per_call'], '{:.3f}')}** | {passes} | {_num(rj['first_sight_seconds_per_call'], '{:.3f}')} "
+                     f"| {_num(rj['seconds_per_token'], '{:.3f}')} | {calls} "
+                     f"| {a['constrained']['agree_share'] * 100:.0f} %, {a['constrained_jump']['agree_share'] * 100:.0f} % |")
+        if any("generate_jump" in j["arms"] for j in jumps.values()):
+            L.append("\n`model.generate` on the same dialogues, greedy: no processor (free, calls parsed after the fact), our processor, and our "
+                     "processor with `custom_generate=constrained.jump_forward` (jump).\n")
+            L += _header("| dialect | free s / call | constrained / free, s / call | jump / free, s / call | passes / call free, constrained, jump "
+                         "| agree constrained, jump |")
+            gen_keys = ("generate_free", "generate_constrained", "generate_jump")
+            for d, j in jumps.items():
+                a, r = j["arms"], j["ratios_to_free"]
+                passes = ", ".join(_num(a[k]["passes_per_call"], "{:.1f}") for k in gen_keys)
+                L.append(f"| {d} | {_num(a['generate_free']['seconds_per_call'], '{:.3f}')} | {_num(r['generate_constrained']['seconds_per_call'], '{:.3f}')} "
+                         f"| **{_num(r['generate_jump']['seconds_per_call'], '{:.3f}')}** | {passes} "
+                         f"| {a['generate_constrained']['agree_share'] * 100:.0f} %, {a['generate_jump']['agree_share'] * 100:.0f} % |")
         for d, j in {d: j for d, j in res.get("jump", {}).items() if j.get("status") != "ok"}.items():
             L.append(f"\n{d}: {j.get('status', '').upper()}: {j.get('reason', '')}")
     tg = res.get("targets", [])

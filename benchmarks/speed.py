@@ -456,68 +456,182 @@ def _load_levels(url: str, model_name: str, cfg: BenchConfig, tick) -> dict:
 
 # -- jump-forward ----------------------------------------------------------------------------------
 JUMP_ARMS = ("free", "constrained", "constrained_jump")
+GENERATE_ARMS = ("generate_free", "generate_constrained", "generate_jump")  # model.generate in this process
 
 
 def jump_forward(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: None) -> dict:
-    """Forward passes and seconds per output token of the real server's engine, one request at a
-    time, in interleaved rounds: `free` (tool_choice none: no grammar), `constrained` (tool_choice
-    required over a group of the bench's tools) and `constrained_jump` (the same with jump-forward:
-    text the grammar forces is fed in one forward pass). Per arm: passes per output token, seconds
-    per output token, calls per request; ratios to `free` per output token (< 1: faster than free
-    decoding of the same number of tokens)."""
+    """End-to-end seconds and forward passes per tool call through the real server, one request at
+    a time, greedy, on held-out dialogues of the trained demo model (or `--model`'s checkpoint):
+    `free` sends the prompt the chat endpoint would write to `/v1/completions` (no grammar) and
+    parses the text after the fact; `constrained` is `/v1/chat/completions` with the dialogue's
+    tools and `tool_choice: auto`; `constrained_jump` the same on a server with jump-forward (text
+    the grammar forces is fed in one forward pass). Per dialogue, each constrained server first
+    meets the tool set (its grammar compiles inside that request: `first_sight_seconds`), then the
+    three arms run interleaved with the grammar cached, as an agent's later turns find it. The
+    first dialogue warms up and is not counted. `calls` counts calls that parse and validate; `agree`
+    is the share of dialogues whose calls (or text-only answer) equal the free arm's."""
     try:
-        from constrained.server.app import build_state, create_app
+        from constrained.chat import prepare_history
+        from constrained.server.app import create_app
+        from constrained.server.chat import chat_prompt
         from constrained.server.engine import EngineConfig
+        from constrained.server.state import build_state
         from constrained.server.testing import BackgroundServer
+        from constrained.types import Tool
     except Exception as err:  # noqa: BLE001 - the server is optional for the benchmark
         return {"status": "todo", "reason": f"constrained.server is not importable ({type(err).__name__}: {err})"}
     import httpx
 
-    case = make_cases(dialect, cfg)[0][0]
-    max_tokens = cfg.jump_max_tokens
-    states = {jump: build_state(source.path, dialect.name, engine_config=EngineConfig(max_batch=1, default_seed=cfg.seed, jump_forward=jump),
-                                device=source.device) for jump in (False, True)}
-    totals = {arm: {"requests": 0, "tokens": 0, "passes": 0, "seconds": 0.0, "calls": 0, "jumped": 0} for arm in JUMP_ARMS}
+    from constrained import dialogues, parse
+
+    from . import trained
+
+    def make(jump: bool):
+        return build_state(source.path, dialect.name, device=source.device, demo_model="trained",
+                           engine_config=EngineConfig(max_batch=1, default_seed=cfg.seed, jump_forward=jump))
+
+    states = {jump: make(jump) for jump in (False, True)}
+    tok = states[False].tokenizer
+    cases = [c for c in trained.held_out(4 * (cfg.jump_reps + 1), dialogues.vocabulary_words(tok)) if c.tools][: cfg.jump_reps + 1]
+    totals = {arm: {"requests": 0, "tokens": 0, "passes": 0, "seconds": 0.0, "calls": 0, "jumped": 0, "agree": 0, "first_sight_seconds": 0.0}
+              for arm in JUMP_ARMS + GENERATE_ARMS}
+
+    def calls_of(arm: str, out: dict, tools: list[dict]) -> list | None:
+        """(name, arguments) of the output's calls when all validate, else None."""
+        if arm == "free":
+            r = parse(out["choices"][0]["text"], dialect, tools=tools)
+            if r.violations:
+                return None
+            calls = r.tool_calls
+        else:
+            calls = out["choices"][0]["message"].get("tool_calls") or []
+        try:
+            return [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls]
+        except ValueError:
+            return None
+
     try:
         with BackgroundServer(create_app(states[False])) as plain_url, BackgroundServer(create_app(states[True])) as jump_url:
-            arms = {"free": (plain_url, states[False], "none"), "constrained": (plain_url, states[False], "required"),
-                    "constrained_jump": (jump_url, states[True], "required")}
+            urls = {"free": plain_url, "constrained": plain_url, "constrained_jump": jump_url}
             with httpx.Client(timeout=900) as client:
-                for rep in range(cfg.jump_reps + 1):  # the first round warms up (compile, caches) and is not counted
-                    order = list(JUMP_ARMS[rep % 3:] + JUMP_ARMS[: rep % 3])
-                    for arm in order:
-                        url, state, choice = arms[arm]
+                for rep, case in enumerate(cases):
+                    first_turn = case.messages[: next(i for i, m in enumerate(case.messages) if m["role"] == "assistant")]
+                    reference = dialogues.prompt_and_reference(dialect, case)[1]
+                    max_tokens = len(tok(reference, add_special_tokens=False)["input_ids"]) + cfg.jump_max_tokens
+                    got: dict[str, list | None] = {}
+                    # the first request of a tool set compiles its grammar inside the request: timed
+                    # apart (`first_sight`), then every arm runs with the grammar cached
+                    cold = ("constrained", "constrained_jump") if rep % 2 else ("constrained_jump", "constrained")
+                    for arm, first_sight in [(a, True) for a in cold] + [(a, False) for a in JUMP_ARMS[rep % 3:] + JUMP_ARMS[: rep % 3]]:
+                        state = states[arm == "constrained_jump"]
+                        if arm == "free":
+                            history = prepare_history(first_turn, state.dialect)
+                            prompt = chat_prompt(state, history, tuple(Tool.from_openai(t) for t in case.tools))
+                            path, body = "/v1/completions", {"prompt": prompt}
+                        else:
+                            path, body = "/v1/chat/completions", {"messages": first_turn, "tools": case.tools, "tool_choice": "auto"}
+                        body.update(model=state.names[0], max_tokens=max_tokens, temperature=0.0)
                         stats = state.engine.stats
                         steps, jumped = stats.steps, stats.jump_forward_tokens
-                        body = {"model": state.names[0], "messages": [{"role": "user", "content": "Use the tools."}], "tools": case.tools,
-                                "tool_choice": choice, "max_tokens": max_tokens, "temperature": 1.0, "seed": rep}
                         t0 = time.perf_counter()
-                        r = client.post(url + "/v1/chat/completions", json=body)
+                        r = client.post(urls[arm] + path, json=body)
                         dt = time.perf_counter() - t0
                         if r.status_code != 200:
-                            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
+                            raise RuntimeError(f"{arm}: HTTP {r.status_code}: {r.text[:300]}")
+                        out = r.json()
                         if rep == 0:
                             continue
-                        out = r.json()
+                        if first_sight:
+                            totals[arm]["first_sight_seconds"] += dt
+                            continue
+                        got[arm] = calls_of(arm, out, case.tools)
                         t = totals[arm]
                         t["requests"] += 1
                         t["tokens"] += out["usage"]["completion_tokens"]
                         t["passes"] += stats.steps - steps
                         t["jumped"] += stats.jump_forward_tokens - jumped
                         t["seconds"] += dt
-                        t["calls"] += len(out["choices"][0]["message"].get("tool_calls") or [])
+                        t["calls"] += len(got[arm] or [])
+                    if rep:
+                        for arm in JUMP_ARMS:
+                            totals[arm]["agree"] += got[arm] == got["free"]
                     tick()
     finally:
-        for s in states.values():
-            s.close()
+        for st in states.values():
+            st.close()
+    if source.is_demo:
+        from constrained import demo
+
+        model, gen_tok = demo.load(dialect)
+    else:
+        model, gen_tok = source.load(dialect.name)
+    _generate_arms(model, gen_tok, dialect, cases, cfg, totals)
     arms_out = {}
     for arm, t in totals.items():
         tokens = max(1, t["tokens"])
         arms_out[arm] = {**t, "passes_per_token": t["passes"] / tokens, "ms_per_token": 1e3 * t["seconds"] / tokens,
-                         "calls_per_request": t["calls"] / max(1, t["requests"]),
+                         "calls_per_request": t["calls"] / max(1, t["requests"]), "agree_share": t["agree"] / max(1, t["requests"]),
                          "passes_per_call": t["passes"] / t["calls"] if t["calls"] else None,
                          "seconds_per_call": t["seconds"] / t["calls"] if t["calls"] else None}
+
+    def ratio(a: dict, key: str, free: dict) -> float | None:
+        return a[key] / free[key] if a[key] is not None and free[key] else None
+
+    ratios = {arm: {k: ratio(a, k, arms_out["generate_free" if arm.startswith("generate") else "free"])
+                    for k in ("passes_per_token", "ms_per_token", "passes_per_call", "seconds_per_call")}
+              for arm, a in arms_out.items() if arm not in ("free", "generate_free")}
     free = arms_out["free"]
-    ratios = {arm: {"passes_per_token": a["passes_per_token"] / free["passes_per_token"], "seconds_per_token": a["ms_per_token"] / free["ms_per_token"]}
-              for arm, a in arms_out.items() if arm != "free"}
-    return {"status": "ok", "max_tokens": max_tokens, "tools": len(case.tools), "arms": arms_out, "ratios_to_free": ratios}
+    for arm, r in ratios.items():
+        r["seconds_per_token"] = r.pop("ms_per_token")
+        # the same outputs written when the tool set is new: its grammar's compile inside the request
+        r["first_sight_seconds_per_call"] = totals[arm]["first_sight_seconds"] / arms_out[arm]["calls"] / free["seconds_per_call"] \
+            if arms_out[arm]["calls"] and free["seconds_per_call"] and arm in JUMP_ARMS else None
+    return {"status": "ok", "model": source.path or "trained demo model", "dialogues": len(cases) - 1,
+            "max_tokens": f"reference + {cfg.jump_max_tokens}", "arms": arms_out, "ratios_to_free": ratios}
+
+
+def _generate_arms(model, tok, dialect, cases: list, cfg: BenchConfig, totals: dict) -> None:
+    """The same dialogues through `model.generate`, greedy: no processor (`generate_free`, calls
+    parsed after the fact), our processor (`generate_constrained`), and our processor with
+    `custom_generate=constrained.jump_forward` (`generate_jump`). Forward passes are counted by a
+    hook on the model; the first dialogue warms up. The processor is made per dialogue (its grammar
+    is cached after the first sight, as the server's arms measure it)."""
+    import constrained
+    from constrained import dialogues, parse
+    from constrained.compiler import eos_token_ids
+    from constrained.processor import ToolCallLogitsProcessor
+
+    stops = eos_token_ids(tok, model)
+    passes = {"n": 0}
+    hook = model.register_forward_hook(lambda *_: passes.__setitem__("n", passes["n"] + 1))
+    try:
+        for rep, case in enumerate(cases):
+            prompt, reference = dialogues.prompt_and_reference(dialect, case)
+            enc = tok(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+            max_new = len(tok(reference, add_special_tokens=False)["input_ids"]) + cfg.jump_max_tokens
+            got = {}
+            for arm in GENERATE_ARMS[rep % 3:] + GENERATE_ARMS[: rep % 3]:
+                procs = [] if arm == "generate_free" else \
+                    [ToolCallLogitsProcessor(tok, dialect, case.tools, "auto", vocab_size=model.config.vocab_size, eos_token_id=stops)]
+                extra = {"custom_generate": constrained.jump_forward} if arm == "generate_jump" else {}
+                before = passes["n"]
+                t0 = time.perf_counter()
+                out = model.generate(**enc, logits_processor=procs, do_sample=False, max_new_tokens=max_new, eos_token_id=stops,
+                                     pad_token_id=tok.pad_token_id, **extra)
+                dt = time.perf_counter() - t0
+                ids = [t for t in out[0, enc["input_ids"].shape[1]:].tolist() if t not in stops and t != tok.pad_token_id]
+                r = parse(tok.decode(ids, skip_special_tokens=False), dialect, tools=case.tools)
+                got[arm] = None if r.violations else [(c["function"]["name"], c["function"]["arguments"]) for c in r.tool_calls]
+                if rep == 0:
+                    continue
+                t = totals[arm]
+                t["requests"] += 1
+                t["tokens"] += len(ids) + 1
+                t["passes"] += passes["n"] - before
+                t["seconds"] += dt
+                t["calls"] += len(got[arm] or [])
+            if rep:
+                for arm in GENERATE_ARMS:
+                    totals[arm]["agree"] += got[arm] == got["generate_free"]
+    finally:
+        hook.remove()

@@ -26,6 +26,7 @@ __all__ = [
     "UnsupportedSchemaError",
     "dialect_names",
     "get_dialect",
+    "jump_forward",
     "parse",
     "register",
 ]
@@ -46,4 +47,8 @@ def __getattr__(name: str):
         from .processor import ToolCallLogitsProcessor
 
         return ToolCallLogitsProcessor
+    if name == "jump_forward":  # model.generate(..., custom_generate=constrained.jump_forward)
+        from .jump import jump_forward
+
+        return jump_forward
     raise AttributeError(f"module 'constrained' has no attribute {name!r}")

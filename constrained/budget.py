@@ -76,6 +76,7 @@ class Closer:
         # request threads with one Closer
         self._buffers = threading.local()
         self.marker_ids = np.array(sorted(t for t in token_ids.values() if 0 <= t < vocab_size), dtype=np.int64)
+        self.marker_list = [int(t) for t in self.marker_ids]
         self.short_tokens = np.flatnonzero(token_chars == 1)  # one-byte tokens, by id
         self.short_words = self.short_tokens >> 5
         self.short_bits = (self.short_tokens & 31).astype(np.uint32)
@@ -189,8 +190,11 @@ class Closer:
         if not plan:
             return False
         fork = matcher.fork()
-        if first is not None and not fork.accept_token(first):
-            return False
+        if first is not None:
+            if not fork.accept_token(first):
+                return False
+            if fork.is_terminated():  # `first` was the stop token: the output is finished already
+                return True
         return all(fork.accept_token(t) for t in plan) and fork.is_terminated()
 
     def plan(self, matcher: xgr.GrammarMatcher, limit: int) -> list[int] | None:
@@ -274,7 +278,23 @@ class Closer:
         leaves out `Token(id)` alternatives (it says `{"name"` is forced where a section-end
         marker token is also allowed), so it is trusted only while no marker token is allowed."""
         forced = jump_forward_string(m).split("\x01", 1)[0]  # markers are spelled with MARKER_BYTE
-        return "" if forced and self._marker_allowed(m) else forced
+        if not forced or not len(self.marker_ids):
+            return forced
+        if self._marker_allowed(m):
+            return ""
+        # A marker may become allowed part-way: after MiniMax-M1's `"}}\n` both `</tool_calls>` and
+        # the next call's `{"name"` may follow, and xgrammar's string runs on into the latter.
+        # Tried by accepting each marker on the walk itself (cheaper than a mask fill per
+        # character for a dialect's few markers): a refused token leaves it as it was, and the
+        # walk ends at the first one accepted.
+        walk = m.fork()
+        markers = self.marker_list
+        for i, ch in enumerate(forced):
+            if not walk.accept_string(ch):
+                return forced[:i]
+            if any(walk.accept_token(t) for t in markers):
+                return forced[: i + 1]
+        return forced
 
     def _marker_allowed(self, m: xgr.GrammarMatcher) -> bool:
         if not len(self.marker_ids):

@@ -11,12 +11,12 @@ ones to a `GrammarBatch`, which fills every row's mask in one call (xgrammar's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import xgrammar as xgr
 
-from .budget import RowBudget, jump_forward_string
+from .budget import RowBudget
 from .lengths import GuardedMatcher
 from .lengths import matcher as length_matcher
 from .masks import apply_bitmask_
@@ -63,15 +63,34 @@ class GrammarState:
         return self.matcher.is_completed() or self.matcher.is_terminated()
 
     def forced_text(self) -> str:
-        """Text the grammar forces next, for decoders that append several tokens at once. With a
-        budget, its closer's answer, which does not mistake a choice between text and a marker
-        token for forced text (xgrammar leaves `Token(id)` alternatives out) and stops short of a
-        closing marker's unfinished start (the budget's way out stays open)."""
+        """Text the grammar forces next, for decoders that append several tokens at once: the
+        budget's closer's answer, which does not mistake a choice between text and a marker token
+        for forced text (xgrammar leaves `Token(id)` alternatives out) and stops short of a closing
+        marker's unfinished start (the budget's way out stays open). Without a budget, "": there is
+        no closer that knows the markers."""
         if self.matcher.is_terminated():
             return ""
-        if self.budget is not None:
-            return self.budget.closer.jump_text(self.matcher)
-        return jump_forward_string(self.matcher)
+        if self.budget is None:  # xgrammar's own string runs past marker-token choices: only the closer knows them
+            return ""
+        return self.budget.closer.jump_text(self.matcher)
+
+    def jump(self, encode: Callable[[str], list[int]], limit: int) -> list[int]:
+        """Accept the tokens of the text the grammar forces now (at most `limit`) and return them;
+        [] when nothing is forced. The text is tokenized as a whole, so the model sees the tokens it
+        would have written (not xgrammar's byte-wise path). Its last piece is left for the model to
+        sample: the next text may merge with it into another token (retokenization at the
+        boundary). With a budget this is safe near its end too: the forced text is the start of the
+        budget's way out, tokenized the same way, so a jump shortens the way out by the tokens it
+        uses. A token the grammar refuses takes the whole jump back."""
+        forced = self.forced_text()
+        if not forced or limit <= 0:
+            return []
+        ids = encode(forced)[:-1][:limit]
+        accepted = self.accept_tokens(ids)
+        if accepted < len(ids):
+            self.rollback(accepted)
+            return []
+        return ids
 
     def fill(self, bitmask: torch.Tensor, row: int) -> None:
         self.matcher.fill_next_token_bitmask(bitmask, row)

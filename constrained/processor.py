@@ -132,16 +132,27 @@ class ToolCallLogitsProcessor(LogitsProcessor):
         if self.states is not None and same:
             accept_all(self.states, input_ids[:, -1].tolist())
         else:
-            budget = self.max_new_tokens if self.budgeted else None
-            if budget is None and call is not None and self.budgeted:
-                budget = call.max_new_tokens
-                if budget is None and call.max_length is not None:
-                    budget = call.max_length - input_ids.shape[1]
-            if budget is not None:
-                self._check_budget(budget)
-            self.states = [self._state(budget) for _ in range(input_ids.shape[0])]
-            self._call = call
+            self.start(input_ids.shape[0], call, input_ids.shape[1])
         self._last = input_ids
+        return self.mask(scores)  # type: ignore[return-value]
+
+    def start(self, rows: int, call: Any = None, prompt_length: int = 0) -> None:
+        """Fresh grammar states for a generate call of `rows` sequences; the budget is this
+        processor's `max_new_tokens`, else the call's (its `generation_config`)."""
+        budget = self.max_new_tokens if self.budgeted else None
+        if budget is None and call is not None and self.budgeted:
+            budget = call.max_new_tokens
+            if budget is None and call.max_length is not None:
+                budget = call.max_length - prompt_length
+        if budget is not None:
+            self._check_budget(budget)
+        self.states = [self._state(budget) for _ in range(rows)]
+        self._call = call
+
+    def mask(self, scores: torch.Tensor) -> torch.Tensor:
+        """Mask every live row's disallowed tokens in `scores` (in place), from the states as they
+        are (a decoding loop that advances `states` itself calls this instead of `__call__`)."""
+        assert self.states is not None, "start() first"
         rows = self.batch.fill(self.states)
         self.batch.apply(scores, rows)
         return scores

@@ -89,7 +89,7 @@ def _prepare(state: ServerState, req: ChatCompletionRequest) -> _Prepared:
             except UnsupportedSchemaError as err:
                 raise err.with_context(source="tool", tool=tool.name, tool_index=i) from None
         history = prepare_history(req.message_dicts(), d)
-        prompt = _prompt(state, history, tools)
+        prompt = chat_prompt(state, history, tools)
         # a thinking template's generation prompt opens the think block: the output starts inside it
         think_open = bool(d.reasoning) and prompt.rstrip().endswith(d.reasoning[0])  # type: ignore[index]
         content_schema, content_policy = content_from_response_format(req.response_format.as_dict() if req.response_format else None)
@@ -160,7 +160,8 @@ def prepare_chat(state: ServerState, req: ChatCompletionRequest) -> ChatJob:
     return _job(state, pre, compiled)
 
 
-def _prompt(state: ServerState, history: History, tools: tuple[Tool, ...]) -> str:
+def chat_prompt(state: ServerState, history: History, tools: tuple[Tool, ...]) -> str:
+    """The prompt text the server writes for a chat request (the benchmark's free arm sends the same)."""
     if not state.served.use_chat_template:
         return render_prompt(state.dialect, history, tools)
     try:

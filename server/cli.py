@@ -97,7 +97,9 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
                         "limit, and the compile goes on and is cached for the next one (default %(default)s: the p99.9 of the request "
                         "compile times of 3,899 real-world schemas on 2 CPU cores is 3.0 s)")
     p.add_argument("--workers", type=int, default=ServerConfig.workers, help="threads that prepare requests and parse results (default %(default)s)")
-    p.add_argument("--jump-forward", action="store_true", help="feed text the grammar forces (markers, names, JSON keys) without sampling it token by token")
+    p.add_argument("--jump-forward", action=argparse.BooleanOptionalAction, default=True,
+                   help="feed text the grammar forces (markers, names, JSON keys) in one forward pass instead of sampling it token by token "
+                        "(default on; --no-jump-forward samples every token)")
     p.add_argument("--demo-model", choices=("trained", "random"), default="trained",
                    help="without --model: the built-in trained demo model (default), or the random one (the harshest user of a grammar)")
     p.add_argument("--demo-nudge", action="store_true",

@@ -78,7 +78,7 @@ class EngineConfig:
     # tokenize it and feed those tokens in the next forward instead of sampling them one by one.
     # Only tokens the matcher accepts are fed; the last token of the forced text is left to the
     # model so that the token boundary after it stays the model's choice.
-    jump_forward: bool = False
+    jump_forward: bool = True
 
 
 class GenerationRequest:
@@ -399,22 +399,15 @@ class Engine:
             self._select([i for i in range(len(rows)) if i not in drop])
 
     def _jump(self, row: _Row) -> list[int]:
-        """Tokens of the text the row's grammar forces now, already accepted by its matcher."""
+        """Tokens of the text the row's grammar forces now, already accepted by its matcher; one
+        sampled token's room is left within max_tokens."""
         assert row.grammar is not None
-        # With a budget this is safe near its end too: the forced text is also the start of the
-        # budget's way out, tokenized the same way (Closer.jump_text), so a jump shortens the way
-        # out by exactly the tokens it uses.
-        forced = row.grammar.forced_text()
-        if not forced:
-            return []
-        ids = self.tokenizer.encode(forced, add_special_tokens=False)[:-1]  # the last piece: the model's
-        ids = ids[: max(0, row.req.max_tokens - row.generated - 1)]  # leave room for one sampled token
-        accepted = row.grammar.accept_tokens(ids)
-        if accepted < len(ids):  # a token the grammar refuses: take back the jump entirely
-            row.grammar.rollback(accepted)
-            return []
+        ids = row.grammar.jump(self._encode, row.req.max_tokens - row.generated - 1)
         self.stats.jump_forward_tokens += len(ids)
         return ids
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def _guarded(self, row: _Row, work: Callable[[], Any]) -> Any:
         """`work()` for one row; if it raises, the row fails alone (None is returned)."""

@@ -49,3 +49,25 @@ def test_bench_tiny_writes_results(tmp_path):
 def test_bench_command_is_registered():
     args = build_parser().parse_args(["bench", "--quick", "--dialects", "hermes", "--out", "x"])
     assert args.command == "bench" and args.preset == "quick" and args.dialects == ["hermes"] and callable(args.func)
+
+
+def test_bench_jump_part_measures_both_paths(tmp_path):
+    """Bench part `jump` on the trained model: the server's and generate's arms ran the same
+    dialogues; jump-forward wrote the same calls as plain constrained decoding in fewer passes."""
+    from constrained.benchmarks.cli import run
+    from constrained.benchmarks.common import make_config
+
+    cfg = make_config("tiny", dialects=["minimax_m1"], out=str(tmp_path), parts=["jump"])
+    run(cfg, progress=False)
+    data = json.loads((tmp_path / "bench_cpu.json").read_text())
+    j = data["jump"]["minimax_m1"]
+    assert j["status"] == "ok" and j["dialogues"] == cfg.jump_reps
+    arms = j["arms"]
+    for plain, jump in (("constrained", "constrained_jump"), ("generate_constrained", "generate_jump")):
+        assert arms[jump]["calls"] == arms[plain]["calls"] > 0
+        assert arms[jump]["passes"] < arms[plain]["passes"]
+        assert j["ratios_to_free"][jump]["passes_per_call"] < 1
+    assert arms["constrained_jump"]["jumped"] > 0 and arms["constrained"]["jumped"] == 0
+    md = (tmp_path / "bench_cpu.md").read_text()
+    assert "Jump-forward in the server" in md and "custom_generate=constrained.jump_forward" in md
+    assert any("with jump-forward, seconds per call" in t["target"] for t in data["targets"])

@@ -1,0 +1,147 @@
+"""Jump-forward inside `model.generate` (`custom_generate=constrained.jump_forward`) and the forced
+text it feeds: the trained model writes the same answers in fewer forward passes; the random model,
+sampling, still gets only complete, valid outputs within max_new_tokens."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from corpus import tools_for
+
+import constrained
+from constrained import ToolCallLogitsProcessor, demo, dialogues, parse
+from constrained import dialect as registry
+from constrained.chat import prepare_history, render_prompt
+from constrained.compiler import eos_token_ids
+from constrained.decoding import GrammarState
+
+HELD_OUT_SEED = 1_000_003  # the benchmark's held-out dialogues (training used seed 0's stream)
+
+
+@pytest.fixture(scope="module")
+def trained_models():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = demo.load(name)
+        return cache[name]
+
+    return get
+
+
+def _run(model, tok, proc, enc, jump: bool, counter: dict | None = None, **kw):
+    handle = model.register_forward_hook(lambda *_: counter.__setitem__("n", counter["n"] + 1)) if counter is not None else None
+    try:
+        return model.generate(**enc, logits_processor=[proc], pad_token_id=tok.pad_token_id,
+                              **({"custom_generate": constrained.jump_forward} if jump else {}), **kw)
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+@pytest.mark.parametrize("name", ["kimi_k2", "minimax_m1", "hermes", "pythonic", "qwen3_coder", "deepseek_v32", "glm45"])
+def test_trained_model_writes_the_same_answers_in_fewer_passes(trained_models, name):
+    import random
+
+    model, tok = trained_models(name)
+    d = registry.get(name)
+    stops = eos_token_ids(tok, model)
+    rng = random.Random(HELD_OUT_SEED)
+    words = dialogues.vocabulary_words(tok)
+    cases = [c for c in (dialogues.make_dialogue(rng, words, dropped_assistant=0.0) for _ in range(12)) if c.tools][:4]
+    passes = {False: {"n": 0}, True: {"n": 0}}
+    for case in cases:
+        prompt, _ = dialogues.prompt_and_reference(d, case)
+        enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+        answers = {}
+        for jump in (False, True):
+            proc = ToolCallLogitsProcessor(tok, d, case.tools, "auto", vocab_size=model.config.vocab_size, eos_token_id=stops)
+            out = _run(model, tok, proc, enc, jump, passes[jump], do_sample=False, max_new_tokens=160, eos_token_id=stops)
+            new = out[0, enc["input_ids"].shape[1]:]
+            assert len(new) <= 160
+            r = proc.parse(new)
+            assert r.violations == []
+            answers[jump] = (r.content, [(c["function"]["name"], c["function"]["arguments"]) for c in r.tool_calls])
+        assert answers[True] == answers[False], (name, case.messages[0])
+    assert passes[True]["n"] < passes[False]["n"], passes
+
+
+@pytest.mark.parametrize("name", ["kimi_k2", "minimax_m1", "pythonic", "hermes", "qwen3_coder", "plamo3", "openai", "deepseek_v4"])
+def test_random_model_sampling_stays_valid_and_within_budget(demo_models, name):
+    """The harshest user: gibberish wherever the grammar lets it, rows of a left-padded batch
+    jumping by different amounts; every row still ends complete and valid within max_new_tokens."""
+    model, tok = demo_models(name)
+    d = registry.get(name)
+    tools = tools_for(name)[:5]
+    prompts = [render_prompt(d, prepare_history([{"role": "user", "content": t}], d), tools)
+               for t in ("go", "a much longer request with more words in it", "mid length")]
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    for choice, budget in (("required", 220), ("auto", 90)):
+        torch.manual_seed(3)
+        proc = ToolCallLogitsProcessor(tok, d, tools, choice, vocab_size=model.config.vocab_size)
+        minimum = proc.minimum_tokens() or 0
+        budget = max(budget, minimum)
+        counter = {"n": 0}
+        out = _run(model, tok, proc, enc, True, counter, do_sample=True, max_new_tokens=budget)
+        generated = out[:, enc["input_ids"].shape[1]:]
+        assert generated.shape[1] <= budget
+        if choice == "required":  # under auto the random model writes text, where nothing is forced
+            assert counter["n"] < generated.shape[1], "jumped tokens share forward passes"
+        for row in range(len(prompts)):
+            assert proc.states[row].is_completed(), (name, choice, row)
+            r = proc.parse(generated[row], row)
+            assert r.violations == [], (name, choice, r.violations)
+            if choice == "required":
+                assert r.tool_calls, tok.decode(generated[row])
+
+
+def test_a_batch_gives_what_each_prompt_gives_alone(trained_models):
+    model, tok = trained_models("kimi_k2")
+    d = registry.get("kimi_k2")
+    tools = tools_for("kimi_k2")[:4]
+    prompts = [render_prompt(d, prepare_history([{"role": "user", "content": t}], d), tools)
+               for t in ("What is the weather in Paris?", "Search the web for the stock market news of today, please", "Hi")]
+    stops = eos_token_ids(tok, model)
+
+    def answers(batch):
+        enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+        proc = ToolCallLogitsProcessor(tok, d, tools, "auto", vocab_size=model.config.vocab_size, eos_token_id=stops)
+        out = _run(model, tok, proc, enc, True, do_sample=False, max_new_tokens=120, eos_token_id=stops)
+        return [proc.parse(out[i, enc["input_ids"].shape[1]:], i).message() for i in range(len(batch))]
+
+    together = answers(prompts)
+    assert together == [answers([p])[0] for p in prompts]
+
+
+def test_refusals(demo_models):
+    model, tok = demo_models("hermes")
+    enc = tok(["hi"], return_tensors="pt", add_special_tokens=False)
+    proc = ToolCallLogitsProcessor(tok, "hermes", tools_for("hermes")[:1], "required", vocab_size=model.config.vocab_size)
+    with pytest.raises(ValueError, match="exactly one ToolCallLogitsProcessor"):
+        model.generate(**enc, custom_generate=constrained.jump_forward, max_new_tokens=40, pad_token_id=tok.pad_token_id)
+    with pytest.raises(ValueError, match="output_scores"):
+        _run(model, tok, proc, enc, True, max_new_tokens=40, output_scores=True, return_dict_in_generate=True)
+    out = _run(model, tok, proc, enc, True, max_new_tokens=60, return_dict_in_generate=True)
+    assert out.sequences.shape[0] == 1 and proc.parse(out.sequences[0, enc["input_ids"].shape[1]:]).tool_calls
+
+
+def test_forced_text_stops_where_a_marker_token_may_come():
+    """xgrammar's forced string leaves marker tokens out: after MiniMax-M1's last argument it runs
+    on into `{"name"` of another call, though `</tool_calls>` may end the section there. A jump
+    must stop after `}}\\n` (found with the trained model: jumping on wrote five calls for one)."""
+    tok = demo.load_tokenizer("minimax_m1")
+    tools = [{"type": "function", "function": {"name": "set_mode", "parameters": {
+        "type": "object", "properties": {"mode": {"enum": ["on", "off"]}}, "required": ["mode"]}}}]
+    proc = ToolCallLogitsProcessor(tok, "minimax_m1", tools, "required", max_new_tokens=200)
+    proc.start(1)
+    state = proc.states[0]
+    assert state.accept_tokens(tok.encode('<tool_calls>\n{"name": "set_mode", "arguments": {"mode": "o', add_special_tokens=False))
+    assert state.forced_text() == ""  # "on" or "off": nothing forced
+    assert state.accept_tokens(tok.encode("n", add_special_tokens=False))
+    assert state.forced_text() == '"}}\n'
+    without_budget = GrammarState(proc.compiled, proc.stop_ids)
+    assert without_budget.forced_text() == ""  # no closer that knows the markers: no jump
+    text = tok.decode([t for t in state.jump(lambda s: tok.encode(s, add_special_tokens=False), 50)])
+    assert text and '"}}\n'.startswith(text)
+    assert parse('<tool_calls>\n{"name": "set_mode", "arguments": {"mode": "on"}}\n</tool_calls>', "minimax_m1", tools=tools).tool_calls

@@ -13,7 +13,8 @@ attention mask), as the server's engine does. The forced text is tokenized as a 
 piece is left to the model, so the model sees the tokens it would have written.
 
 The `ToolCallLogitsProcessor` must be in `logits_processor` (it keeps the grammar states); the other
-processors and warpers run in their order. Greedy and sampling, batches with left padding;
+processors and warpers run in their order (those that read `input_ids`, such as a repetition
+penalty, also see the chunk padding between jumps). Greedy and sampling, batches with left padding;
 `max_new_tokens` counts jumped tokens like sampled ones and the processor's budget holds. Not
 supported (a ValueError): beam search, and per-step outputs (`output_scores`, `output_logits`,
 attentions, hidden states), which jumped tokens do not have. Returns the sequences as `generate`
@@ -47,6 +48,8 @@ def jump_forward(model: Any, input_ids: torch.LongTensor, logits_processor: Any,
     if synced_gpus:
         raise ValueError("jump_forward does not support synced_gpus (rows of different ranks would jump by different lengths)")
 
+    if streamer is None:
+        streamer = _generate_streamer()
     batch, prompt_length = input_ids.shape
     device = input_ids.device
     max_new = cfg.max_new_tokens if cfg.max_new_tokens is not None else cfg.max_length - prompt_length
@@ -134,3 +137,19 @@ def _any(criteria: list, input_ids: torch.Tensor, scores: torch.Tensor) -> torch
     for c in criteria:
         stop |= c(input_ids, scores).to(stop.device)
     return stop
+
+
+def _generate_streamer() -> Any:
+    """The `streamer` given to the `generate` call on the stack. transformers 5.19 hands a
+    `custom_generate` callable only the keyword arguments its own `_sample` lacks, and drops
+    `streamer` (it had already put the prompt into it)."""
+    import sys
+
+    frame: Any = sys._getframe(2)
+    for _ in range(6):
+        if frame is None:
+            return None
+        if frame.f_code.co_name == "generate" and "streamer" in frame.f_locals:
+            return frame.f_locals["streamer"]
+        frame = frame.f_back
+    return None

@@ -375,11 +375,13 @@ class Engine:
             if req.first_token_at is None:
                 req.first_token_at = now
             req.emit(("token", tok, entries[i] if entries else None))
-            if self.config.jump_forward and tok >= 0 and row.grammar is not None and not row.grammar.is_terminated():
+            # a request that asks for logprobs is not jumped: each of its tokens comes from a step
+            # of its own, with the top_logprobs that step saw
+            if self.config.jump_forward and req.logprobs is None and tok >= 0 and row.grammar is not None and not row.grammar.is_terminated():
                 for forced in self._guarded(row, functools.partial(self._jump, row)) or ():
                     row.generated += 1
                     row.pending.append(forced)
-                    req.emit(("token", forced, (0.0, []) if req.logprobs is not None else None))
+                    req.emit(("token", forced, None))
                 if row.failed is not None:
                     self._finish(req, "error", row.failed)
                     done.append(i)

@@ -145,3 +145,28 @@ def test_forced_text_stops_where_a_marker_token_may_come():
     text = tok.decode([t for t in state.jump(lambda s: tok.encode(s, add_special_tokens=False), 50)])
     assert text and '"}}\n'.startswith(text)
     assert parse('<tool_calls>\n{"name": "set_mode", "arguments": {"mode": "on"}}\n</tool_calls>', "minimax_m1", tools=tools).tool_calls
+
+
+def test_a_streamer_gets_every_token_in_order(demo_models):
+    from transformers.generation.streamers import BaseStreamer
+
+    class Collect(BaseStreamer):
+        def __init__(self):
+            self.chunks, self.ended = [], False
+
+        def put(self, value):
+            self.chunks.append(value.view(-1).tolist())
+
+        def end(self):
+            self.ended = True
+
+    model, tok = demo_models("kimi_k2")
+    enc = tok(["hi"], return_tensors="pt", add_special_tokens=False)
+    proc = ToolCallLogitsProcessor(tok, "kimi_k2", tools_for("kimi_k2")[:2], "required", vocab_size=model.config.vocab_size)
+    streamer = Collect()
+    torch.manual_seed(0)
+    out = _run(model, tok, proc, enc, True, streamer=streamer, do_sample=True, max_new_tokens=120)
+    prompt, *rest = streamer.chunks
+    assert prompt == enc["input_ids"][0].tolist() and streamer.ended
+    assert any(len(c) > 1 for c in rest), "jumps arrive as several tokens at once"
+    assert sum(rest, []) == out[0, enc["input_ids"].shape[1]:].tolist()

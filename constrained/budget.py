@@ -278,22 +278,20 @@ class Closer:
         leaves out `Token(id)` alternatives (it says `{"name"` is forced where a section-end
         marker token is also allowed), so it is trusted only while no marker token is allowed."""
         forced = jump_forward_string(m).split("\x01", 1)[0]  # markers are spelled with MARKER_BYTE
-        if not forced or not len(self.marker_ids):
+        if not forced or not self.marker_list:
             return forced
-        if self._marker_allowed(m):
-            return ""
-        # A marker may become allowed part-way: after MiniMax-M1's `"}}\n` both `</tool_calls>` and
-        # the next call's `{"name"` may follow, and xgrammar's string runs on into the latter.
-        # Tried by accepting each marker on the walk itself (cheaper than a mask fill per
-        # character for a dialect's few markers): a refused token leaves it as it was, and the
-        # walk ends at the first one accepted.
+        # A marker may also become allowed part-way: after MiniMax-M1's `"}}\n` both `</tool_calls>`
+        # and the next call's `{"name"` may follow, and xgrammar's string runs on into the latter.
+        # So the text is walked on a fork and cut where a marker could come (at the start: no
+        # forced text). Each marker is tried by accepting it on the walk itself (cheaper than a
+        # mask fill for a dialect's few markers): a refused token leaves the walk as it was, and
+        # the walk ends at the first one accepted.
         walk = m.fork()
-        markers = self.marker_list
         for i, ch in enumerate(forced):
+            if any(walk.accept_token(t) for t in self.marker_list):
+                return forced[:i]
             if not walk.accept_string(ch):
                 return forced[:i]
-            if any(walk.accept_token(t) for t in markers):
-                return forced[: i + 1]
         return forced
 
     def _marker_allowed(self, m: xgr.GrammarMatcher) -> bool:

@@ -23,6 +23,7 @@ does: the prompt, then each row's tokens, right-padded with the pad token.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -103,13 +104,7 @@ def jump_forward(model: Any, input_ids: torch.LongTensor, logits_processor: Any,
             chunks.append(chunk)
         if streamer is not None:
             streamer.put(torch.tensor(chunks[0], dtype=torch.long))
-        width = max(len(c) for c in chunks)
-        feed = torch.full((batch, width), pad_id, dtype=torch.long)
-        new_mask = torch.zeros((batch, width), dtype=torch.long)
-        for i, c in enumerate(chunks):
-            if c:
-                feed[i, width - len(c):] = torch.tensor(c, dtype=torch.long)
-                new_mask[i, width - len(c):] = 1
+        feed, new_mask = left_padded(chunks, pad_id)
         feed, new_mask = feed.to(device), new_mask.to(device)
         mask = torch.cat([mask, new_mask], 1)
         seen = torch.cat([seen, feed], 1)
@@ -130,6 +125,20 @@ def jump_forward(model: Any, input_ids: torch.LongTensor, logits_processor: Any,
 
         return GenerateDecoderOnlyOutput(sequences=sequences)  # type: ignore[arg-type]
     return sequences
+
+
+def left_padded(chunks: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ids and attention-mask columns for one forward pass in which rows feed different
+    numbers of tokens (a jump, a single sampled token, or none): each row's tokens at the right,
+    left-padded inside the chunk with mask 0 (the server's engine feeds its rows the same way)."""
+    width = max(len(c) for c in chunks)
+    ids = torch.full((len(chunks), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(chunks), width), dtype=torch.long)
+    for i, c in enumerate(chunks):
+        if c:
+            ids[i, width - len(c):] = torch.tensor(c, dtype=torch.long)
+            mask[i, width - len(c):] = 1
+    return ids, mask
 
 
 def _any(criteria: list, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:

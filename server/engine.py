@@ -42,6 +42,7 @@ import xgrammar as xgr  # noqa: F401  (the type of GenerationRequest.grammar)
 
 from constrained.budget import RowBudget
 from constrained.decoding import GrammarBatch, GrammarState
+from constrained.jump import left_padded
 
 log = logging.getLogger("constrained.server")
 
@@ -340,13 +341,9 @@ class Engine:
                 self._mask = torch.cat([self._mask, torch.ones((len(rows), 1), dtype=self._mask.dtype, device=self.device)], 1)
                 pos = self._mask.sum(1, keepdim=True) - 1
             else:  # jumped rows feed several tokens; the others are left-padded inside this chunk
-                ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-                chunk = torch.zeros((len(rows), width), dtype=self._mask.dtype)
-                for i, r in enumerate(rows):
-                    ids[i, width - len(r.pending):] = torch.tensor(r.pending, dtype=torch.long)
-                    chunk[i, width - len(r.pending):] = 1
+                ids, chunk = left_padded([r.pending for r in rows], self.pad_id)
                 ids = ids.to(self.device)
-                self._mask = torch.cat([self._mask, chunk.to(self.device)], 1)
+                self._mask = torch.cat([self._mask, chunk.to(self.device, self._mask.dtype)], 1)
                 pos = (self._mask.cumsum(1) - 1).clamp(min=0)[:, -width:]
             out = self.model(input_ids=ids, attention_mask=self._mask, position_ids=pos, past_key_values=self._cache, use_cache=True, logits_to_keep=1)
             self._cache = out.past_key_values
@@ -430,13 +427,8 @@ class Engine:
         from transformers import DynamicCache
 
         t0 = time.perf_counter()
-        n, width = len(new), max(len(r.prompt_ids) for r in new)
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, req in enumerate(new):
-            k = len(req.prompt_ids)
-            ids[i, width - k :] = torch.tensor(req.prompt_ids, dtype=torch.long)
-            mask[i, width - k :] = 1
+        n = len(new)
+        ids, mask = left_padded([r.prompt_ids for r in new], self.pad_id)
         ids, mask = ids.to(self.device), mask.to(self.device)
         pos = (mask.cumsum(1) - 1).clamp(min=0)
         try:

@@ -4,6 +4,13 @@ serve` does) for one dialect on the demo tokenizer (128K vocabulary). The figure
 server's `--compile-timeout` default (its p99.9, rounded up).
 
     python -m constrained.benchmarks.compile_times ../shared/data/maskbench [--dialect kimi_k2] [--out times.json]
+
+With ``--large N`` it measures N generated large schemas instead (`benchmarks.large_schemas`), each
+compiled the same way, side by side with llguidance's compile of the same schema, and counts the
+rules xgrammar writes to keep open objects' extra keys apart from their declared names (one per
+node of the trie of those names: the cause of the tail found so far).
+
+    python -m constrained.benchmarks.compile_times --large 10 [--out large.json]
 """
 
 from __future__ import annotations
@@ -57,13 +64,97 @@ def measure(folder: str, dialect_name: str = "kimi_k2", limit: int | None = None
             "slowest": slowest, "times": times, "refusals": refused}
 
 
+def measure_large(n: int, dialect_name: str = "kimi_k2", seed: int = 0, progress: bool = True) -> dict:
+    """Compile ``n`` generated large schemas (one tool each, a new request each), ours and
+    llguidance's: seconds, grammar size, and the extra-key trie rules of each."""
+    from constrained import demo
+    from constrained import dialect as registry
+    from constrained.compiler import grammar_cache
+    from constrained.grammar import GrammarOptions
+    from constrained.types import Tool
+
+    from .large_schemas import generate
+
+    d = registry.get(dialect_name)
+    tok = demo.load_tokenizer(d)
+    cache = grammar_cache(tok)
+    cache.warm(d)
+    ll_compile = _llguidance_compiler(tok)
+    rows = []
+    for i, (name, schema) in enumerate(generate(n, seed)):
+        row: dict = {"schema": name, "schema_chars": len(json.dumps(schema))}
+        options = GrammarOptions(tool_choice="required")
+        try:
+            t0 = time.perf_counter()
+            ebnf = cache.ebnf(d, [Tool("t", schema)], options)
+            t1 = time.perf_counter()
+            cache.compile(d, [Tool("t", schema)], options, ebnf=ebnf)
+            row.update(ours_s=time.perf_counter() - t0, ebnf_s=t1 - t0, rules=ebnf.count(" ::= "),
+                       extra_key_trie_rules=sum(1 for line in ebnf.splitlines() if "_addl_key" in line.split(" ::= ")[0]))
+        except Exception as err:  # noqa: BLE001 - a refusal is a result here
+            row["ours_error"] = f"{type(err).__name__}: {str(err)[:160]}"
+        if ll_compile is not None:
+            row.update(ll_compile(schema))
+        rows.append(row)
+        if progress:
+            print(f"{i + 1}/{n} {name}: ours {row.get('ours_s', float('nan')):.3f} s, llguidance {row.get('llguidance_s', float('nan')):.3f} s",
+                  file=sys.stderr, flush=True)
+    ours = [r["ours_s"] for r in rows if "ours_s" in r]
+    ll = [r["llguidance_s"] for r in rows if "llguidance_s" in r]
+    return {"dialect": dialect_name, "schemas": n, "seed": seed, "rows": rows,
+            "ours_p50_s": quantile(ours, 0.5), "ours_p99_s": quantile(ours, 0.99), "ours_max_s": max(ours, default=float("nan")),
+            "llguidance_p50_s": quantile(ll, 0.5), "llguidance_p99_s": quantile(ll, 0.99), "llguidance_accepted": len(ll)}
+
+
+def _llguidance_compiler(tok):
+    """A function schema -> {llguidance_s} or {llguidance_error}; None without llguidance."""
+    try:
+        import llguidance
+        import llguidance.hf
+    except ImportError:
+        return None
+    ll_tok = llguidance.hf.from_tokenizer(tok)
+
+    def compile_(schema: dict) -> dict:
+        t0 = time.perf_counter()
+        matcher = llguidance.LLMatcher(ll_tok, llguidance.LLMatcher.grammar_from_json_schema(schema))
+        elapsed = time.perf_counter() - t0
+        if matcher.is_error():
+            return {"llguidance_error": matcher.get_error()[:160]}
+        return {"llguidance_s": elapsed}
+
+    return compile_
+
+
+def format_large(result: dict) -> str:
+    lines = ["| schema | JSON chars | ours, s | grammar rules | of which extra-key trie | llguidance, s |", "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        ours = f"{r['ours_s']:.3f}" if "ours_s" in r else r.get("ours_error", "")
+        ll = f"{r['llguidance_s']:.4f}" if "llguidance_s" in r else r.get("llguidance_error", "n/a")
+        lines.append(f"| {r['schema']} | {r['schema_chars']:,} | {ours} | {r.get('rules', '')} | {r.get('extra_key_trie_rules', '')} | {ll} |")
+    lines.append(f"\nours p50 {result['ours_p50_s']:.3f} s, p99 {result['ours_p99_s']:.3f} s, max {result['ours_max_s']:.3f} s; "
+                 f"llguidance p50 {result['llguidance_p50_s']:.4f} s, p99 {result['llguidance_p99_s']:.4f} s "
+                 f"({result['llguidance_accepted']} of {result['schemas']} accepted)")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("dir")
+    p.add_argument("dir", nargs="?")
+    p.add_argument("--large", type=int, metavar="N", help="measure N generated large schemas instead of a folder")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dialect", default="kimi_k2")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--out", default=None, help="write every time to this JSON file")
     args = p.parse_args(argv)
+    if args.large:
+        large = measure_large(args.large, args.dialect, args.seed)
+        if args.out:
+            Path(args.out).write_text(json.dumps(large, indent=1) + "\n", encoding="utf-8")
+        print(format_large(large))
+        return 0
+    if not args.dir:
+        p.error("give a folder of schemas, or --large N")
     result = measure(args.dir, args.dialect, args.limit)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

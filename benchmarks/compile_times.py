@@ -8,7 +8,8 @@ server's `--compile-timeout` default (its p99.9, rounded up).
 With ``--large N`` it measures N generated large schemas instead (`benchmarks.large_schemas`), each
 compiled the same way, side by side with llguidance's compile of the same schema, and counts the
 rules xgrammar writes to keep open objects' extra keys apart from their declared names (one per
-node of the trie of those names: the cause of the tail found so far).
+node of the trie of those names: the cause of the tail found so far) and the guarded key rules
+that replace them in large objects (`constrained.keys`).
 
     python -m constrained.benchmarks.compile_times --large 10 [--out large.json]
 """
@@ -90,7 +91,8 @@ def measure_large(n: int, dialect_name: str = "kimi_k2", seed: int = 0, progress
             t1 = time.perf_counter()
             cache.compile(d, [Tool("t", schema)], options, ebnf=ebnf)
             row.update(ours_s=time.perf_counter() - t0, ebnf_s=t1 - t0, rules=ebnf.count(" ::= "),
-                       extra_key_trie_rules=sum(1 for line in ebnf.splitlines() if "_addl_key" in line.split(" ::= ")[0]))
+                       extra_key_trie_rules=sum(1 for line in ebnf.splitlines() if "_addl_key" in line.split(" ::= ")[0]),
+                       guarded_key_rules=sum(1 for line in ebnf.splitlines() if "keyx_" in line.split(" ::= ")[0]))
         except Exception as err:  # noqa: BLE001 - a refusal is a result here
             row["ours_error"] = f"{type(err).__name__}: {str(err)[:160]}"
         if ll_compile is not None:
@@ -127,11 +129,13 @@ def _llguidance_compiler(tok):
 
 
 def format_large(result: dict) -> str:
-    lines = ["| schema | JSON chars | ours, s | grammar rules | of which extra-key trie | llguidance, s |", "|---|---|---|---|---|---|"]
+    lines = ["| schema | JSON chars | ours, s | grammar rules | extra-key trie rules | guarded key rules | llguidance, s |",
+             "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         ours = f"{r['ours_s']:.3f}" if "ours_s" in r else r.get("ours_error", "")
         ll = f"{r['llguidance_s']:.4f}" if "llguidance_s" in r else r.get("llguidance_error", "n/a")
-        lines.append(f"| {r['schema']} | {r['schema_chars']:,} | {ours} | {r.get('rules', '')} | {r.get('extra_key_trie_rules', '')} | {ll} |")
+        lines.append(f"| {r['schema']} | {r['schema_chars']:,} | {ours} | {r.get('rules', '')} | {r.get('extra_key_trie_rules', '')} "
+                     f"| {r.get('guarded_key_rules', '')} | {ll} |")
     lines.append(f"\nours p50 {result['ours_p50_s']:.3f} s, p99 {result['ours_p99_s']:.3f} s, max {result['ours_max_s']:.3f} s; "
                  f"llguidance p50 {result['llguidance_p50_s']:.4f} s, p99 {result['llguidance_p99_s']:.4f} s "
                  f"({result['llguidance_accepted']} of {result['schemas']} accepted)")

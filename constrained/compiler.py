@@ -34,7 +34,7 @@ import xgrammar as xgr
 from .budget import Closer, margin_for, token_lengths
 from .dialect import Dialect
 from .grammar import GrammarOptions, build_ebnf
-from .lengths import matcher as length_matcher
+from .guards import matcher as guarded_matcher
 from .tokenizer import serial
 from .types import Tool, as_tools
 
@@ -271,7 +271,7 @@ class GrammarCache:
         with self._lock:
             known = self._margins.get(compiled.key, {}).get(stops)
         if known is None:
-            matcher = length_matcher(compiled.grammar, override_stop_tokens=list(stops) if stops else None)
+            matcher = guarded_matcher(compiled.grammar, override_stop_tokens=list(stops) if stops else None)
             known = margin_for(self.closer(dialect, stops), matcher, dialect)
             with self._lock:
                 if compiled.key in self._cache:

@@ -16,9 +16,8 @@ from collections.abc import Callable, Sequence
 import torch
 import xgrammar as xgr
 
+from . import guards
 from .budget import RowBudget
-from .lengths import GuardedMatcher
-from .lengths import matcher as length_matcher
 from .masks import apply_bitmask_
 
 
@@ -29,8 +28,8 @@ class GrammarState:
     __slots__ = ("matcher", "budget")
 
     def __init__(self, compiled: xgr.CompiledGrammar, stop_token_ids: Sequence[int] | None = None, budget: RowBudget | None = None):
-        # guarded when the grammar has long string bounds (constrained.lengths)
-        self.matcher = length_matcher(compiled, override_stop_tokens=list(stop_token_ids) if stop_token_ids else None)
+        # guarded where the grammar has guarded rules (long string bounds, open objects' keys)
+        self.matcher = guards.matcher(compiled, override_stop_tokens=list(stop_token_ids) if stop_token_ids else None)
         self.budget = budget
 
     def accept(self, token: int) -> bool:
@@ -97,12 +96,11 @@ class GrammarState:
 
     def xgrammar_matcher(self) -> xgr.GrammarMatcher:
         """xgrammar's own matcher (for its batched fill; `after_fill` then adds the guard)."""
-        return self.matcher.raw if isinstance(self.matcher, GuardedMatcher) else self.matcher
+        return guards.xgrammar_matcher(self.matcher)
 
     def after_fill(self, bitmask: torch.Tensor, row: int) -> None:
-        """What the length guard adds to a row xgrammar filled."""
-        if isinstance(self.matcher, GuardedMatcher):
-            self.matcher.restrict(bitmask, row)
+        """What the guards add to a row xgrammar filled."""
+        guards.restrict(self.matcher, bitmask, row)
 
 
 class GrammarBatch:

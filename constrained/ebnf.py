@@ -107,9 +107,16 @@ def rewrite(body: str, rename: dict[str, str], literal_map=None) -> str:
 def _schema_ebnf(schema_json: str) -> str:
     import xgrammar as xgr  # here: importing xgrammar costs seconds, and the CLI's help needs none of it
 
+    from .schema.extra_keys import mark_extra_keys
     from .schema.printed import rewrite_printed
 
-    # exact string lengths (xgrammar's exclude escapes) and float constants: constrained.schema.printed
+    # open objects with many declared names: their extra keys guarded (constrained.schema.extra_keys)
+    schema = json.loads(schema_json)
+    marked = mark_extra_keys(schema)
+    if marked is not schema and marked != schema:
+        schema_json = json.dumps(marked)
+    # exact string lengths (xgrammar's exclude escapes), float constants and guarded keys:
+    # constrained.schema.printed
     return rewrite_printed(str(xgr.Grammar.from_json_schema(schema_json, any_whitespace=False, strict_mode=True)))
 
 

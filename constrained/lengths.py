@@ -36,7 +36,7 @@ import functools
 import re
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -44,7 +44,7 @@ import xgrammar as xgr
 
 from .schema.strings import LENGTH_CHAIN_LIMIT
 
-_GUARDED = re.compile(r"strlen_g(\d+)_(\d+|n)(_\d+)?$")
+_GUARDED = re.compile(r"strlen_g(\d+)_(\d+|n)(?P<loop>_\d+)?$")
 _RULE_LINE = re.compile(r"^(\w+) ::= ", re.M)
 _STATE = re.compile(r"rule_id=(\d+), sequence_id=-?\d+, element_id=-?\d+, rule_start_pos=(-?\d+)")
 _NO_MAX = 1 << 40
@@ -161,6 +161,7 @@ class TokenTable:
         self.packed_base = np.concatenate([base, np.full(words * 4 - len(base), 0xFF, dtype=np.uint8)]).view(np.int32)
         self.quoted = np.array([t for t, data in enumerate(self.vocab) if _QUOTE in data], dtype=np.int64)
         self.quoted_set = frozenset(self.quoted.tolist())
+        self.multi_quoted = np.array([t for t in self.quoted.tolist() if self.vocab[t].count(_QUOTE) >= 3], dtype=np.int64)
 
 
 def _reopen_risk(rest: bytes) -> bool:
@@ -216,39 +217,48 @@ class LengthRules:
 
 # by compiled grammar, held weakly: the grammar cache decides how long a grammar lives
 # (compiled grammars are not hashable: by id, with a weak reference that also drops the entry)
-_RULES: dict[int, tuple[weakref.ref, LengthRules | None]] = {}
+_RULES: dict[tuple[int, str], tuple[weakref.ref, Any]] = {}
 
 
-def length_rules(compiled: xgr.CompiledGrammar) -> LengthRules | None:
-    """The guarded rules of ``compiled``, or None when it has none (no guard needed). Rule ids are
-    the order in which the compiled grammar prints its rules."""
+def guarded_rules(compiled: xgr.CompiledGrammar, marker: str, pattern: re.Pattern, spec: Callable[[re.Match], Any],
+                  make: Callable[[dict[int, Any], set[int]], Any]) -> Any:
+    """``make(parents, loops)`` for the guarded rules of ``compiled`` whose names ``pattern``
+    matches (its printed text must hold ``marker``), or None when it has none (no guard needed):
+    rule id -> ``spec(match)`` for each rule, and the ids of their loop rules (where the pattern's
+    ``loop`` group matched: xgrammar's rule for a ``*`` inside). Rule ids are the order in which
+    the compiled grammar prints its rules. Worked out once per compiled grammar and marker."""
+    key = (id(compiled), marker)
     with _TABLES_LOCK:
-        hit = _RULES.get(id(compiled))
+        hit = _RULES.get(key)
         if hit is not None and hit[0]() is compiled:
             return hit[1]
     text = str(compiled.grammar)
     rules = None
-    if "strlen_g" in text:
-        parents: dict[int, tuple[int, int]] = {}
+    if marker in text:
+        parents: dict[int, Any] = {}
         loops: set[int] = set()
         for rule_id, m in enumerate(_RULE_LINE.finditer(text)):
-            g = _GUARDED.search(m.group(1))
+            g = pattern.search(m.group(1))
             if g is None:
                 continue
-            lo, hi = int(g.group(1)), (_NO_MAX if g.group(2) == "n" else int(g.group(2)))
-            if g.group(3):
+            if g.group("loop"):
                 loops.add(rule_id)
             else:
-                parents[rule_id] = (lo, hi)
-        rules = LengthRules(parents, loops) if parents else None
+                parents[rule_id] = spec(g)
+        rules = make(parents, loops) if parents else None
     with _TABLES_LOCK:
-        key = id(compiled)
         _RULES[key] = (weakref.ref(compiled, functools.partial(_forget, key)), rules)
     return rules
 
 
-def _forget(key: int, _ref: Any) -> None:
+def _forget(key: tuple[int, str], _ref: Any) -> None:
     _RULES.pop(key, None)
+
+
+def length_rules(compiled: xgr.CompiledGrammar) -> LengthRules | None:
+    """The length-guarded rules of ``compiled``, or None when it has none (no guard needed)."""
+    return guarded_rules(compiled, "strlen_g", _GUARDED, lambda g: (int(g.group(1)), _NO_MAX if g.group(2) == "n" else int(g.group(2))),
+                         LengthRules)
 
 
 # ----------------------------------------------------------------------------- the guard
@@ -269,7 +279,7 @@ class _Step(NamedTuple):
     previous: _Step | None
     data: bytes
     end: int  # bytes accepted in all
-    candidates: tuple[_Candidate, ...]
+    candidates: tuple[Any, ...]  # each guard's own kind (the length guard: _Candidate)
 
 
 def _states(raw: xgr.GrammarMatcher) -> list[tuple[int, int]]:
@@ -281,11 +291,17 @@ def _states(raw: xgr.GrammarMatcher) -> list[tuple[int, int]]:
     return found
 
 
-class GuardedMatcher:
-    """xgrammar's `GrammarMatcher` plus the length guard of a grammar with guarded rules; the same
-    methods, so decoders, the budget's closer and vLLM use it unchanged."""
+class Guard:
+    """xgrammar's `GrammarMatcher` (or another guard) plus a check that xgrammar's grammar cannot
+    afford to spell out, counted beside it at run time: the same methods, so decoders, the
+    budget's closer and vLLM use it unchanged. A subclass says what it tracks inside its guarded
+    rules (`_advance`) and what it clears from a mask (`restrict`); this class follows the output.
+    Guards stack: `guarded` wraps the key guard (`constrained.keys`) in the length guard."""
 
-    def __init__(self, raw: xgr.GrammarMatcher, rules: LengthRules, table: TokenTable, step: _Step | None = None):
+    # a token with this many quotes is followed piece by piece, each piece ending at a quote
+    split_from = 2
+
+    def __init__(self, raw: Any, rules: Any, table: TokenTable, step: _Step | None = None):
         self.raw = raw
         self.rules = rules
         self.table = table
@@ -312,7 +328,7 @@ class GuardedMatcher:
 
     def accept_string(self, input_str: str | bytes, *, debug_print: bool = False) -> bool:
         """Accept text (one step for rollback): fed piece by piece, each ending at a quote, so a
-        string opened and closed inside it is counted too. On refusal nothing changes."""
+        string opened and closed inside it is checked too. On refusal nothing changes."""
         data = input_str.encode() if isinstance(input_str, str) else bytes(input_str)
         step = self._through(data, self.raw.fork())
         if step is None or not self.raw.accept_string(data):
@@ -330,8 +346,8 @@ class GuardedMatcher:
         self.raw.reset()
         self._step = _Step(None, b"", 0, ())
 
-    def fork(self) -> GuardedMatcher:
-        return GuardedMatcher(self.raw.fork(), self.rules, self.table, self._step)
+    def fork(self) -> Guard:
+        return type(self)(self.raw.fork(), self.rules, self.table, self._step)
 
     def fill_next_token_bitmask(self, bitmask: Any, index: int = 0, *, debug_print: bool = False) -> bool:
         need = self.raw.fill_next_token_bitmask(bitmask, index)
@@ -357,6 +373,63 @@ class GuardedMatcher:
 
     def _debug_print_internal_state(self) -> str:
         return self.raw._debug_print_internal_state()
+
+    # -- what a subclass checks
+
+    def _advance(self, step: _Step, data: bytes, raw: Any = None) -> _Step | None:
+        """The guard after ``data`` (already accepted by ``raw``), or None when it breaks the check."""
+        raise NotImplementedError
+
+    def restrict(self, bitmask: Any, index: int) -> None:
+        """Clear, in row ``index`` of the packed bitmask just filled, the tokens the check refuses."""
+        raise NotImplementedError
+
+    # -- following the output
+
+    def _rules_after(self, raw: Any, content: bytes) -> set[int]:
+        """The guarded rules xgrammar shows once the escape that ``content`` ends inside is
+        completed (on a fork of ``raw``)."""
+        _, _, state = scan(CLEAN, content)
+        rest = b"n" if state.phase == 1 else b"0" * (4 - len(state.hex))
+        if state.phase == 2 and 0xD800 <= int(state.hex.ljust(4, "0") or "0", 16) <= 0xDBFF:
+            rest += b"\\udc00"  # a high surrogate: the grammar wants its second half
+        fork = raw.fork()
+        if not fork.accept_string(rest):
+            return set()
+        return {r for r, _ in _states(fork) if r in self.rules.parents}
+
+    def _check_each(self, words: np.ndarray, tokens: np.ndarray) -> None:
+        """The exact check, token by token on a fork: clear the bits of those the guard refuses."""
+        bits = words.view(np.uint32)
+        for token in tokens.tolist():
+            if self._after(int(token)) is None:
+                bits[token >> 5] &= np.uint32(~(1 << (token & 31)) & 0xFFFFFFFF)
+
+    def _after(self, token: int) -> _Step | None:
+        """The guard after ``token`` (worked out on a fork), or None when it or xgrammar refuses it.
+        A token with several quotes is followed quote by quote: a string it opens and closes is
+        counted too."""
+        data = self.table.vocab[token] if token < len(self.table.vocab) else b""
+        fork = self.raw.fork()
+        if data.count(_QUOTE) < self.split_from:
+            return self._advance(self._step, data, fork) if fork.accept_token(token) else None
+        return self._through(data, fork)
+
+    def _through(self, data: bytes, fork: Any) -> _Step | None:
+        """``fork`` fed ``data`` piece by piece (each ending at a quote), the guard advanced after
+        each; the resulting step (one, for rollback), or None at the first refusal."""
+        step: _Step | None = self._step
+        for piece in _pieces(data):
+            if step is None or not fork.accept_string(piece):
+                return None
+            step = self._advance(step, piece, fork)
+        return None if step is None else _Step(self._step, data, step.end, step.candidates)
+
+
+class GuardedMatcher(Guard):
+    """The length guard: string lengths counted inside the grammar's `strlen_g` rules."""
+
+    rules: LengthRules
 
     # -- the guard
 
@@ -403,18 +476,6 @@ class GuardedMatcher:
                 return None  # opened and already past every maximum
         return _Step(step, data, end, tuple(kept))
 
-    def _rules_after(self, raw: xgr.GrammarMatcher, content: bytes) -> set[int]:
-        """The guarded rules xgrammar shows once the escape that ``content`` ends inside is
-        completed (on a fork of ``raw``)."""
-        _, _, state = scan(CLEAN, content)
-        rest = b"n" if state.phase == 1 else b"0" * (4 - len(state.hex))
-        if state.phase == 2 and 0xD800 <= int(state.hex.ljust(4, "0") or "0", 16) <= 0xDBFF:
-            rest += b"\\udc00"  # a high surrogate: the grammar wants its second half
-        fork = raw.fork()
-        if not fork.accept_string(rest):
-            return set()
-        return {r for r, _ in _states(fork) if r in self.rules.parents}
-
     def restrict(self, bitmask: Any, index: int) -> None:
         """Clear, in row ``index`` of the packed bitmask xgrammar just filled, the tokens that would
         break a length bound."""
@@ -457,32 +518,6 @@ class GuardedMatcher:
             if not any(_fits(t.vocab[token], count, state, lo, hi) for count, state, lo, hi in bounds):
                 bits[token >> 5] &= np.uint32(~(1 << (token & 31)) & 0xFFFFFFFF)
 
-    def _check_each(self, words: np.ndarray, tokens: np.ndarray) -> None:
-        """The exact check, token by token on a fork: clear the bits of those the guard refuses."""
-        bits = words.view(np.uint32)
-        for token in tokens.tolist():
-            if self._after(int(token)) is None:
-                bits[token >> 5] &= np.uint32(~(1 << (token & 31)) & 0xFFFFFFFF)
-
-    def _after(self, token: int) -> _Step | None:
-        """The guard after ``token`` (worked out on a fork), or None when it or xgrammar refuses it.
-        A token with several quotes is followed quote by quote: a string it opens and closes is
-        counted too."""
-        data = self.table.vocab[token] if token < len(self.table.vocab) else b""
-        fork = self.raw.fork()
-        if data.count(_QUOTE) < 2:
-            return self._advance(self._step, data, fork) if fork.accept_token(token) else None
-        return self._through(data, fork)
-
-    def _through(self, data: bytes, fork: xgr.GrammarMatcher) -> _Step | None:
-        """``fork`` fed ``data`` piece by piece (each ending at a quote), the guard advanced after
-        each; the resulting step (one, for rollback), or None at the first refusal."""
-        step: _Step | None = self._step
-        for piece in _pieces(data):
-            if step is None or not fork.accept_string(piece):
-                return None
-            step = self._advance(step, piece, fork)
-        return None if step is None else _Step(self._step, data, step.end, step.candidates)
 
 
 def _fits(data: bytes, count: int, state: ScanState, lo: int, hi: int) -> bool:
@@ -543,16 +578,3 @@ def _and_row(words: np.ndarray, ok: np.ndarray) -> None:
     if packed.shape[0] < need:
         packed = np.concatenate([packed, np.full(need - packed.shape[0], 0xFF, dtype=np.uint8)])
     words &= packed[:need].view(np.int32)
-
-
-def guarded(raw: xgr.GrammarMatcher, compiled: xgr.CompiledGrammar) -> Any:
-    """``raw`` itself, or wrapped in the guard when ``compiled`` has guarded rules."""
-    rules = length_rules(compiled)
-    if rules is None:
-        return raw
-    return GuardedMatcher(raw, rules, token_table(compiled.tokenizer_info))
-
-
-def matcher(compiled: xgr.CompiledGrammar, **kwargs: Any) -> Any:
-    """A matcher for ``compiled`` (xgrammar's arguments), guarded when it needs to be."""
-    return guarded(xgr.GrammarMatcher(compiled, **kwargs), compiled)

@@ -7,9 +7,11 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import torch
+import xgrammar as xgr
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from constrained import GrammarOptions, StreamingParser, demo, parse
@@ -17,7 +19,44 @@ from constrained import dialect as registry
 from constrained.chat import prepare_history, render_prompt
 from constrained.compiler import grammar_cache
 from constrained.decoding import GrammarBatch, GrammarState, accept_all
-from constrained.lengths import matcher as length_matcher
+from constrained.guards import matcher as guarded_matcher
+
+
+@cache
+def hermes_tokenizer():
+    """The trained demo model's tokenizer (hermes), loaded once per test process."""
+    return demo.trained_tokenizer("hermes")
+
+
+@cache
+def hermes_compiler() -> xgr.GrammarCompiler:
+    """A plain xgrammar compiler over it (not the server's grammar cache)."""
+    tok = hermes_tokenizer()
+    return xgr.GrammarCompiler(xgr.TokenizerInfo.from_huggingface(tok, vocab_size=len(tok)))
+
+
+def mask_agrees_with_accepting(compiled, text: str, cuts: list[int], tok=None):
+    """Feed ``text`` token by token, tokenized in pieces cut at ``cuts`` (so that token boundaries
+    fall anywhere, inside escapes too). At every step the guarded matcher's mask must allow the
+    next token exactly when accepting it does. Returns the matcher after the whole text, or None
+    at the first token refused."""
+    tok = tok or hermes_tokenizer()
+    pieces, rest = [], text
+    for cut in cuts:
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    ids = [t for piece in [*pieces, rest] if piece for t in tok.encode(piece, add_special_tokens=False)]
+    m = guarded_matcher(compiled, terminate_without_stop_token=True)
+    bitmask = xgr.allocate_token_bitmask(1, len(tok))
+    for t in ids:
+        m.fill_next_token_bitmask(bitmask, 0)
+        allowed = bool((int(bitmask[0, t >> 5]) >> (t & 31)) & 1)
+        accepted = m.fork().accept_token(t)
+        assert allowed == accepted, (text, tok.decode([t]))
+        if not accepted:
+            return None
+        m.accept_token(t)
+    return m
 
 
 def Nudge(tokenizer, dialect, bias: float = 9.0, trigger_bias: float = 14.0, eos_bias: float = 12.0) -> demo.Nudge:
@@ -160,7 +199,7 @@ def check_roundtrip(dialect_name, tok, tools, calls, first_index=0):
     text = d.render_calls(calls, first_index, tools)
     cache = grammar_cache(tok)
     compiled = cache.compile(d, tools, GrammarOptions("required", True, first_index, max(8, len(calls)), reasoning=False)).grammar
-    matcher = length_matcher(compiled, override_stop_tokens=[tok.eos_token_id])
+    matcher = guarded_matcher(compiled, override_stop_tokens=[tok.eos_token_id])
     for t in tok.encode(text, add_special_tokens=False):
         assert matcher.accept_token(t), (dialect_name, text)
     assert matcher.is_completed()

@@ -12,7 +12,7 @@ from constrained import dialect as registry
 from constrained.compiler import grammar_cache
 from constrained.demo import load_tokenizer
 from constrained.grammar import content_from_response_format
-from constrained.lengths import matcher as length_matcher
+from constrained.guards import matcher as guarded_matcher
 from constrained.types import as_tools
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
@@ -23,7 +23,7 @@ def accepts(dialect, tools, text, tokens=None, **options):
     """Does the grammar accept `text` (or token ids) completely?"""
     tok = load_tokenizer(dialect)
     compiled = grammar_cache(tok).compile(registry.get(dialect), tools, GrammarOptions(**options)).grammar
-    m = length_matcher(compiled, override_stop_tokens=[tok.eos_token_id])
+    m = guarded_matcher(compiled, override_stop_tokens=[tok.eos_token_id])
     ids = tokens if tokens is not None else tok.encode(text, add_special_tokens=False)
     return all(m.accept_token(t) for t in ids) and m.is_completed()
 
@@ -183,7 +183,7 @@ def test_rule_cache_failure_is_retried_without_the_cache():
     # the retry's grammar is the real one: it takes a call and refuses a wrong argument type
     text = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
     for doc, ok in ((text, True), (text.replace('"Paris"', "1"), False)):
-        m = length_matcher(compiled, override_stop_tokens=[tok.eos_token_id])
+        m = guarded_matcher(compiled, override_stop_tokens=[tok.eos_token_id])
         assert (all(m.accept_token(t) for t in tok.encode(doc, add_special_tokens=False)) and m.is_completed()) is ok
 
 
@@ -201,7 +201,7 @@ def test_grammars_differing_only_in_a_token_id_get_their_own_masks():
     cache = GrammarCache(tok)  # fresh: its compilers hold only the grammars below
     named = GrammarOptions(tool_choice={"type": "function", "function": {"name": "get_weather"}})
     for name, own, other in (("hermes", "<tool_call>", "<longcat_tool_call>"), ("longcat", "<longcat_tool_call>", "<tool_call>")):
-        m = length_matcher(cache.compile(registry.get(name), [WEATHER], named).grammar, override_stop_tokens=[tok.eos_token_id])
+        m = guarded_matcher(cache.compile(registry.get(name), [WEATHER], named).grammar, override_stop_tokens=[tok.eos_token_id])
         mask = xgr.allocate_token_bitmask(1, cache.vocab_size)
         m.fill_next_token_bitmask(mask)
         bits = mask[0].numpy().view(np.uint32)
@@ -303,7 +303,7 @@ def test_marker_tokens_cannot_hide_in_strings_or_text(dialect, prefix, marker):
     legal inside an argument string; the grammar's vocabulary spells markers with \\x01 so it is not."""
     tok = load_tokenizer(dialect)
     compiled = grammar_cache(tok).compile(registry.get(dialect), [WEATHER], GrammarOptions("auto")).grammar
-    m = length_matcher(compiled)
+    m = guarded_matcher(compiled)
     assert all(m.accept_token(t) for t in tok.encode(prefix, add_special_tokens=False))
     assert not m.accept_token(tok.convert_tokens_to_ids(marker))
 
@@ -311,7 +311,7 @@ def test_marker_tokens_cannot_hide_in_strings_or_text(dialect, prefix, marker):
 def test_chat_special_tokens_cannot_appear_in_arguments():
     tok = load_tokenizer("kimi_k2")
     compiled = grammar_cache(tok).compile(registry.get("kimi_k2"), [WEATHER], GrammarOptions("required")).grammar
-    m = length_matcher(compiled)
+    m = guarded_matcher(compiled)
     prefix = '<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>{"city": "x'
     assert all(m.accept_token(t) for t in tok.encode(prefix, add_special_tokens=False))
     assert not m.accept_token(tok.convert_tokens_to_ids("<|im_end|>"))
@@ -341,7 +341,7 @@ def test_marker_tokens_are_never_string_content_of_length_bounded_strings():
         "q": {"type": "string", "minLength": 2}}, "required": ["q"]}}}
     tok = load_tokenizer("hermes")
     compiled = grammar_cache(tok).compile(registry.get("hermes"), [tool], GrammarOptions("required")).grammar
-    m = length_matcher(compiled)
+    m = guarded_matcher(compiled)
     for t in tok.encode('<tool_call>\n{"name": "f", "arguments": {"q": "', add_special_tokens=False):
         assert m.accept_token(t)
     for marker in ("</think>", "</tool_call>", "<tool_call>"):

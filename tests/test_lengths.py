@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import torch
 import xgrammar as xgr
-from helpers import ExactSample
+from helpers import ExactSample, hermes_compiler, hermes_tokenizer, mask_agrees_with_accepting
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +20,8 @@ from constrained import ToolCallLogitsProcessor, demo, parse
 from constrained import dialect as registry
 from constrained.chat import prepare_history, render_prompt
 from constrained.decoding import GrammarBatch, GrammarState
+from constrained.guards import matcher as guarded_matcher
 from constrained.lengths import CLEAN, GuardedMatcher, _states, length_rules, scan, token_table
-from constrained.lengths import matcher as length_matcher
 from constrained.schema import normalize
 from constrained.schema.strings import LENGTH_CHAIN_LIMIT
 from constrained.tools.coverage import schema_grammar
@@ -29,14 +29,7 @@ from constrained.tools.coverage import schema_grammar
 TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
 
 
-@cache
-def _tok():
-    return demo.trained_tokenizer("hermes")
-
-
-@cache
-def _compiler():
-    return xgr.GrammarCompiler(xgr.TokenizerInfo.from_huggingface(_tok(), vocab_size=len(_tok())))
+_tok, _compiler = hermes_tokenizer, hermes_compiler
 
 
 @cache
@@ -84,12 +77,12 @@ def test_every_string_is_accepted_exactly_when_it_fits(text, low, span, ascii_on
     compiled = _compiled(json.dumps(schema))
     fits = low <= len(text) and (high is None or len(text) <= high)
     written = json.dumps({"s": text}, ensure_ascii=ascii_only)
-    whole = length_matcher(compiled, terminate_without_stop_token=True)
+    whole = guarded_matcher(compiled, terminate_without_stop_token=True)
     assert isinstance(whole, GuardedMatcher)
     assert (whole.accept_string(written.encode("utf-8", "surrogatepass")) and whole.is_completed()) == fits
     if ascii_only or not any("\ud800" <= c <= "\udfff" for c in text):
         tokens = _tok().encode(written, add_special_tokens=False)
-        by_token = length_matcher(compiled, terminate_without_stop_token=True)
+        by_token = guarded_matcher(compiled, terminate_without_stop_token=True)
         assert (all(by_token.accept_token(t) for t in tokens) and by_token.is_completed()) == fits
 
 
@@ -101,7 +94,7 @@ def test_xgrammar_parser_states_are_readable():
     m = xgr.GrammarMatcher(compiled)
     assert m.accept_string('{"s": "ab')
     assert {r for r, _ in _states(m)} & set(rules.parents)
-    guarded = length_matcher(compiled)
+    guarded = guarded_matcher(compiled)
     assert guarded.accept_string('{"s": "ab') and guarded.inside() == ((2, 0, 100),)
 
 
@@ -120,7 +113,7 @@ def test_a_bound_of_any_size_is_one_rule():
 def test_no_guard_where_every_bound_is_short():
     compiled = _compiled(json.dumps({"type": "object", "properties": {"s": _bounded(1, 8)}}))
     assert length_rules(compiled) is None
-    assert isinstance(length_matcher(compiled), xgr.GrammarMatcher)
+    assert isinstance(guarded_matcher(compiled), xgr.GrammarMatcher)
 
 
 SCHEMA = {"type": "object", "properties": {
@@ -209,21 +202,5 @@ def test_the_mask_allows_exactly_the_tokens_accepted(text, low, high, cuts):
     the next token exactly when accepting it keeps the bounds, so sampling never meets a refusal."""
     high = max(low, high)
     compiled = _compiled(json.dumps({"type": "object", "properties": {"s": _bounded(low, high)}, "required": ["s"]}))
-    written = json.dumps({"s": text}, ensure_ascii=len(cuts) % 2 == 0)
-    pieces, rest = [], written
-    for cut in cuts:
-        pieces.append(rest[:cut])
-        rest = rest[cut:]
-    ids = [t for piece in [*pieces, rest] if piece for t in _tok().encode(piece, add_special_tokens=False)]
-    m = length_matcher(compiled, terminate_without_stop_token=True)
-    bitmask = xgr.allocate_token_bitmask(1, len(_tok()))
-    for t in ids:
-        m.fill_next_token_bitmask(bitmask, 0)
-        allowed = bool((int(bitmask[0, t >> 5]) >> (t & 31)) & 1)
-        accepted = m.fork().accept_token(t)
-        assert allowed == accepted, (written, _tok().decode([t]), m.inside())
-        if not accepted:
-            assert not low <= len(text) <= high
-            return
-        m.accept_token(t)
-    assert m.is_completed() == (low <= len(text) <= high)
+    m = mask_agrees_with_accepting(compiled, json.dumps({"s": text}, ensure_ascii=len(cuts) % 2 == 0), cuts)
+    assert (m is not None and m.is_completed()) == (low <= len(text) <= high)

@@ -9,7 +9,7 @@ import xgrammar
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from constrained.lengths import matcher as length_matcher
+from constrained.guards import matcher as guarded_matcher
 from constrained.schema import (
     Unenforced,
     UnsupportedSchemaError,
@@ -27,7 +27,7 @@ _COMPILER = xgrammar.GrammarCompiler(xgrammar.TokenizerInfo([]), cache_enabled=F
 def accepts(schema, instance, additional_properties="forbid") -> bool:
     """Does the grammar of ``normalize(schema)`` accept ``instance`` as our dialects emit it?"""
     norm = normalize(schema, additional_properties=additional_properties)
-    matcher = length_matcher(_COMPILER.compile_grammar(schema_grammar(norm.schema)), terminate_without_stop_token=True)
+    matcher = guarded_matcher(_COMPILER.compile_grammar(schema_grammar(norm.schema)), terminate_without_stop_token=True)
     text = json.dumps(as_emitted(instance, norm), ensure_ascii=False)
     return matcher.accept_string(text) and matcher.is_completed()
 
@@ -74,7 +74,7 @@ def test_schema_policy_never_repeats_a_declared_name_as_an_extra_key(name):
     """{"a": 1, "a": "x"} parses to {"a": "x"}, which breaks a's type: the extra keys exclude declared names."""
     schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}
     norm = normalize(schema, additional_properties="schema")
-    matcher = length_matcher(_COMPILER.compile_grammar(schema_grammar(norm.schema)), terminate_without_stop_token=True)
+    matcher = guarded_matcher(_COMPILER.compile_grammar(schema_grammar(norm.schema)), terminate_without_stop_token=True)
     assert not matcher.accept_string(f'{{"a": 1, "b": 2, "{name}": "x"}}')
 
 
@@ -237,7 +237,7 @@ def test_pattern_properties_keys_search():
 def raw_accepts(schema, text, additional_properties="forbid") -> bool:
     """Does the grammar accept this exact text (duplicate keys and key order included)?"""
     norm = normalize(schema, additional_properties=additional_properties)
-    matcher = length_matcher(_COMPILER.compile_grammar(schema_grammar(norm.schema)), terminate_without_stop_token=True)
+    matcher = guarded_matcher(_COMPILER.compile_grammar(schema_grammar(norm.schema)), terminate_without_stop_token=True)
     return matcher.accept_string(text) and matcher.is_completed()
 
 

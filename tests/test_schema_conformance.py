@@ -16,7 +16,7 @@ from test_schema import _COMPILER, accepts, raw_accepts
 
 from constrained import ebnf as E
 from constrained.codecs.python import python_value_rules
-from constrained.lengths import matcher as length_matcher
+from constrained.guards import matcher as guarded_matcher
 from constrained.schema import Unenforced, UnsupportedSchemaError, normalize, unenforced_violations, validate
 from constrained.schema.strings import LENGTH_CHAIN_LIMIT, exact_string_lengths
 from constrained.schema.validate import _validator
@@ -230,7 +230,7 @@ def test_bounded_strings_in_python_literals():
     grammar = f"root ::= {frag.root} \")\"\n" + "".join(f"{k} ::= {v}\n" for k, v in frag.rules.items())
     compiled = _COMPILER.compile_grammar(xgrammar.Grammar.from_ebnf(grammar))
     for text, ok in (('"a\\"b")', True), ('"abc")', True), ('"abcd")', False), ('"")', False), ('"\\/")', False)):
-        matcher = length_matcher(compiled, terminate_without_stop_token=True)
+        matcher = guarded_matcher(compiled, terminate_without_stop_token=True)
         assert (matcher.accept_string(text) and matcher.is_completed()) == ok, text
 
 
@@ -271,7 +271,7 @@ def test_every_json_string_fitting_the_bounds_is_accepted(text, low, span, ascii
     """Whatever json.dumps writes (escapes, control characters, \\u escapes, surrogate pairs), the
     grammar accepts exactly the strings whose decoded length fits."""
     high = None if span is None else low + span
-    matcher = length_matcher(_length_matcher_grammar(low, high), terminate_without_stop_token=True)
+    matcher = guarded_matcher(_length_matcher_grammar(low, high), terminate_without_stop_token=True)
     written = json.dumps(text, ensure_ascii=ascii_only)
     fits = low <= len(text) and (high is None or len(text) <= high)
     assert (matcher.accept_string(written) and matcher.is_completed()) == fits
@@ -380,6 +380,6 @@ def test_every_small_bound_counts_escapes(low, span):
     high = None if span is None else low + span
     for k in range(6):
         for text in ("\n" * k, "é" * k, '"' * k):
-            matcher = length_matcher(_length_matcher_grammar(low, high), terminate_without_stop_token=True)
+            matcher = guarded_matcher(_length_matcher_grammar(low, high), terminate_without_stop_token=True)
             fits = low <= k and (high is None or k <= high)
             assert (matcher.accept_string(json.dumps(text)) and matcher.is_completed()) == fits, (low, high, text)

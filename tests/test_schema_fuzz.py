@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_schema import _COMPILER
 
-from constrained.lengths import matcher as length_matcher
+from constrained.guards import matcher as guarded_matcher
 from constrained.schema import UnsupportedSchemaError, normalize, unenforced_violations, validate
 from constrained.schema.validate import _validator
 from constrained.tools.coverage import schema_grammar
@@ -95,7 +95,7 @@ def cases(draw):
 
 
 def _accepts(norm, value, **drop) -> bool:
-    matcher = length_matcher(_COMPILER.compile_grammar(schema_grammar(norm.schema)), terminate_without_stop_token=True)
+    matcher = guarded_matcher(_COMPILER.compile_grammar(schema_grammar(norm.schema)), terminate_without_stop_token=True)
     text = json.dumps(as_emitted(value, norm, **drop), ensure_ascii=False)
     return matcher.accept_string(text) and matcher.is_completed()
 

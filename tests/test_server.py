@@ -550,13 +550,13 @@ def test_minimax_tool_loop(minimax):
 # ------------------------------------------------------------------------------------- policies
 def _grammar_accepts(server, body, text):
     """Does the grammar the server compiles for `body` accept `text`? (prepare_chat: what a request gets)"""
-    from constrained.lengths import matcher as length_matcher
+    from constrained.guards import matcher as guarded_matcher
     from constrained.server.chat import prepare_chat
     from constrained.server.protocol import ChatCompletionRequest
 
     job = prepare_chat(server.state, ChatCompletionRequest.model_validate(body))
     tok = server.state.served.tokenizer
-    matcher = length_matcher(job.grammar, terminate_without_stop_token=True)
+    matcher = guarded_matcher(job.grammar, terminate_without_stop_token=True)
     return all(matcher.accept_token(t) for t in tok.encode(text, add_special_tokens=False)) and matcher.is_completed()
 
 

@@ -23,7 +23,7 @@ from constrained import dialect as registry
 from constrained.codecs.xml import XmlArguments, read_value, schema_types
 from constrained.compiler import grammar_cache
 from constrained.demo import load_tokenizer
-from constrained.lengths import matcher as length_matcher
+from constrained.guards import matcher as guarded_matcher
 
 XML_DIALECTS = [n for n in registry.names() if isinstance(registry.get(n).codec, XmlArguments)]
 # one of each kind: newline framing (Qwen), markers that are special tokens (GLM), per-value
@@ -85,7 +85,7 @@ def accepts_raw(name: str, schema: dict, s: str) -> tuple[bool, str]:
     before, after = frame.split(marker)
     ids = (tok.encode(before, add_special_tokens=False) + tok.encode(s, add_special_tokens=False, split_special_tokens=True)
            + tok.encode(after, add_special_tokens=False))
-    matcher = length_matcher(compiled, override_stop_tokens=[tok.eos_token_id])
+    matcher = guarded_matcher(compiled, override_stop_tokens=[tok.eos_token_id])
     return all(matcher.accept_token(t) for t in ids) and matcher.is_completed(), before + s + after
 
 
@@ -125,5 +125,5 @@ def test_json_values_cannot_spell_a_tag(name):
     tok, compiled = _grammar(name, json.dumps(tools[0]["function"]["parameters"]["properties"]["s"]))
     assert json.loads(parse(text, d, tools).tool_calls[0]["function"]["arguments"]) == {"s": {"t": "</parameter><"}}
     spelled = text.replace("\\u003c", "<")
-    matcher = length_matcher(compiled, override_stop_tokens=[tok.eos_token_id])
+    matcher = guarded_matcher(compiled, override_stop_tokens=[tok.eos_token_id])
     assert not (all(matcher.accept_token(t) for t in tok.encode(spelled, add_special_tokens=False)) and matcher.is_completed())

@@ -198,12 +198,12 @@ def replay(tokenizer: Any, dialect: str, reply: Reply, parallel: bool = True) ->
     """The returned tokens, replayed through OUR matcher (marker vocabulary, same options): vLLM
     produced exactly our grammar, and a response that ended on its own ended where the grammar may."""
     from constrained.compiler import grammar_cache
-    from constrained.lengths import matcher as length_matcher
+    from constrained.guards import matcher as guarded_matcher
 
     d = registry.get(dialect)
     options = GrammarOptions(tool_choice=reply.choice, parallel_tool_calls=parallel, first_index=reply.first_index)
     compiled = grammar_cache(tokenizer).compile(d, reply.tools, options).grammar
-    matcher = length_matcher(compiled, override_stop_tokens=[tokenizer.eos_token_id])
+    matcher = guarded_matcher(compiled, override_stop_tokens=[tokenizer.eos_token_id])
     for i, t in enumerate(reply.token_ids):
         assert matcher.accept_token(t), f"token {i} ({tokenizer.convert_ids_to_tokens([t])}) is outside our grammar: {tokenizer.decode(reply.token_ids)!r}"
     if ended(tokenizer, reply):

@@ -1,11 +1,13 @@
 """Fixes applied to the grammar text xgrammar prints for a normalised schema (`constrained.ebnf`
-imports it through `rewrite_printed`): exact string lengths (`strings`) and float constants."""
+imports it through `rewrite_printed`): exact string lengths (`strings`), float constants and the
+guarded extra keys of large open objects (`extra_keys`)."""
 
 from __future__ import annotations
 
 import json
 import re
 
+from .extra_keys import guarded_key_rules
 from .strings import exact_string_lengths
 
 # A bare number literal as xgrammar prints a float constant: 17 significant digits (%.17g).
@@ -25,4 +27,4 @@ def shortest_float_literals(ebnf: str) -> str:
 
 def rewrite_printed(ebnf: str) -> str:
     """xgrammar's printed grammar for a normalised schema, with what it gets wrong rewritten."""
-    return shortest_float_literals(exact_string_lengths(ebnf))
+    return guarded_key_rules(shortest_float_literals(exact_string_lengths(ebnf)))

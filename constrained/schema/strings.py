@@ -51,10 +51,11 @@ def guarded_rule_name(prefix: str, lo: int, hi: int) -> str:
 # with the character rule below; for {1, 1} the class inline; for {0, 1} an optional rule.
 _CLASS = r'\[\^\\"\\\\\\r\\n\]'
 _BOUNDED = re.compile(r'^(\w+) ::= \(\("\\"" (\w+)\{(\d+), (-?\d+)\} "\\""\)\)$', re.M)
-_CHARACTERS = r'^{name} ::= \(\(' + _CLASS + r'\)\)\n?'
+_CHARACTERS = re.compile(r'\(\(' + _CLASS + r'\)\)')  # the body of the character rule
 _SINGLE = re.compile(r'^(\w+) ::= \(\("\\"" ' + _CLASS + r' "\\""\)\)$', re.M)
 _WRAPPED = re.compile(r'^(\w+) ::= \(\("\\"" (\w+) "\\""\)\)$', re.M)
-_OPTIONAL = r'^{name} ::= \(""\s*\|\s*\(' + _CLASS + r'\)\)\n?'
+_OPTIONAL = re.compile(r'\(""\s*\|\s*\(' + _CLASS + r'\)\)')  # the body of the optional character
+_RULE = re.compile(r"^(\w+) ::= (.*)$", re.M)
 
 _HEX = "[A-Fa-f0-9]"
 # The follow set of a JSON string, as xgrammar's own basic_string_sub asserts it.
@@ -97,11 +98,16 @@ def _guarded(low: int, high: int, rules: dict[str, str]) -> str:
     `constrained.lengths` counts at run time."""
     name = guarded_rule_name("basic_", low, high)
     if name not in rules:
-        h = _HEX
-        char = (rf'[^\0-\x1f\"\\] | "\\" [\"\\/bfnrt] | "\\" "u" [0-9A-Ca-cEeFf] {h} {h} {h} | "\\" "u" [Dd] [0-7] {h} {h}'
-                rf' | "\\" "u" [Dd] [89ABab] {h} {h} "\\" "u" [Dd] [C-Fc-f] {h} {h}')
-        rules[name] = f'(({char})* "\\"") {_LOOKAHEAD}'
+        rules[name] = any_content_rule()
     return name
+
+
+def any_content_rule() -> str:
+    """The body of a guarded string rule: any characters (escapes whole), then the closing quote."""
+    h = _HEX
+    char = (rf'[^\0-\x1f\"\\] | "\\" [\"\\/bfnrt] | "\\" "u" [0-9A-Ca-cEeFf] {h} {h} {h} | "\\" "u" [Dd] [0-7] {h} {h}'
+            rf' | "\\" "u" [Dd] [89ABab] {h} {h} "\\" "u" [Dd] [C-Fc-f] {h} {h}')
+    return f'(({char})* "\\"") {_LOOKAHEAD}'
 
 
 def string_rule(low: int, high: int, rules: dict[str, str]) -> str:
@@ -117,20 +123,21 @@ def string_rule(low: int, high: int, rules: dict[str, str]) -> str:
 def exact_string_lengths(ebnf: str) -> str:
     """xgrammar's printed grammar with every length-bounded string rule made exact (see above)."""
     added: dict[str, str] = {}
-    unused: list[str] = []  # xgrammar's character rules, replaced
+    bodies = dict(_RULE.findall(ebnf))  # looked up by name: one pass over a large grammar, not one per rule
+    unused: set[str] = set()  # xgrammar's character rules, replaced
 
     def rule(name: str, low: int, high: int) -> str:
         return f'{name} ::= (("\\"" {string_rule(low, high, added)}))'
 
     def bounded(m: re.Match) -> str:
-        unused.append(_CHARACTERS.format(name=re.escape(m.group(2))))
+        if _CHARACTERS.fullmatch(bodies.get(m.group(2), "")):
+            unused.add(m.group(2))
         return rule(m.group(1), int(m.group(3)), int(m.group(4)))
 
     def wrapped(m: re.Match) -> str:  # {0, 1}, if the wrapped rule is the optional character
-        optional = _OPTIONAL.format(name=re.escape(m.group(2)))
-        if not re.search(optional, ebnf, flags=re.M):
+        if not _OPTIONAL.fullmatch(bodies.get(m.group(2), "")):
             return m.group(0)
-        unused.append(optional)
+        unused.add(m.group(2))
         return rule(m.group(1), 0, 1)
 
     out = _BOUNDED.sub(bounded, ebnf)
@@ -138,6 +145,6 @@ def exact_string_lengths(ebnf: str) -> str:
     out = _WRAPPED.sub(wrapped, out)
     if not added:
         return ebnf
-    for pattern in unused:
-        out = re.sub(pattern, "", out, flags=re.M)
+    if unused:
+        out = "".join(line for line in out.splitlines(keepends=True) if line.split(" ::= ", 1)[0] not in unused)
     return out.rstrip("\n") + "\n" + "".join(f"{name} ::= {body}\n" for name, body in added.items())

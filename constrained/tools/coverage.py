@@ -3,7 +3,7 @@
 ``run_coverage`` walks a MaskBench-style folder (one JSON file per schema with labelled
 instances). For each schema it normalises (``constrained.schema``), compiles with xgrammar
 (``strict_mode=True``, no free whitespace) and feeds every instance to a fresh matcher, as
-``json.dumps(as_emitted(instance), ensure_ascii=False)``: keys in the schema's declared order and
+``emitted.dumps(as_emitted(instance))``: keys in the schema's declared order and
 integral floats written as integers where an integer is asked for, which is what a grammar-guided
 model emits (xgrammar generates properties in declared order). The same is done with raw
 xgrammar on the unnormalised schema as the baseline (keys ordered by the raw schema).
@@ -52,7 +52,7 @@ import xgrammar
 
 from .. import ebnf as E
 from ..compiler import WARM_UP_PARAMETERS, compile_grammar
-from ..lengths import matcher as length_matcher
+from ..guards import matcher as guarded_matcher
 from ..schema import (
     NormalizedSchema,
     UnsupportedSchemaError,
@@ -61,7 +61,7 @@ from ..schema import (
     validate,
 )
 from ..schema.canonical import draft_of
-from .emitted import as_emitted
+from .emitted import as_emitted, dumps
 
 __all__ = [
     "SchemaTimeout",
@@ -159,17 +159,17 @@ class _Compilers:
 
 
 def _accepts(compiled: Any, text: str) -> bool:
-    matcher = length_matcher(compiled)
+    matcher = guarded_matcher(compiled)
     return matcher.accept_string(text) and matcher.is_completed()
 
 
 def _emit(instance: Any, normalized: NormalizedSchema, drop_undeclared: bool = False) -> str:
     value = as_emitted(instance, normalized, drop_undeclared=drop_undeclared)
-    text = json.dumps(value, ensure_ascii=False)
+    text = dumps(value)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: only their escapes can be written
-        text = json.dumps(value)
+        text = dumps(value, ensure_ascii=True)
     return text
 
 
@@ -485,7 +485,7 @@ def run_coverage(
         "limit": limit,
         "timeout_s": timeout_s,
         "seconds": round(time.perf_counter() - started, 1),
-        "serialization": "json.dumps(as_emitted(instance), ensure_ascii=False): keys in declared schema order, integral floats as integers for integer schemas",
+        "serialization": "emitted.dumps(as_emitted(instance)): keys in declared schema order, integral floats as integers for integer schemas, extra keys of guarded open objects with a compact colon",
         "machine": _machine(),
         "xgrammar": importlib.metadata.version("xgrammar"),
         "tokenizer_vocab_size": info.vocab_size,
@@ -566,7 +566,7 @@ def measure_length_costs(info: xgrammar.TokenizerInfo, bounds: Iterable[int] = L
             compiled = compiler.compile_grammar(make())
             compile_ms = (time.perf_counter() - start) * 1000
             ids = tok.encode(json.dumps(sample, ensure_ascii=False), add_special_tokens=False)
-            matcher = length_matcher(compiled, terminate_without_stop_token=True)
+            matcher = guarded_matcher(compiled, terminate_without_stop_token=True)
             bitmask = xgrammar.allocate_token_bitmask(1, info.vocab_size)
             fills = []
             for token in ids:

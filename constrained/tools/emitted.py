@@ -3,7 +3,8 @@
 The key-order contract (README, "JSON Schema support"): an object's declared properties come first,
 in the order the normalised schema declares them (``allOf`` branches merged in order, a ``$ref``'s
 target's own order), then any other keys (``patternProperties``, ``additionalProperties``), in any
-order. That holds at every depth: objects reached through ``$ref``, ``anyOf``/``oneOf`` branches,
+order (an open object with many declared names writes its other keys' colon compact, ``"other":1``:
+`constrained.schema.extra_keys`). That holds at every depth: objects reached through ``$ref``, ``anyOf``/``oneOf`` branches,
 ``patternProperties`` and ``additionalProperties`` values, array items. `as_emitted` writes an
 instance that way, following the schema the grammar was built from, so that coverage measures the
 grammar and not the order an instance happened to be written in.
@@ -12,11 +13,13 @@ grammar and not the order an instance happened to be written in.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
 from ..schema import NormalizedSchema
 from ..schema.canonical import _MISSING, _resolve_pointer
+from ..schema.extra_keys import guards_extra_keys
 from ..schema.keywords import _same, _types
 from ..schema.validate import _validator
 
@@ -82,13 +85,29 @@ class _Emitter:
             if not (self.drop_undeclared and extra in (None, False) and not patterns):
                 ordered.update((k, v) for k, v in value.items() if k not in props and not (
                     self.drop_unmatched and _extra_schema(k, patterns, _MISSING) is _MISSING))
-            return {k: self.emit(v, props[k] if k in props else _extra_schema(k, patterns, extra), depth + 1)
+            compact = guards_extra_keys(s)
+            return {(CompactKey(k) if compact and k not in props else k): self.emit(v, props[k] if k in props else _extra_schema(k, patterns, extra), depth + 1)
                     for k, v in ordered.items()}
         if isinstance(value, list):
             prefix = s.get("prefixItems", [])
             return [self.emit(v, prefix[i] if i < len(prefix) else s.get("items"), depth + 1)
                     for i, v in enumerate(value)]
         return value
+
+
+class CompactKey(str):
+    """An extra key of an object whose extra keys are guarded (`constrained.schema.extra_keys`):
+    the grammar writes its colon compact, ``"other":1``; `dumps` does too."""
+
+
+def dumps(value: Any, ensure_ascii: bool = False) -> str:
+    """``json.dumps`` (its default separators), except after a `CompactKey`: ``":"``."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(json.dumps(k, ensure_ascii=ensure_ascii) + (":" if isinstance(k, CompactKey) else ": ")
+                               + dumps(v, ensure_ascii) for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(dumps(v, ensure_ascii) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=ensure_ascii)
 
 
 def _extra_schema(key: str, patterns: dict, extra: Any) -> Any:

@@ -68,16 +68,16 @@ def patch(bx: ModuleType) -> bool:
             name = header_dialect(grammar_spec) if request_type == StructuredOutputOptions.GRAMMAR else None
             if name is None:
                 return original(self, request_type, grammar_spec, stop_token_ids)
-            from constrained.lengths import matcher as length_matcher
+            from constrained.guards import matcher as guarded_matcher
 
             ctx = compile_marked(self.tokenizer, self.vocab_size, name, grammar_spec)
             STATS["marker_compiles"] += 1
             if STATS["marker_compiles"] == 1:
                 log.info("constrained: compiling %s grammars with the marker vocabulary (pid %d)", name, os.getpid())
             return bx.XgrammarGrammar(  # as vLLM's own compile_grammar returns it
-                # guarded where the grammar has long string bounds (constrained.lengths): the same
+                # guarded where the grammar has guarded rules (constrained.guards): the same
                 # matcher interface, which is all vLLM's XgrammarGrammar calls
-                matcher=length_matcher(
+                matcher=guarded_matcher(
                     ctx, override_stop_tokens=list(stop_token_ids) if stop_token_ids else None, max_rollback_tokens=self.num_speculative_tokens,
                 ),
                 vocab_size=self.vocab_size,

@@ -8,11 +8,10 @@ xgrammar's compiler also keeps the token masks of the rules it has compiled, and
 costs 20-50 ms on a 129K vocabulary, later new ones 2-10 ms, so `GrammarCache.warm` compiles a
 grammar with every JSON value type at start-up. That cache is bounded by `cache_limit_bytes`.
 
-Except for grammars with token-level elements (`Token(id)`: a dialect's markers that are one
-token): xgrammar 0.2.8 hashes a rule for that cross-grammar cache without the ids of its `Token`
-edges, so a rule that differs from an earlier grammar's only in a token id is given the earlier
-rule's token masks (`shares_rule_cache`). Those grammars are compiled without xgrammar's cache
-(~30 ms each on a 129K vocabulary, 2 cores); ours still caches each grammar by its content.
+xgrammar 0.2.8 hashes a rule for that cache without the ids of its `Token` edges (a dialect's
+markers that are one token), so a rule that differs from an earlier grammar's only in a token id
+would be given the earlier rule's masks. `grammar.token_element` writes each marker with a dead
+alternative that spells its id, which makes the hash differ, so every grammar can use the cache.
 """
 
 from __future__ import annotations
@@ -66,8 +65,14 @@ def marker_tokenizer_info(info: xgr.TokenizerInfo, marker_ids: Sequence[int]) ->
     if not marker_ids:
         return info
     vocab = [bytes(b) for b in info.decoded_vocab]
-    for i in marker_ids:
-        vocab[i] = MARKER_BYTE + vocab[i]
+    markers = set(marker_ids)
+    for i, b in enumerate(vocab):
+        if i in markers:
+            vocab[i] = MARKER_BYTE + b
+        elif MARKER_BYTE in b:
+            # never text anyway (no rule writes the byte); spelled so that no token writes two
+            # in a row, which begins the dead alternative of `grammar.token_element`
+            vocab[i] = b.replace(MARKER_BYTE, MARKER_BYTE + b"\x02")
     return xgr.TokenizerInfo(
         vocab, xgr.VocabType.RAW, vocab_size=info.vocab_size, stop_token_ids=info.stop_token_ids, add_prefix_space=info.add_prefix_space
     )
@@ -86,22 +91,6 @@ WARM_UP_PARAMETERS: dict = {"type": "object", "properties": {
     "z": {"type": "null"}, "a": {"type": "array"}, "o": {"type": "object"}, "x": {},
 }}
 WARM_UP_TOOL = Tool("warm_up", WARM_UP_PARAMETERS)
-
-
-# xgrammar 0.2.8's cross-grammar rule cache (one per GrammarCompiler) keys a rule's token masks by a
-# hash of its FSM that leaves out which ids a `Token(...)` edge holds: `Token(2) "x"` after
-# `Token(3) "x"` gets the masks of `Token(3) "x"`. In one vLLM serving several dialects, longcat's
-# named call `Token(<longcat_tool_call>) "\n{..."` got hermes' masks, which allow `<tool_call>`,
-# a token the matcher (which walks the grammar itself) then refused: "grammar rejected tokens",
-# HTTP 500. Two grammars of ONE dialect can meet the same way (two marker pairs around equal
-# content). A grammar holding any token-level element therefore never uses that cache.
-TOKEN_ELEMENT = "Token("  # also matches ExcludeToken( and TokenTagDispatch(
-
-
-def shares_rule_cache(ebnf: str) -> bool:
-    """May this grammar use xgrammar's cross-grammar rule cache? Not if it has a token-level
-    element (a `Token(...)` anywhere in its text: conservative, a string literal spelling it too)."""
-    return TOKEN_ELEMENT not in ebnf
 
 
 def compile_grammar(compiler: xgr.GrammarCompiler, grammar: xgr.Grammar, uncached: Callable[[], xgr.GrammarCompiler]) -> xgr.CompiledGrammar:
@@ -189,10 +178,7 @@ class GrammarCache:
     def _compile_ebnf(self, dialect: Dialect, ebnf: str) -> xgr.CompiledGrammar:
         markers = self._dialect(dialect)[1]
         grammar = xgr.Grammar.from_ebnf(ebnf)
-        uncached = lambda: self.compiler_for(markers, cached=False)  # noqa: E731
-        if not shares_rule_cache(ebnf):  # see TOKEN_ELEMENT
-            return uncached().compile_grammar(grammar)
-        return compile_grammar(self.compiler_for(markers), grammar, uncached)
+        return compile_grammar(self.compiler_for(markers), grammar, lambda: self.compiler_for(markers, cached=False))
 
     def compile_ebnf(self, dialect: Dialect, ebnf: str) -> CompileResult:
         """A grammar `build_ebnf` wrote elsewhere (another process: vLLM's API server), compiled

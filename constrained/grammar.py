@@ -134,6 +134,16 @@ def selected_tools(tools: list[PreparedTool], tool_choice: ToolChoice) -> tuple[
     raise ToolSpecError(f"tool_choice names {tool_choice.name!r}, which is not in tools", "tool_choice")
 
 
+def token_element(token_id: int) -> str:
+    """The grammar element for a marker that is one token: ``Token(id)``, with a dead alternative
+    that spells the id. xgrammar 0.2.8 hashes a rule for its cross-grammar mask cache without the
+    ids of its ``Token`` edges, so two rules alike but for a marker's id would share masks (one
+    grammar would allow the other's marker). The alternative makes the hash depend on the id, and
+    matches nothing: it begins with two `compiler.MARKER_BYTE`s, which no token of the grammar's
+    vocabulary spells (`compiler.marker_tokenizer_info`)."""
+    return f'(Token({token_id}) | "\\x01\\x01" {E.literal(str(token_id))})'
+
+
 class _Builder:
     def __init__(self, dialect: Dialect, token_ids: Mapping[str, int]):
         self.d = dialect
@@ -151,7 +161,7 @@ class _Builder:
             pos, marker = hit
             if pos > i:
                 parts.append(E.literal(text[i:pos]))
-            parts.append(f"Token({self.token_ids[marker]})")
+            parts.append(token_element(self.token_ids[marker]))
             i = pos + len(marker)
         return " ".join(parts) if parts else '""'
 

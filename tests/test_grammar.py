@@ -191,8 +191,9 @@ def test_grammars_differing_only_in_a_token_id_get_their_own_masks():
     """xgrammar 0.2.8's cross-grammar rule cache hashes a rule without the ids of its Token(...)
     edges: a grammar compiled after another with the same rules around a different marker token got
     that grammar's masks (vLLM serving several dialects: longcat's named call allowed hermes'
-    <tool_call>, which the matcher then refused, an HTTP 500). GrammarCache keeps grammars with
-    token-level elements out of that cache, so each first mask is its own dialect's."""
+    <tool_call>, which the matcher then refused, an HTTP 500). `grammar.token_element` gives each
+    marker a dead alternative that spells its id, so the hashes differ and each first mask is its
+    own dialect's, with xgrammar's cache on."""
     import numpy as np
 
     from constrained.compiler import GrammarCache

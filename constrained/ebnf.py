@@ -113,7 +113,7 @@ def _schema_ebnf(schema_json: str) -> str:
     # open objects with many declared names: their extra keys guarded (constrained.schema.extra_keys)
     schema = json.loads(schema_json)
     marked = mark_extra_keys(schema)
-    if marked is not schema and marked != schema:
+    if marked is not schema:
         schema_json = json.dumps(marked)
     # exact string lengths (xgrammar's exclude escapes), float constants and guarded keys:
     # constrained.schema.printed

@@ -30,9 +30,9 @@ tokens that open and close a declared name at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import threading
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -74,18 +74,14 @@ class KeyRules:
         self.parents = parents
         self.loops = loops
         self.names = frozenset().union(*parents.values())
-        self._risky: dict[int, np.ndarray] = {}
-        self._lock = threading.Lock()
+        self._risky: np.ndarray | None = None
 
     def risky(self, t: TokenTable) -> np.ndarray:
-        """Tokens that hold a whole quoted declared name (they could open and close a key on it)."""
-        with self._lock:
-            hit = self._risky.get(id(t))
-        if hit is None:
-            hit = np.array([tok for tok in t.quoted.tolist() if self._names_quoted_in(t.vocab[tok])], dtype=np.int64)
-            with self._lock:
-                self._risky[id(t)] = hit
-        return hit
+        """Tokens that hold a whole quoted declared name (they could open and close a key on it).
+        One table per compiled grammar (its tokenizer's), as `LengthRules.risky`."""
+        if self._risky is None:
+            self._risky = np.array([tok for tok in t.quoted.tolist() if self._names_quoted_in(t.vocab[tok])], dtype=np.int64)
+        return self._risky
 
     def _names_quoted_in(self, data: bytes) -> bool:
         for q in (i for i, b in enumerate(data) if b == _QUOTE):
@@ -107,26 +103,17 @@ class _Key(NamedTuple):
     names: frozenset[str]
 
 
-# Per token table: the tokens that close a string from a clean position, by the decoded text before
-# their quote (only those whose text there decodes on its own).
-_CLOSING: dict[int, dict[str, np.ndarray]] = {}
-_CLOSING_LOCK = threading.Lock()
-
-
+@functools.cache  # per token table (they live as long as the process)
 def closing_by_text(t: TokenTable) -> dict[str, np.ndarray]:
-    with _CLOSING_LOCK:
-        hit = _CLOSING.get(id(t))
-    if hit is None:
-        found: dict[str, list[int]] = {}
-        for tok in np.flatnonzero(t.closes).tolist():
-            data = t.vocab[tok]
-            text = decoded(data[:scan(CLEAN, data)[1]])
-            if text is not None:
-                found.setdefault(text, []).append(tok)
-        hit = {k: np.array(v, dtype=np.int64) for k, v in found.items()}
-        with _CLOSING_LOCK:
-            _CLOSING[id(t)] = hit
-    return hit
+    """The tokens that close a string from a clean position, by the decoded text before their quote
+    (only those whose text there decodes on its own)."""
+    found: dict[str, list[int]] = {}
+    for tok in np.flatnonzero(t.closes).tolist():
+        data = t.vocab[tok]
+        text = decoded(data[:scan(CLEAN, data)[1]])
+        if text is not None:
+            found.setdefault(text, []).append(tok)
+    return {k: np.array(v, dtype=np.int64) for k, v in found.items()}
 
 
 # After a key that spells a declared name, the declared property's form goes on with this; an extra
@@ -188,12 +175,13 @@ class KeyGuard(Guard):
         if keys and keys[0].rule == _PENDING:
             _and_row(words, separator_tokens(t, DECLARED_SEPARATOR[len(keys[0].content):]))
             return
+        prefixes = [decoded(k.content) if scan(CLEAN, k.content)[2] == CLEAN else None for k in keys]
         if not keys:
             suspects = self.rules.risky(t)
-        elif all(scan(CLEAN, k.content)[2] == CLEAN and decoded(k.content) is not None for k in keys):
+        elif None not in prefixes:
             # the closing tokens whose text completes a declared name, looked up
             closing = closing_by_text(t)
-            found = [closing[n[len(p):]] for k in keys for p in [decoded(k.content) or ""]
+            found = [closing[n[len(p):]] for k, p in zip(keys, prefixes) if p is not None
                      for n in k.names if n.startswith(p) and n[len(p):] in closing]
             suspects = np.concatenate([t.multi_quoted, *found])
         else:
@@ -213,16 +201,7 @@ def _closes_on_name(key: _Key, data: bytes) -> bool:
     return at >= 0 and decoded(content[:at]) in key.names
 
 
-_SEPARATORS: dict[tuple[int, bytes], np.ndarray] = {}
-
-
+@functools.cache  # per token table and text
 def separator_tokens(t: TokenTable, need: bytes) -> np.ndarray:
     """Tokens that begin with ``need`` or are a beginning of it (a bool per token)."""
-    key = (id(t), need)
-    with _CLOSING_LOCK:
-        hit = _SEPARATORS.get(key)
-    if hit is None:
-        hit = np.array([bool(v) and (v.startswith(need) or need.startswith(v)) for v in t.vocab], dtype=bool)
-        with _CLOSING_LOCK:
-            _SEPARATORS[key] = hit
-    return hit
+    return np.array([bool(v) and (v.startswith(need) or need.startswith(v)) for v in t.vocab], dtype=bool)

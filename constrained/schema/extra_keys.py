@@ -55,22 +55,27 @@ def trie_nodes(names: Iterable[str]) -> int:
 
 def mark_extra_keys(schema: Any) -> Any:
     """``schema`` (a normalised one) with every open object whose declared names make a large trie
-    rewritten as in step 1; the same object when there is none."""
+    rewritten as in step 1; the same object where nothing is (copies only along changed paths)."""
     if isinstance(schema, list):
         out_list = [mark_extra_keys(s) for s in schema]
         return schema if all(a is b for a, b in zip(out_list, schema)) else out_list
     if not isinstance(schema, dict):
         return schema
-    out = dict(schema)
+    changed: dict[str, Any] = {}
     for key, value in schema.items():
         if key in _SCHEMA_MAPS and isinstance(value, dict):
-            out[key] = {k: mark_extra_keys(v) for k, v in value.items()}
+            subs = {k: mark_extra_keys(v) for k, v in value.items()}
+            if any(subs[k] is not v for k, v in value.items()):
+                changed[key] = subs
         elif key in _SCHEMA_LISTS and isinstance(value, list) or key in _SCHEMAS:
-            out[key] = mark_extra_keys(value)
+            sub = mark_extra_keys(value)
+            if sub is not value:
+                changed[key] = sub
+    out = {**schema, **changed} if changed else schema
     if guards_extra_keys(out):
         extra = out["additionalProperties"]
-        out["patternProperties"] = {MARKER + encode_names(out["properties"]): {} if extra is True else extra}
-        out["additionalProperties"] = False
+        out = {**out, "patternProperties": {MARKER + encode_names(out["properties"]): {} if extra is True else extra},
+               "additionalProperties": False}
     return out
 
 

@@ -24,6 +24,8 @@ from constrained import dialogues, parse
 from constrained.compiler import eos_token_ids
 from constrained.processor import ToolCallLogitsProcessor
 
+from .common import shares as common_shares
+
 # Far from the training stream's seed (0): held-out dialogues.
 HELD_OUT_SEED = 1_000_003
 
@@ -35,7 +37,12 @@ def held_out(n: int, words: list[str], seed: int = HELD_OUT_SEED) -> list[dialog
 
 def score(text: str, finished: bool, dialect, dialogue: dialogues.Dialogue) -> dict:
     r = parse(text, dialect, tools=dialogue.tools or None)
-    calls = r.tool_calls
+    return score_calls(r.tool_calls, r.violations, finished, dialogue)
+
+
+def score_calls(calls: list[dict], violations: list[str], finished: bool, dialogue: dialogues.Dialogue) -> dict:
+    """An answer's calls (OpenAI form, read by any parser) and their schema violations, scored
+    against the dialogue's reference (see the module's docstring)."""
     got = []
     for c in calls:
         try:
@@ -44,7 +51,7 @@ def score(text: str, finished: bool, dialect, dialogue: dialogues.Dialogue) -> d
             got.append((c["function"]["name"], None))
     want = [(c["name"], c["arguments"]) for c in dialogue.calls]
     parsed = bool(calls) if want else not calls
-    valid = finished and not r.violations and all(a is not None for _, a in got)
+    valid = finished and not violations and all(a is not None for _, a in got)
     return {"parsed": parsed, "valid": valid and parsed, "exact": valid and got == want, "finished": finished,
             "kind": dialogue.kind}
 
@@ -77,13 +84,11 @@ def run(dialect, n: int, max_new_tokens: int = 48, tick: Callable[[], Any] = lam
             text, finished = generate(model, tok, dialect, dialogue, mode == "constrained", max_new_tokens)
             rows[mode].append(score(text, finished, dialect, dialogue))
         tick()
-    return {mode: _shares(r) for mode, r in rows.items()}
+    return {mode: shares(r) for mode, r in rows.items()}
 
 
-def _shares(rows: list[dict]) -> dict:
-    out: dict[str, Any] = {"n": len(rows)}
-    for key in ("parsed", "valid", "exact", "finished"):
-        out[key] = sum(r[key] for r in rows) / len(rows) if rows else None
+def shares(rows: list[dict]) -> dict:
+    out = common_shares(rows, ("parsed", "valid", "exact", "finished"))
     calls = [r for r in rows if r["kind"] == "call"]
     out["exact_calls"] = sum(r["exact"] for r in calls) / len(calls) if calls else None
     return out

@@ -1,21 +1,27 @@
 """`constrained bench --engine vllm`: tool calls inside vLLM, side by side in one run.
 
-For each dialect vLLM also has a parser for (kimi_k2, hermes, pythonic), on the demo checkpoint
-(random weights, the demo tokenizer, hidden 128) with the demo nudge (a logits processor applied
-after any grammar mask, the same in every server), three vLLM servers one after another:
+For each dialect vLLM also has a parser for (kimi_k2, hermes, pythonic), three vLLM servers, all
+with our budget processor (it acts only on our grammar's requests):
 - `constrained`: `--tool-call-parser constrained_<dialect>`; also serves the `free` arm:
-  tool_choice "none" (no grammar, no parser), the calls read from the raw text by our parser (the
-  best case for free decoding: our parser is lenient);
+  tool_choice "none" (no grammar, no parser; the tools are still in the prompt), the calls read
+  from the raw text by our parser (the best case for free decoding: our parser is lenient);
 - `vllm`: vLLM's own `--tool-call-parser <dialect>` (its structural tags, `--tool-strict-level auto`:
   argument schemas only for tools marked `strict`);
 - `vllm_strict`: the same with `--tool-strict-level parameter` (every tool's schema pinned).
-The three servers run at the same time. Validity: tool_choice required / named / auto on the
-benchmark's tool groups (the test corpus, BFCL when present), non-streamed. Speed: streamed
-`required` requests at 1, 4 and 16 concurrent, without the nudge (so that every request runs to
-max_tokens in every arm: equal output lengths), the arms taking turns in rotating order (so that
-they share the machine's load): time per output token (median over requests, after the first
-token) and throughput (output tokens per second of wall time). Writes vllm_<device>.json and .md
-under --out.
+The three servers run at the same time, first on the trained demo checkpoint
+(`constrained.demo.trained_checkpoint`: the model that learned every dialect's format, with our
+chat template), for validity, then on the random demo checkpoint, for speed. Three parts:
+- dialogues: held-out dialogues of the training's kind (`benchmarks/trained.py`), greedy, tool_choice
+  auto: valid, and exact (the reference's calls, or text where the reference is text);
+- tool groups: the benchmark's tool groups (the test corpus: MCP names, recursive `$ref`, unicode
+  enums; tools the model never saw), tool_choice required / named / auto, sampled, non-streamed;
+- speed: on the random checkpoint (hidden 128, 2 layers), which writes until `speed_max_tokens`
+  in every arm (our budget closes the constrained output at that length), so that the arms' outputs
+  are equally long: streamed `required` requests on the tool groups at 1, 4 and 16 concurrent, the
+  arms taking turns in rotating order (so that they share the machine's load): time per output
+  token (median over requests, after the first token), throughput (output tokens per second of
+  wall time). The trained model's short answers arrive in a few stream chunks, too few to time.
+Writes vllm_<device>.json and .md under --out.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ CHOICES = ("required", "named", "auto")
 @dataclass
 class VLLMBenchConfig:
     dialects: tuple = ("kimi_k2", "hermes")
-    requests: int = 20  # per tool_choice, for validity
+    dialogues: int = 24  # held-out dialogues, tool_choice auto
+    requests: int = 20  # per tool_choice, for the tool groups
     concurrency: tuple = (1, 4, 16)
     speed_requests: tuple = (4, 8, 16)  # per concurrency level and round
     speed_reps: int = 3  # rounds, the arms in rotating order
@@ -49,8 +56,8 @@ class VLLMBenchConfig:
     seed: int = 0
 
 
-PRESETS = {"quick": {}, "tiny": dict(requests=4, concurrency=(1, 4), speed_requests=(2, 4), speed_reps=1),
-           "full": dict(requests=48, concurrency=(1, 4, 16), speed_requests=(8, 16, 32), speed_reps=5)}
+PRESETS = {"quick": {}, "tiny": dict(dialogues=4, requests=4, concurrency=(1, 4), speed_requests=(2, 4), speed_reps=1),
+           "full": dict(dialogues=96, requests=48, concurrency=(1, 4, 16), speed_requests=(8, 16, 32), speed_reps=5)}
 
 
 def _servers(dialect: str) -> dict[str, tuple[str, list[str]]]:
@@ -61,15 +68,26 @@ def _servers(dialect: str) -> dict[str, tuple[str, list[str]]]:
             "vllm_strict": (dialect, ["--tool-strict-level", "parameter"])}
 
 
-def _start(python: str, dialect: str, server: str, log_dir: Path) -> Any:
-    from constrained.integrations.vllm.launch import BUDGET_PROCESSOR, DEMO_ARGS, DEMO_ENV, NUDGE_ENV, NUDGE_PROCESSOR, VLLMServer, demo_checkpoint, free_port
+def _start(python: str, dialect: str, server: str, log_dir: Path, model: str) -> Any:
+    """One of `_servers(dialect)` on `model`: "trained" (the trained checkpoint) or "random" (the
+    random demo checkpoint, which writes until max_tokens: equal output lengths for the speed part)."""
+    from constrained.demo import trained_checkpoint
+    from constrained.integrations.vllm.launch import BUDGET_PROCESSOR, DEMO_ARGS, DEMO_ENV, VLLMServer, demo_checkpoint, free_port
 
     parser, extra = _servers(dialect)[server]
     port = free_port()
-    args = ["-m", "vllm.entrypoints.cli.main", "serve", str(demo_checkpoint(dialect)), "--host", "127.0.0.1", "--port", str(port),
+    checkpoint = trained_checkpoint(dialect) if model == "trained" else demo_checkpoint(dialect)
+    args = ["-m", "vllm.entrypoints.cli.main", "serve", str(checkpoint), "--host", "127.0.0.1", "--port", str(port),
             "--served-model-name", "demo", "--max-num-seqs", "16", "--enable-auto-tool-choice", "--tool-call-parser", parser,
-            "--logits-processors", NUDGE_PROCESSOR, BUDGET_PROCESSOR, *DEMO_ARGS, *extra]
-    return VLLMServer(python, args, env={**DEMO_ENV, NUDGE_ENV: dialect}, log=log_dir / f"vllm_{dialect}_{server}.log").start(timeout=900)
+            "--logits-processors", BUDGET_PROCESSOR, *DEMO_ARGS, *extra]
+    return VLLMServer(python, args, env=DEMO_ENV, log=log_dir / f"vllm_{dialect}_{server}_{model}.log").start(timeout=900)
+
+
+def _clients(servers: dict[str, Any]) -> dict[str, Any]:
+    from openai import OpenAI
+
+    return {arm: OpenAI(base_url=servers["constrained" if arm == "free" else arm].url + "/v1", api_key="x", max_retries=0, timeout=600)
+            for arm in ARMS}
 
 
 def _request(case: Any, choice: str) -> dict:
@@ -78,51 +96,79 @@ def _request(case: Any, choice: str) -> dict:
     return {"model": "demo", "messages": [{"role": "user", "content": f"Call {name}."}], "tools": case.tools, "tool_choice": tool_choice}
 
 
-def _score(arm: str, dialect: Any, case: Any, choice: str, ch: Any, token_ids: list[int], eos: int, max_tokens: int) -> dict:
+def _calls(arm: str, dialect: Any, ch: Any, tools: list[dict]) -> tuple[list[dict], list[str]]:
+    """The answer's calls (OpenAI form) and their schema violations: the free arm's read from the
+    raw text by our parser, the others' as the server's parser returned them."""
     from constrained import parse
     from constrained.types import as_tools
     from constrained.validation import call_violations
 
     if arm == "free":
-        calls = parse(ch.message.content or "", dialect, first_index=0).tool_calls
-    else:
-        calls = [{"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}} for c in ch.message.tool_calls or []]
-    ok = bool(calls) and not call_violations(calls, as_tools(case.tools))
+        r = parse(ch.message.content or "", dialect, first_index=0, tools=tools or None)
+        return r.tool_calls, r.violations
+    calls = [{"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}} for c in ch.message.tool_calls or []]
+    return calls, call_violations(calls, as_tools(tools)) if tools else []
+
+
+def _extra(arm: str) -> dict[str, Any]:
+    # free: no grammar and no parser; the markers are special tokens, kept so that the text parses
+    return {"return_token_ids": True, **({"skip_special_tokens": False} if arm == "free" else {})}
+
+
+def _score(arm: str, dialect: Any, case: Any, choice: str, ch: Any) -> dict:
+    calls, violations = _calls(arm, dialect, ch, case.tools)
+    ok = bool(calls) and not violations
     if choice == "named":
         ok = ok and all(c["function"]["name"] == case.calls[0][0] for c in calls)
-    return {"parsed": bool(calls), "valid": ok, "finished": bool(token_ids) and token_ids[-1] == eos, "calls": len(calls), "tokens": len(token_ids)}
+    tokens = len((ch.model_extra or {}).get("token_ids") or [])
+    # violations name their call ("tool_calls[i] ..."): the calls that validate
+    bad = {v.split("]", 1)[0] for v in violations}
+    good = sum(f"tool_calls[{i}" not in bad for i in range(len(calls)))
+    return {"parsed": bool(calls), "valid": ok, "finished": ch.finish_reason != "length", "calls": len(calls), "valid_calls": good, "tokens": tokens}
 
 
-def validity(client: Any, arm: str, dialect: Any, cases: list, eos: int, cfg: VLLMBenchConfig) -> dict:
+def dialogue_validity(client: Any, arm: str, dialect: Any, cases: list, cfg: VLLMBenchConfig) -> dict:
+    """Held-out dialogues, greedy, tool_choice auto (the free arm: none), scored against each
+    dialogue's reference as `benchmarks/trained.py` scores the `generate` path."""
+    from . import trained
+
+    def one(dialogue: Any) -> dict:
+        body: dict[str, Any] = {"model": "demo", "messages": dialogue.messages[:1]}
+        if dialogue.tools:
+            body.update(tools=dialogue.tools, tool_choice="none" if arm == "free" else "auto")
+        r = client.chat.completions.create(**body, max_tokens=cfg.max_tokens, temperature=0.0, extra_body=_extra(arm))
+        ch = r.choices[0]
+        calls, violations = _calls(arm, dialect, ch, dialogue.tools)
+        return trained.score_calls(calls, violations, ch.finish_reason != "length", dialogue)
+
+    with ThreadPoolExecutor(cfg.workers) as pool:
+        return trained.shares(list(pool.map(one, cases)))
+
+
+def validity(client: Any, arm: str, dialect: Any, cases: list, cfg: VLLMBenchConfig) -> dict:
     out = {}
     for choice in CHOICES:
         def one(case: Any, choice: str = choice) -> dict:
             body = _request(case, choice)
-            extra: dict[str, Any] = {"return_token_ids": True}
-            if arm == "free":  # (the nudge opens the call at the first step here too)
+            if arm == "free":
                 body["tool_choice"] = "none"
-                extra["skip_special_tokens"] = False  # the markers are special tokens: keep them to parse
-            r = client.chat.completions.create(**body, max_tokens=cfg.max_tokens, temperature=1.0, seed=case.uid, extra_body=extra)
-            ch = r.choices[0]
-            return _score(arm, dialect, case, choice, ch, list((ch.model_extra or {}).get("token_ids") or []), eos, cfg.max_tokens)
+            r = client.chat.completions.create(**body, max_tokens=cfg.max_tokens, temperature=1.0, seed=case.uid, extra_body=_extra(arm))
+            return _score(arm, dialect, case, choice, r.choices[0])
 
         with ThreadPoolExecutor(cfg.workers) as pool:
             rows = list(pool.map(one, cases))
         n = len(rows)
         out[choice] = {"n": n, **{k: sum(r[k] for r in rows) / n for k in ("parsed", "valid", "finished")},
-                       "calls": sum(r["calls"] for r in rows), "tokens": sum(r["tokens"] for r in rows)}
+                       **{k: sum(r[k] for r in rows) for k in ("calls", "valid_calls", "tokens")}}
     return out
 
 
 def _timed_stream(client: Any, arm: str, case: Any, cfg: VLLMBenchConfig) -> tuple[float, float, int]:
-    """One streamed `required` request: (seconds to the first token, seconds after it, tokens).
-    Without the nudge the random model never closes the string it opens: every arm generates
-    `speed_max_tokens` tokens, so the arms' per-token times and throughputs compare like for like."""
+    """One streamed `required` request: (seconds to the first token, seconds after it, tokens)."""
     body = _request(case, "required")
-    extra: dict[str, Any] = {"return_token_ids": True, "vllm_xargs": {"constrained_nudge": "off"}}
     if arm == "free":
         body["tool_choice"] = "none"
-        extra["skip_special_tokens"] = False
+    extra = _extra(arm)
     t0 = time.perf_counter()
     first = None
     ids: list[int] = []
@@ -159,12 +205,11 @@ def speed(clients: dict[str, Any], cases: list, cfg: VLLMBenchConfig) -> dict:
 
 
 def run(cfg: VLLMBenchConfig, progress: bool = True) -> dict:
-    from openai import OpenAI
-    from transformers import AutoTokenizer
-
+    from constrained import demo, dialogues
     from constrained import dialect as registry
-    from constrained.integrations.vllm.launch import demo_checkpoint, vllm_python
+    from constrained.integrations.vllm.launch import vllm_python
 
+    from . import trained
     from .common import machine_info, make_cases
     from .config import make_config
 
@@ -185,28 +230,31 @@ def run(cfg: VLLMBenchConfig, progress: bool = True) -> dict:
         if name not in VLLM_PARSERS:
             raise SystemExit(f"vLLM has no tool parser named {name!r} to compare with (one of {', '.join(VLLM_PARSERS)})")
         d = registry.get(name)
-        eos = AutoTokenizer.from_pretrained(demo_checkpoint(d)).eos_token_id
         cases = [c for g in make_cases(d, make_config("quick", seed=cfg.seed)) for c in g][: cfg.requests]
-        per: dict[str, Any] = {"validity": {}, "speed": {}, "startup_s": {}}
-        servers: dict[str, Any] = {}
-        try:
-            for server in ("constrained", "vllm", "vllm_strict"):
-                if progress:
-                    print(f"[vllm bench] {name}: starting the {server} server", flush=True)
-                servers[server] = _start(python, name, server, log_dir)
-                per["startup_s"][server] = round(servers[server].startup_seconds or 0, 1)
-            clients = {arm: OpenAI(base_url=servers["constrained" if arm == "free" else arm].url + "/v1", api_key="x", max_retries=0, timeout=600)
-                       for arm in ARMS}
-            for arm, client in clients.items():
-                if progress:
-                    print(f"[vllm bench] {name}: validity, {arm}", flush=True)
-                per["validity"][arm] = validity(client, arm, d, cases, eos, cfg)
-            if progress:
-                print(f"[vllm bench] {name}: speed", flush=True)
-            per["speed"] = speed(clients, cases, cfg)
-        finally:
-            for srv in servers.values():
-                srv.stop()
+        held_out = trained.held_out(cfg.dialogues, dialogues.vocabulary_words(demo.trained_tokenizer(d)))
+        per: dict[str, Any] = {"dialogues": {}, "validity": {}, "speed": {}, "startup_s": {}}
+        for model in ("trained", "random"):
+            servers: dict[str, Any] = {}
+            try:
+                for server in ("constrained", "vllm", "vllm_strict"):
+                    if progress:
+                        print(f"[vllm bench] {name}: starting the {server} server on the {model} model", flush=True)
+                    servers[server] = _start(python, name, server, log_dir, model)
+                    per["startup_s"][f"{server} ({model})"] = round(servers[server].startup_seconds or 0, 1)
+                clients = _clients(servers)
+                if model == "trained":
+                    for arm, client in clients.items():
+                        if progress:
+                            print(f"[vllm bench] {name}: dialogues and tool groups, {arm}", flush=True)
+                        per["dialogues"][arm] = dialogue_validity(client, arm, d, held_out, cfg)
+                        per["validity"][arm] = validity(client, arm, d, cases, cfg)
+                else:
+                    if progress:
+                        print(f"[vllm bench] {name}: speed", flush=True)
+                    per["speed"] = speed(clients, cases, cfg)
+            finally:
+                for srv in servers.values():
+                    srv.stop()
         res["dialects"][name] = per
     res["duration_s"] = time.perf_counter() - t_start
     try:
@@ -245,17 +293,30 @@ def markdown(res: dict) -> str:
         f"{m['date']} · {m['cpu_model']} ({m['cpu_count']} cores) · vLLM {m.get('vllm')} (CPU) · xgrammar {m['xgrammar']} · "
         f"run {res['duration_s'] / 60:.1f} min, load average {m.get('load_avg_1m_at_start', 0):.1f} at the start, "
         f"{m.get('load_avg_1m_at_end', 0):.1f} at the end (a shared machine)", "",
-        "Demo checkpoint (random weights, hidden 128, 2 layers, 129K vocabulary) with the demo nudge (a logits processor after any "
-        "grammar mask, the same in every server). Arms: " + "; ".join(f"`{k}`: {v}" for k, v in LABELS.items()) + ".", "",
-        "## Validity (non-streamed; valid = at least one call, every call parses and validates against its tool's schema, "
-        "named: the named tool; finished = the model stopped before max_tokens)", "",
-        "| dialect | arm | tool_choice | n | valid | with calls | finished | calls |", "|---|---|---|---|---|---|---|---|",
+        "Validity: the trained demo checkpoint (hidden 64, 4 layers, 129K vocabulary, `constrained/demo_model`). Speed: the random "
+        "demo checkpoint (hidden 128, 2 layers), which writes until max_tokens in every arm. Every server has our budget processor. Arms: " + "; ".join(f"`{k}`: {v}" for k, v in LABELS.items()) + ".", "",
+        f"## Held-out dialogues (greedy, tool_choice auto, {res['config']['dialogues']} per dialect; valid = the calls parse and "
+        "validate, or text where the reference is text, and the output ended; exact = the reference's calls, names and arguments)", "",
+        "| dialect | arm | n | valid | exact | exact, call turns | finished |", "|---|---|---|---|---|---|---|",
+    ]
+    for d, per in res["dialects"].items():
+        for arm in ARMS:
+            v = per.get("dialogues", {}).get(arm)
+            if v:
+                lines.append(f"| {d} | {arm} | {v['n']} | {_pct(v['valid'])} | {_pct(v['exact'])} | {_pct(v['exact_calls'])} | {_pct(v['finished'])} |")
+    lines += [
+        "", "## Tool groups (tools the model never saw: MCP names, recursive `$ref`, unicode enums; sampled, non-streamed; valid = at "
+        "least one call, every call parses and validates against its tool's schema, named: the named tool; under auto a text answer "
+        "is allowed but counts as not valid; finished = the model stopped before max_tokens; valid calls = calls that parse and "
+        "validate, of all calls)", "",
+        "| dialect | arm | tool_choice | n | valid | with calls | finished | valid calls |", "|---|---|---|---|---|---|---|---|",
     ]
     for d, per in res["dialects"].items():
         for arm in ARMS:
             for choice, v in per["validity"].get(arm, {}).items():
-                lines.append(f"| {d} | {arm} | {choice} | {v['n']} | {_pct(v['valid'])} | {_pct(v['parsed'])} | {_pct(v['finished'])} | {v['calls']} |")
-    lines += ["", "## Speed (streamed `required`, no nudge: every request runs to max_tokens; free: the same requests with tool_choice none)", "",
+                lines.append(f"| {d} | {arm} | {choice} | {v['n']} | {_pct(v['valid'])} | {_pct(v['parsed'])} | {_pct(v['finished'])} | {v.get('valid_calls', '–')} / {v['calls']} |")
+    lines += ["", "## Speed (random checkpoint: every request runs to max_tokens; streamed `required` on the tool groups; free: the "
+              "same requests with tool_choice none)", "",
               "| dialect | arm | concurrent | requests | time/output token (median) | vs free | throughput | vs free | TTFT (median) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for d, per in res["dialects"].items():

@@ -27,6 +27,8 @@ from .errors import ToolSpecError, UnsupportedSchemaError
 from .schema import ADDITIONAL_PROPERTIES, NormalizedSchema, normalize
 from .types import Tool, ToolChoice, as_tools
 
+_INDEX = "\0index"  # where a call's index goes among its grammar elements (Builder._call_sequences)
+
 # The longest run of whitespace the grammar lets through between reasoning and a forced section.
 MAX_GAP_WHITESPACE = 2
 
@@ -149,6 +151,7 @@ class _Builder:
         self.d = dialect
         self.token_ids = {m: i for m, i in token_ids.items() if m in dialect.special_tokens}
         self.rules: dict[str, str] = {}
+        self._indexed: tuple[list[str], list[tuple[str, str]]] | None = None
 
     def lit(self, text: str) -> str:
         """A literal, with each special-token marker in it forced as its token."""
@@ -161,9 +164,17 @@ class _Builder:
             pos, marker = hit
             if pos > i:
                 parts.append(E.literal(text[i:pos]))
-            parts.append(token_element(self.token_ids[marker]))
+            parts.append(self.marker(self.token_ids[marker]))
             i = pos + len(marker)
         return " ".join(parts) if parts else '""'
+
+    def marker(self, token_id: int) -> str:
+        """A rule per marker token, referenced wherever the marker comes: xgrammar makes a rule of
+        every parenthesized choice written inline, so `token_element` written into each call
+        alternative would be ~3 rules per tool and position (Kimi, 100 tools: 2,400 of 3,021)."""
+        rule = f"marker_{token_id}"
+        self.rules.setdefault(rule, token_element(token_id))
+        return rule
 
     def free_text(self, rule: str, excludes: Sequence[str]) -> str:
         # special tokens are spelled with \x01 in the grammar's vocabulary (compiler.py): never text
@@ -176,37 +187,63 @@ class _Builder:
         rule = f"call_{k}" if self.d.uses_index else "call"
         if rule in self.rules:
             return rule
-        alternatives = []
-        for i, tool in enumerate(tools):
+        if not self.d.uses_index:
+            self.rules[rule] = " | ".join("(" + " ".join(seq) + ")" for seq in self._call_sequences(tools, arg_roots))
+            return rule
+        prefix, alternatives = self._indexed_calls(tools, arg_roots)
+        # the index as a rule of its own: the alternatives then hold no literal, and xgrammar
+        # computes the index's masks once per position instead of once per tool and position
+        index = f"call_index_{k}"
+        self.rules[index] = self.lit(str(first_index + k))
+        self.rules[rule] = " ".join([*prefix, "(" + " | ".join(f"({head} {index} {tail})".replace("  ", " ") for head, tail in alternatives) + ")"])
+        return rule
+
+    def _call_sequences(self, tools: list[PreparedTool], arg_roots: dict[str, str]) -> list[list[str]]:
+        """Each tool's call as grammar elements, `_INDEX` where the call's index goes."""
+        rows = []
+        for tool in tools:
             seq, pending = [], ""
             for piece in self.d.pieces:  # type: ignore[attr-defined]
                 if isinstance(piece, str):
                     pending += piece
-                elif piece.name == "name" and self.d.uses_index:
-                    # one rule per name, shared by every position's call rule: xgrammar computes the
-                    # masks of a literal's characters once per rule, so the names are not compiled
-                    # once per position (Kimi, 100 tools x 8 positions)
-                    if pending:
-                        seq.append(self.lit(pending))
-                        pending = ""
-                    name_rule = f"tool_name_{i}"
-                    if name_rule not in self.rules:
-                        self.rules[name_rule] = self.lit(tool.name)
-                    seq.append(name_rule)
-                elif piece.name == "name":
-                    pending += tool.name
-                elif piece.name == "index":
-                    pending += str(first_index + k)
-                else:
-                    if pending:
-                        seq.append(self.lit(pending))
-                    seq.append(arg_roots[tool.name])
+                    continue
+                if pending and (piece.name != "name" or self.d.uses_index):  # (the text before an indexed name: a prefix all tools share)
+                    seq.append(self.lit(pending))
                     pending = ""
+                if piece.name == "name":
+                    pending += tool.name
+                else:
+                    seq.append(_INDEX if piece.name == "index" else arg_roots[tool.name])
             if pending:
                 seq.append(self.lit(pending))
-            alternatives.append("(" + " ".join(seq) + ")")
-        self.rules[rule] = " | ".join(alternatives)
-        return rule
+            rows.append(seq)
+        return rows
+
+    def _indexed_calls(self, tools: list[PreparedTool], arg_roots: dict[str, str]) -> tuple[list[str], list[tuple[str, str]]]:
+        """For a dialect whose calls carry their position's index (Kimi), each position has a call
+        rule of its own. What comes before and after the index is the same at every position: one
+        rule per tool for each side, shared by the positions, so xgrammar computes the masks of a
+        name's characters once, not once per position (Kimi, 100 tools x 8 positions), and the
+        prefix every tool shares is written once. -> (that prefix, each tool's (head, tail)); worked
+        out once per grammar (a builder builds one section)."""
+        if self._indexed is not None:
+            return self._indexed
+        rows = self._call_sequences(tools, arg_roots)
+        common = 0
+        while all(seq.index(_INDEX) > common for seq in rows) and len({seq[common] for seq in rows}) == 1:
+            common += 1
+        alternatives = []
+        for i, seq in enumerate(rows):
+            at = seq.index(_INDEX)
+            sides = []
+            for side, part in (("head", seq[common:at]), ("tail", seq[at + 1:])):
+                if len(part) > 1 or (side == "head" and part):  # (a head spells the tool's name)
+                    self.rules[f"tool_{side}_{i}"] = " ".join(part)
+                    part = [f"tool_{side}_{i}"]
+                sides.append(" ".join(part))
+            alternatives.append((sides[0], sides[1]))
+        self._indexed = (rows[0][:common], alternatives)
+        return self._indexed
 
     def section(self, tools: list[PreparedTool], options: GrammarOptions, single: bool) -> str:
         arg_roots = {}

@@ -71,3 +71,42 @@ def test_bench_jump_part_measures_both_paths(tmp_path):
     md = (tmp_path / "bench_cpu.md").read_text()
     assert "Jump-forward in the server" in md and "custom_generate=constrained.jump_forward" in md
     assert any("with jump-forward, seconds per call" in t["target"] for t in data["targets"])
+
+
+def test_dialogue_scores_count_exact_calls_and_text_answers():
+    """The held-out dialogue score both the `generate` bench and the vLLM bench use: calls read by
+    any parser, scored against the reference."""
+    from constrained.benchmarks import trained
+    from constrained.types import as_tools
+    from constrained.validation import call_violations
+
+    words = ["tea", "river"]
+    cases = trained.held_out(40, words)
+    call = next(c for c in cases if c.kind == "call" and len(c.calls) == 1)
+    text = next(c for c in cases if c.kind == "text")
+
+    def as_openai(name: str, args: dict | str) -> list[dict]:
+        arguments = args if isinstance(args, str) else json.dumps(args)
+        return [{"id": "x", "type": "function", "function": {"name": name, "arguments": arguments}}]
+
+    ref = call.calls[0]
+    exact = as_openai(ref["name"], ref["arguments"])
+    assert trained.score_calls(exact, call_violations(exact, as_tools(call.tools)), True, call) == \
+        {"parsed": True, "valid": True, "exact": True, "finished": True, "kind": "call"}
+    # the same call cut by max_tokens: neither valid nor exact
+    assert not trained.score_calls(exact, [], False, call)["valid"]
+    # another value: valid, not exact
+    first = next(iter(ref["arguments"]))
+    value = ref["arguments"][first]
+    other = {**ref["arguments"], first: value + ("x" if isinstance(value, str) else 1)}
+    r = trained.score_calls(as_openai(ref["name"], other), [], True, call)
+    assert r["valid"] and not r["exact"]
+    # arguments that are not JSON, or that break the schema: not valid
+    assert not trained.score_calls(as_openai(ref["name"], "{oops"), [], True, call)["valid"]
+    broken = as_openai(ref["name"], {})
+    assert call_violations(broken, as_tools(call.tools)) and not trained.score_calls(broken, call_violations(broken, as_tools(call.tools)), True, call)["valid"]
+    # a text turn: right without calls, wrong with one
+    assert trained.score_calls([], [], True, text)["exact"]
+    assert not trained.score_calls(exact, [], True, text)["parsed"]
+    rows = [trained.score_calls(exact, [], True, call), trained.score_calls([], [], True, text)]
+    assert trained.shares(rows)["exact"] == 1.0 and trained.shares(rows)["exact_calls"] == 1.0

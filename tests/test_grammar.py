@@ -44,6 +44,26 @@ def test_kimi_index_is_forced_from_the_conversation_count():
     assert not accepts("kimi_k2", [WEATHER], kimi(kimi_call("get_weather", "03")), tool_choice="required", first_index=3)
 
 
+def test_kimi_calls_of_several_tools_keep_each_tool_to_its_own_arguments():
+    """The call rules share a rule per tool for the name and for the arguments across positions
+    (grammar._Builder._indexed_calls): each position still pairs a name with its own arguments and
+    takes only its own index."""
+    tools = [WEATHER, TIME]
+    now = '{}'
+    assert accepts("kimi_k2", tools, kimi(kimi_call("get-time.now", 0, now), kimi_call("get_weather", 1), kimi_call("get-time.now", 2, now)),
+                   tool_choice="required")
+    assert not accepts("kimi_k2", tools, kimi(kimi_call("get-time.now", 0)), tool_choice="required")  # another tool's arguments
+    assert not accepts("kimi_k2", tools, kimi(kimi_call("get_weather", 0, now)), tool_choice="required")  # city is required
+    assert not accepts("kimi_k2", tools, kimi(kimi_call("get_weather", 0), kimi_call("get-time.now", 0, now)), tool_choice="required")
+    assert not accepts("kimi_k2", tools, kimi(kimi_call("get_weather", 1)), tool_choice="required")
+    text = build_ebnf_text("kimi_k2", tools)
+    assert text.count('"get_weather:"') == 1 and text.count("functions.") == 8  # one name rule; the prefix once per position
+
+
+def build_ebnf_text(dialect, tools):
+    return grammar_cache(load_tokenizer(dialect)).ebnf(registry.get(dialect), tools, GrammarOptions("required"))
+
+
 def test_kimi_markers_must_be_the_special_tokens():
     tok = load_tokenizer("kimi_k2")
     text = kimi(kimi_call("get_weather", 0))

@@ -188,7 +188,7 @@ class _Builder:
         if rule in self.rules:
             return rule
         if not self.d.uses_index:
-            self.rules[rule] = " | ".join("(" + " ".join(seq) + ")" for seq in self._call_sequences(tools, arg_roots))
+            self.rules[rule] = self._factored_calls(self._call_sequences(tools, arg_roots))
             return rule
         prefix, alternatives = self._indexed_calls(tools, arg_roots)
         # the index as a rule of its own: the alternatives then hold no literal, and xgrammar
@@ -207,17 +207,42 @@ class _Builder:
                 if isinstance(piece, str):
                     pending += piece
                     continue
-                if pending and (piece.name != "name" or self.d.uses_index):  # (the text before an indexed name: a prefix all tools share)
+                if pending:
                     seq.append(self.lit(pending))
                     pending = ""
                 if piece.name == "name":
-                    pending += tool.name
+                    seq.append(self.lit(tool.name))  # its own element: the text around it is the same for every tool
                 else:
                     seq.append(_INDEX if piece.name == "index" else arg_roots[tool.name])
             if pending:
                 seq.append(self.lit(pending))
             rows.append(seq)
         return rows
+
+    def _factored_calls(self, rows: list[list[str]]) -> str:
+        """One call rule for every tool: `P (A1 | A2 | ...) S`, where P and S are the elements every
+        tool's call begins and ends with (markers, `{"name": "`), and an element all the
+        alternatives have at the same place (`", "arguments": `) is a rule they share. xgrammar
+        computes masks for each character of each literal of each alternative: written whole, the
+        dialect's text would be computed once per tool (hermes, 100 tools: compile ~116 -> ~66 ms)."""
+        if len(rows) == 1:
+            return " ".join(rows[0])
+        shortest = min(len(r) for r in rows)
+        pre = 0
+        while pre < shortest - 1 and len({r[pre] for r in rows}) == 1:
+            pre += 1
+        suf = 0
+        while pre + suf < shortest - 1 and len({r[-1 - suf] for r in rows}) == 1:
+            suf += 1
+        middles = [r[pre:len(r) - suf] for r in rows]
+        if len({len(m) for m in middles}) == 1:
+            for j in range(1, len(middles[0])):  # (not the first: xgrammar inlines a literal rule that begins a sequence)
+                if len({m[j] for m in middles}) == 1 and middles[0][j].startswith('"'):
+                    self.rules[f"call_part_{j}"] = middles[0][j]
+                    for m in middles:
+                        m[j] = f"call_part_{j}"
+        body = "(" + " | ".join("(" + " ".join(m) + ")" for m in middles) + ")"
+        return " ".join([*rows[0][:pre], body, *rows[0][len(rows[0]) - suf:]])
 
     def _indexed_calls(self, tools: list[PreparedTool], arg_roots: dict[str, str]) -> tuple[list[str], list[tuple[str, str]]]:
         """For a dialect whose calls carry their position's index (Kimi), each position has a call
@@ -232,11 +257,21 @@ class _Builder:
         common = 0
         while all(seq.index(_INDEX) > common for seq in rows) and len({seq[common] for seq in rows}) == 1:
             common += 1
+        heads = [seq[common:seq.index(_INDEX)] for seq in rows]
+        # What every head ends with (Kimi: the ':' after the name) becomes a rule the heads refer to.
+        # xgrammar inlines a rule that refers to no other rule where it begins a sequence, which
+        # would copy each name back into every position (a compile of 100 tools took ~2.5x as long).
+        shared = 0
+        while all(len(h) > shared + 1 for h in heads) and len({h[-1 - shared] for h in heads}) == 1:
+            shared += 1
+        if shared:
+            self.rules["call_before_index"] = " ".join(heads[0][-shared:])
+            heads = [h[:-shared] + ["call_before_index"] for h in heads]
         alternatives = []
-        for i, seq in enumerate(rows):
+        for i, (seq, head) in enumerate(zip(rows, heads)):
             at = seq.index(_INDEX)
             sides = []
-            for side, part in (("head", seq[common:at]), ("tail", seq[at + 1:])):
+            for side, part in (("head", head), ("tail", seq[at + 1:])):
                 if len(part) > 1 or (side == "head" and part):  # (a head spells the tool's name)
                     self.rules[f"tool_{side}_{i}"] = " ".join(part)
                     part = [f"tool_{side}_{i}"]

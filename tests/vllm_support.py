@@ -87,8 +87,11 @@ def server_fixtures(dialect: str, **start: Any) -> tuple:
         from openai import DefaultHttpxClient, OpenAI
 
         # vLLM's HTTP server closes a connection idle for 5 s; a request sent on it at that moment
-        # fails with "Server disconnected" (no retries here). The client lets idle connections go first.
-        http = DefaultHttpxClient(limits=httpx2.Limits(max_connections=64, max_keepalive_connections=16, keepalive_expiry=2.0))
+        # fails with "Server disconnected" (no retries here). Letting idle connections go after 2 s
+        # was not enough on a loaded machine (CI, 2026-12-03: the client read a response late, so
+        # the connection was older than it knew; the server had answered all 3,509 requests 200).
+        # So no connection is reused: a new one per request costs nothing next to a generation.
+        http = DefaultHttpxClient(limits=httpx2.Limits(max_connections=64, max_keepalive_connections=0))
         return OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=300, http_client=http)
 
     return server, tokenizer, client

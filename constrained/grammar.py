@@ -29,6 +29,14 @@ from .types import Tool, ToolChoice, as_tools
 
 _INDEX = "\0index"  # where a call's index goes among its grammar elements (Builder._call_sequences)
 
+
+def _common_length(seqs: Sequence[Sequence[str]], limit: int) -> int:
+    """How many leading elements all `seqs` share, at most `limit`."""
+    n = 0
+    while n < limit and len({seq[n] for seq in seqs}) == 1:
+        n += 1
+    return n
+
 # The longest run of whitespace the grammar lets through between reasoning and a forced section.
 MAX_GAP_WHITESPACE = 2
 
@@ -228,12 +236,8 @@ class _Builder:
         if len(rows) == 1:
             return " ".join(rows[0])
         shortest = min(len(r) for r in rows)
-        pre = 0
-        while pre < shortest - 1 and len({r[pre] for r in rows}) == 1:
-            pre += 1
-        suf = 0
-        while pre + suf < shortest - 1 and len({r[-1 - suf] for r in rows}) == 1:
-            suf += 1
+        pre = _common_length(rows, shortest - 1)
+        suf = _common_length([r[::-1] for r in rows], shortest - 1 - pre)
         middles = [r[pre:len(r) - suf] for r in rows]
         if len({len(m) for m in middles}) == 1:
             for j in range(1, len(middles[0])):  # (not the first: xgrammar inlines a literal rule that begins a sequence)
@@ -254,16 +258,12 @@ class _Builder:
         if self._indexed is not None:
             return self._indexed
         rows = self._call_sequences(tools, arg_roots)
-        common = 0
-        while all(seq.index(_INDEX) > common for seq in rows) and len({seq[common] for seq in rows}) == 1:
-            common += 1
+        common = _common_length(rows, min(seq.index(_INDEX) for seq in rows))
         heads = [seq[common:seq.index(_INDEX)] for seq in rows]
         # What every head ends with (Kimi: the ':' after the name) becomes a rule the heads refer to.
         # xgrammar inlines a rule that refers to no other rule where it begins a sequence, which
         # would copy each name back into every position (a compile of 100 tools took ~2.5x as long).
-        shared = 0
-        while all(len(h) > shared + 1 for h in heads) and len({h[-1 - shared] for h in heads}) == 1:
-            shared += 1
+        shared = _common_length([h[::-1] for h in heads], min(len(h) for h in heads) - 1)
         if shared:
             self.rules["call_before_index"] = " ".join(heads[0][-shared:])
             heads = [h[:-shared] + ["call_before_index"] for h in heads]

@@ -55,6 +55,7 @@ _QUOTES = ('"', "'")
 _BRACKETS = ("}", "]", ")")
 _VALUES = ("0", "null", "None", "true", "True", "false", "False")
 _SEPARATORS = (",", ":")
+_MAX_FORCED_MARKERS = 16  # marker tokens one jump may run through (each costs a few matcher calls)
 
 
 class Closer:
@@ -77,6 +78,7 @@ class Closer:
         self._buffers = threading.local()
         self.marker_ids = np.array(sorted(t for t in token_ids.values() if 0 <= t < vocab_size), dtype=np.int64)
         self.marker_list = [int(t) for t in self.marker_ids]
+        self.marker_text = {int(t): text for text, t in token_ids.items() if 0 <= t < vocab_size}
         self.short_tokens = np.flatnonzero(token_chars == 1)  # one-byte tokens, by id
         self.short_words = self.short_tokens >> 5
         self.short_bits = (self.short_tokens & 31).astype(np.uint32)
@@ -268,10 +270,28 @@ class Closer:
         return ()
 
     def jump_text(self, m: xgr.GrammarMatcher) -> str:
-        """The forced text a decoder may feed at once (jump-forward): `forced`, short of a closing
-        marker's unfinished start, as the walk takes it, so a jump never leads past the way out."""
-        forced = self.forced(m)
-        return self._before_closer(forced) if forced else ""
+        """The forced text a decoder may feed at once (jump-forward): `forced`, then on through
+        each marker token that is the one token the grammar allows next (GLM-4.7's
+        `</arg_key><arg_value>`, Kimi-K2's `<|tool_call_argument_begin|>` after the index) and the
+        text forced after it; short of a closing marker's unfinished start, as the walk takes it,
+        so a jump never leads past the way out."""
+        raw = jump_forward_string(m)
+        if not raw or not self.marker_list:
+            return self._before_closer(raw.split("\x01", 1)[0])
+        walk, text = m.fork(), ""
+        for _ in range(_MAX_FORCED_MARKERS):
+            head, marker_next, _ = raw.partition("\x01")  # markers are spelled with MARKER_BYTE
+            taken = self._walk_forced(walk, head)
+            text += taken
+            if taken != head or not marker_next or walk.is_completed():
+                break
+            # only a marker's spelling may come here (no text writes the byte): which ones?
+            only = self._only_marker(walk)
+            if only is None:
+                break
+            text += self.marker_text[only]
+            raw = jump_forward_string(walk)
+        return self._before_closer(text)
 
     def forced(self, m: xgr.GrammarMatcher) -> str:
         """The text the grammar forces next, up to the first marker token. xgrammar's own answer
@@ -280,19 +300,37 @@ class Closer:
         forced = jump_forward_string(m).split("\x01", 1)[0]  # markers are spelled with MARKER_BYTE
         if not forced or not self.marker_list:
             return forced
+        return self._walk_forced(m.fork(), forced)
+
+    def _walk_forced(self, walk: xgr.GrammarMatcher, forced: str) -> str:
+        """`forced` as far as `walk` takes it before a marker token could come instead; the walk
+        is at its end when all of it is returned."""
         # A marker may also become allowed part-way: after MiniMax-M1's `"}}\n` both `</tool_calls>`
         # and the next call's `{"name"` may follow, and xgrammar's string runs on into the latter.
         # So the text is walked on a fork and cut where a marker could come (at the start: no
         # forced text). Each marker is tried by accepting it on the walk itself (cheaper than a
         # mask fill for a dialect's few markers): a refused token leaves the walk as it was, and
         # the walk ends at the first one accepted.
-        walk = m.fork()
         for i, ch in enumerate(forced):
             if any(walk.accept_token(t) for t in self.marker_list):
                 return forced[:i]
             if not walk.accept_string(ch):
                 return forced[:i]
         return forced
+
+    def _only_marker(self, walk: xgr.GrammarMatcher) -> int | None:
+        """The marker token `walk` accepts where it is, accepted, if it accepts exactly one; else
+        None and the walk unchanged."""
+        found = None
+        for t in self.marker_list:
+            if walk.accept_token(t):
+                walk.rollback(1)
+                if found is not None:
+                    return None
+                found = t
+        if found is not None:
+            walk.accept_token(found)
+        return found
 
     def _marker_allowed(self, m: xgr.GrammarMatcher) -> bool:
         if not len(self.marker_ids):

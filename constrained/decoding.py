@@ -73,18 +73,18 @@ class GrammarState:
             return ""
         return self.budget.closer.jump_text(self.matcher)
 
-    def jump(self, encode: Callable[[str], list[int]], limit: int) -> list[int]:
+    def jump(self, feedable: Callable[[str], list[int]], limit: int) -> list[int]:
         """Accept the tokens of the text the grammar forces now (at most `limit`) and return them;
-        [] when nothing is forced. The text is tokenized as a whole, so the model sees the tokens it
-        would have written (not xgrammar's byte-wise path). Its last piece is left for the model to
-        sample: the next text may merge with it into another token (retokenization at the
-        boundary). With a budget this is safe near its end too: the forced text is the start of the
-        budget's way out, tokenized the same way, so a jump shortens the way out by the tokens it
-        uses. A token the grammar refuses takes the whole jump back."""
+        [] when nothing is forced. `feedable` (`constrained.tokenizer.ForcedTokens`) tokenizes the
+        text as a whole, so the model sees the tokens it would have written (not xgrammar's
+        byte-wise path), and leaves a last piece the next text may merge with to the model
+        (retokenization at the boundary). With a budget this is safe near its end too: the forced
+        text is the start of the budget's way out, tokenized the same way, so a jump shortens the
+        way out by the tokens it uses. A token the grammar refuses takes the whole jump back."""
         forced = self.forced_text()
         if not forced or limit <= 0:
             return []
-        ids = encode(forced)[:-1][:limit]
+        ids = feedable(forced)[:limit]
         accepted = self.accept_tokens(ids)
         if accepted < len(ids):
             self.rollback(accepted)

@@ -10,7 +10,8 @@ tool name once its prefix is unique, keys, separators, closing brackets: `Gramma
 accepts its tokens, and feeds them with the sampled token in the next forward pass. Rows that jump
 feed several tokens; the others are left-padded inside that chunk (masked, positions from the
 attention mask), as the server's engine does. The forced text is tokenized as a whole and its last
-piece is left to the model, so the model sees the tokens it would have written.
+piece is left to the model unless it is a marker token nothing merges with (`ForcedTokens`), so the
+model sees the tokens it would have written.
 
 The `ToolCallLogitsProcessor` must be in `logits_processor` (it keeps the grammar states); the other
 processors and warpers run in their order (those that read `input_ids`, such as a repetition
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 
 from .processor import ToolCallLogitsProcessor
+from .tokenizer import ForcedTokens
 
 
 def jump_forward(model: Any, input_ids: torch.LongTensor, logits_processor: Any, stopping_criteria: Any, generation_config: Any,
@@ -60,8 +62,7 @@ def jump_forward(model: Any, input_ids: torch.LongTensor, logits_processor: Any,
     pad_id = int(pad) if pad is not None else (eos[0] if eos else 0)
     others = [c for c in stopping_criteria if not isinstance(c, MaxLengthCriteria)]  # lengths are counted per row here
 
-    def encode(text: str) -> list[int]:
-        return proc.tokenizer.encode(text, add_special_tokens=False)
+    feedable = ForcedTokens(proc.tokenizer)
 
     proc.start(batch, cfg, prompt_length)
     states = proc.states
@@ -99,7 +100,7 @@ def jump_forward(model: Any, input_ids: torch.LongTensor, logits_processor: Any,
             if token in stops or state.is_terminated() or len(generated[i]) + 1 >= max_new:
                 done[i] = True
             else:
-                chunk += state.jump(encode, max_new - len(generated[i]) - 2)  # room for the next sampled token
+                chunk += state.jump(feedable, max_new - len(generated[i]) - 2)  # room for the next sampled token
             generated[i] += chunk
             chunks.append(chunk)
         if streamer is not None:

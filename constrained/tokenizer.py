@@ -74,6 +74,25 @@ def decode(tokenizer: Any, ids: Sequence[int]) -> str:
     return str(tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
 
 
+class ForcedTokens:
+    """The tokens a decoder may feed at once for text the grammar forces (jump-forward): the text
+    tokenized as a whole, less its last piece, which the text after it may merge with into another
+    token (retokenization at the boundary), so the model samples it. A last piece the tokenizer
+    keeps whole whatever follows is fed too: an added token (a marker such as `</arg_value>`) that
+    is matched before the text around it is split, and takes no whitespace after it (no `rstrip`)
+    and needs no word boundary (not `single_word`). Without this, a forced run of markers (GLM-4.7's
+    `</arg_key><arg_value>`) would always leave one forward pass to the model."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+        self.whole = frozenset(i for i, t in added.items() if not getattr(t, "rstrip", True) and not getattr(t, "single_word", True))
+
+    def __call__(self, text: str) -> list[int]:
+        ids = list(self.tokenizer.encode(text, add_special_tokens=False))
+        return ids if ids and ids[-1] in self.whole else ids[:-1]
+
+
 class TokenText:
     """Token ids -> text for one tokenizer: `stream()` gives an incremental decoder per sequence,
     `text(id)` one token's text. Exact (the byte table agrees with `decode`) or windowed."""

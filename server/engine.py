@@ -43,6 +43,7 @@ import xgrammar as xgr  # noqa: F401  (the type of GenerationRequest.grammar)
 from constrained.budget import RowBudget
 from constrained.decoding import GrammarBatch, GrammarState
 from constrained.jump import left_padded
+from constrained.tokenizer import ForcedTokens
 
 log = logging.getLogger("constrained.server")
 
@@ -195,6 +196,7 @@ class Engine:
         self._dynamic_layer = DynamicLayer
         self.model = model
         self.tokenizer = tokenizer
+        self._forced_tokens = ForcedTokens(tokenizer)
         self.vocab_size = vocab_size
         self.stop_ids = list(stop_token_ids)
         self.stop_set = set(self.stop_ids)
@@ -401,12 +403,9 @@ class Engine:
         """Tokens of the text the row's grammar forces now, already accepted by its matcher; one
         sampled token's room is left within max_tokens."""
         assert row.grammar is not None
-        ids = row.grammar.jump(self._encode, row.req.max_tokens - row.generated - 1)
+        ids = row.grammar.jump(self._forced_tokens, row.req.max_tokens - row.generated - 1)
         self.stats.jump_forward_tokens += len(ids)
         return ids
-
-    def _encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def _guarded(self, row: _Row, work: Callable[[], Any]) -> Any:
         """`work()` for one row; if it raises, the row fails alone (None is returned)."""

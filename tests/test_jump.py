@@ -14,6 +14,7 @@ from constrained import dialect as registry
 from constrained.chat import prepare_history, render_prompt
 from constrained.compiler import eos_token_ids
 from constrained.decoding import GrammarState
+from constrained.tokenizer import ForcedTokens
 
 HELD_OUT_SEED = 1_000_003  # the benchmark's held-out dialogues (training used seed 0's stream)
 
@@ -40,7 +41,7 @@ def _run(model, tok, proc, enc, jump: bool, counter: dict | None = None, **kw):
             handle.remove()
 
 
-@pytest.mark.parametrize("name", ["kimi_k2", "minimax_m1", "hermes", "pythonic", "qwen3_coder", "deepseek_v32", "glm45"])
+@pytest.mark.parametrize("name", ["kimi_k2", "minimax_m1", "hermes", "pythonic", "qwen3_coder", "deepseek_v32", "glm45", "glm47"])
 def test_trained_model_writes_the_same_answers_in_fewer_passes(trained_models, name):
     import random
 
@@ -142,9 +143,34 @@ def test_forced_text_stops_where_a_marker_token_may_come():
     assert state.forced_text() == '"}}\n'
     without_budget = GrammarState(proc.compiled, proc.stop_ids)
     assert without_budget.forced_text() == ""  # no closer that knows the markers: no jump
-    text = tok.decode([t for t in state.jump(lambda s: tok.encode(s, add_special_tokens=False), 50)])
+    text = tok.decode([t for t in state.jump(ForcedTokens(tok), 50)])
     assert text and '"}}\n'.startswith(text)
     assert parse('<tool_calls>\n{"name": "set_mode", "arguments": {"mode": "on"}}\n</tool_calls>', "minimax_m1", tools=tools).tool_calls
+
+
+def test_a_forced_run_of_marker_tokens_is_fed_whole_and_a_text_tail_is_left_to_the_model():
+    """GLM-4.7 forces `</arg_key><arg_value>` after a key: two marker tokens, which no text after
+    them can merge with, so both are fed (leaving the last to the model cost one forward pass per
+    argument). A forced text that ends in plain text keeps its last piece for the model."""
+    tok = demo.load_tokenizer("glm47")
+    feedable = ForcedTokens(tok)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    proc = ToolCallLogitsProcessor(tok, "glm47", tools, "required", max_new_tokens=200)
+    proc.start(1)
+    state = proc.states[0]
+    assert state.accept_tokens(tok.encode("<tool_call>", add_special_tokens=False)) == 1
+    forced = state.forced_text()
+    assert forced.endswith("<arg_key>city</arg_key><arg_value>"), forced
+    ids = state.jump(feedable, 50)
+    assert tok.decode(ids) == forced  # every piece fed: the text ends on a marker token
+    assert state.forced_text() == ""  # the value is the model's
+    markers = tok.convert_tokens_to_ids(["</arg_key>", "<arg_value>"])
+    assert feedable("x</arg_key><arg_value>")[-2:] == markers
+    assert feedable("<arg_value>ab") == tok.encode("<arg_value>ab", add_special_tokens=False)[:-1]
+    assert feedable("") == []
+    plain = tok.encode('{"name": "', add_special_tokens=False)
+    assert feedable('{"name": "') == plain[:-1]
 
 
 def test_a_streamer_gets_every_token_in_order(demo_models):

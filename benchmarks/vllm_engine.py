@@ -116,14 +116,15 @@ def _extra(arm: str) -> dict[str, Any]:
 
 
 def _score(arm: str, dialect: Any, case: Any, choice: str, ch: Any) -> dict:
+    from constrained.types import as_tools
+    from constrained.validation import call_violations
+
     calls, violations = _calls(arm, dialect, ch, case.tools)
     ok = bool(calls) and not violations
     if choice == "named":
         ok = ok and all(c["function"]["name"] == case.calls[0][0] for c in calls)
     tokens = len((ch.model_extra or {}).get("token_ids") or [])
-    # violations name their call ("tool_calls[i] ..."): the calls that validate
-    bad = {v.split("]", 1)[0] for v in violations}
-    good = sum(f"tool_calls[{i}" not in bad for i in range(len(calls)))
+    good = sum(not call_violations([c], as_tools(case.tools)) for c in calls)  # the calls that validate, each alone
     return {"parsed": bool(calls), "valid": ok, "finished": ch.finish_reason != "length", "calls": len(calls), "valid_calls": good, "tokens": tokens}
 
 

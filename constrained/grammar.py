@@ -159,7 +159,6 @@ class _Builder:
         self.d = dialect
         self.token_ids = {m: i for m, i in token_ids.items() if m in dialect.special_tokens}
         self.rules: dict[str, str] = {}
-        self._indexed: tuple[list[str], list[tuple[str, str]]] | None = None
 
     def lit(self, text: str) -> str:
         """A literal, with each special-token marker in it forced as its token."""
@@ -191,20 +190,22 @@ class _Builder:
         self.rules[rule] = f"TagDispatch(loop_after_dispatch=false, excludes=({ex}{',' if len(excludes) == 1 else ''}))"
         return rule
 
-    def call(self, tools: list[PreparedTool], arg_roots: dict[str, str], k: int, first_index: int) -> str:
-        rule = f"call_{k}" if self.d.uses_index else "call"
-        if rule in self.rules:
-            return rule
-        if not self.d.uses_index:
-            self.rules[rule] = self._factored_calls(self._call_sequences(tools, arg_roots))
-            return rule
-        prefix, alternatives = self._indexed_calls(tools, arg_roots)
+    def call(self, tools: list[PreparedTool], arg_roots: dict[str, str]) -> str:
+        """The call rule of a dialect whose calls carry no index: one for every position."""
+        self.rules["call"] = self._factored_calls(self._call_sequences(tools, arg_roots))
+        return "call"
+
+    def indexed_call(self, calls: tuple[list[str], list[tuple[str, str]]], k: int, first_index: int) -> str:
+        """The call rule of position `k` for a dialect whose calls carry their index (Kimi), from
+        `_indexed_calls`."""
+        prefix, alternatives = calls
         # the index as a rule of its own: the alternatives then hold no literal, and xgrammar
         # computes the index's masks once per position instead of once per tool and position
         index = f"call_index_{k}"
         self.rules[index] = self.lit(str(first_index + k))
-        self.rules[rule] = " ".join([*prefix, "(" + " | ".join(f"({head} {index} {tail})".replace("  ", " ") for head, tail in alternatives) + ")"])
-        return rule
+        body = " | ".join("(" + " ".join(p for p in (head, index, tail) if p) + ")" for head, tail in alternatives)
+        self.rules[f"call_{k}"] = " ".join([*prefix, f"({body})"])
+        return f"call_{k}"
 
     def _call_sequences(self, tools: list[PreparedTool], arg_roots: dict[str, str]) -> list[list[str]]:
         """Each tool's call as grammar elements, `_INDEX` where the call's index goes."""
@@ -254,9 +255,7 @@ class _Builder:
         rule per tool for each side, shared by the positions, so xgrammar computes the masks of a
         name's characters once, not once per position (Kimi, 100 tools x 8 positions), and the
         prefix every tool shares is written once. -> (that prefix, each tool's (head, tail)); worked
-        out once per grammar (a builder builds one section)."""
-        if self._indexed is not None:
-            return self._indexed
+        out once per grammar, for all positions."""
         rows = self._call_sequences(tools, arg_roots)
         common = _common_length(rows, min(seq.index(_INDEX) for seq in rows))
         heads = [seq[common:seq.index(_INDEX)] for seq in rows]
@@ -277,8 +276,7 @@ class _Builder:
                     part = [f"tool_{side}_{i}"]
                 sides.append(" ".join(part))
             alternatives.append((sides[0], sides[1]))
-        self._indexed = (rows[0][:common], alternatives)
-        return self._indexed
+        return rows[0][:common], alternatives
 
     def section(self, tools: list[PreparedTool], options: GrammarOptions, single: bool) -> str:
         arg_roots = {}
@@ -290,14 +288,15 @@ class _Builder:
         sep = self.lit(self.d.call_separator) if self.d.call_separator else ""
         if self.d.uses_index:
             # Each position has its own index, so positions are nested rules: calls_k ::= call_k (SEP calls_k+1)?
+            indexed = self._indexed_calls(tools, arg_roots)
             tail = ""
             for k in range(n - 1, -1, -1):
-                call = self.call(tools, arg_roots, k, options.first_index)
+                call = self.indexed_call(indexed, k, options.first_index)
                 self.rules[f"calls_{k}"] = f"{call} {tail}".strip()
                 tail = f'("" | ({sep} calls_{k}))'
             calls = "calls_0"
         else:
-            call = self.call(tools, arg_roots, 0, options.first_index)
+            call = self.call(tools, arg_roots)
             self.rules["calls"] = f"{call} ({sep} {call}){{0, {n - 1}}}" if n > 1 else call
             calls = "calls"
         body = [self.lit(self.d.section_begin)] if self.d.section_begin else []

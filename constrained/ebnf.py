@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -66,6 +67,54 @@ def parse_rules(text: str) -> dict[str, str]:
     }
 
 
+def merge_equal_rules(rules: dict[str, str], keep: Callable[[str], bool]) -> dict[str, str]:
+    """`rules` with each set of rules of equal bodies merged into the first (references renamed),
+    until no two bodies are equal: rules may become equal only once the rules they refer to were
+    merged. A large schema's grammar repeats many ("a string or null" for each nullable string
+    property, the same nested object under several names), and xgrammar computes masks for each
+    rule's positions (the generated `configs_0`: 5,935 -> 3,547 rules, its compile ~1/3 shorter).
+    Rules `keep` names are never merged (root; rules whose name carries a run-time guard)."""
+    holder: dict[str, str] = {}  # body -> the one rule that has it
+    merged: dict[str, str] = {}  # rule -> the rule it is merged into
+    for name, body in rules.items():
+        if not keep(name):
+            first = holder.setdefault(body, name)
+            if first != name:
+                merged[name] = first
+    if not merged:
+        return rules
+    order = {name: i for i, name in enumerate(rules)}
+    bodies = dict(rules)
+    tokens = {name: _TOKEN.findall(body) for name, body in rules.items()}
+    users: dict[str, set[str]] = {}  # rule -> the rules whose bodies refer to it
+    for name, toks in tokens.items():
+        for t in toks:
+            if t in rules:
+                users.setdefault(t, set()).add(name)
+    while merged:
+        changed: set[str] = set()
+        for old, new in merged.items():
+            del bodies[old], tokens[old]
+            refs = users.pop(old, set())
+            users.setdefault(new, set()).update(refs)
+            changed |= refs
+        live = sorted(changed & bodies.keys(), key=order.__getitem__)  # sorted: the same text every run
+        for name in live:
+            toks = tokens[name]
+            toks[:] = [merged.get(t, t) for t in toks]  # a literal or class never equals a name
+            before, bodies[name] = bodies[name], "".join(toks)
+            if holder.get(before) == name:
+                del holder[before]
+        again: dict[str, str] = {}
+        for name in live:  # once every changed body is new: equal to a body as it is now
+            if not keep(name):
+                first = holder.setdefault(bodies[name], name)
+                if first != name:
+                    again[name] = first
+        merged = again
+    return bodies
+
+
 # Character classes xgrammar writes that let raw control characters into a JSON string (its
 # length-bounded strings: `{"type": "string", "minLength": 2}`): JSON forbids them, and our marker
 # tokens are spelled with one (compiler.MARKER_BYTE), so a marker would become string content.
@@ -79,14 +128,16 @@ _CLASS_FIXES = {r'[^\"\\\r\n]': r'[^\0-\x1f\"\\]'}
 MAX_INT_DIGITS, MAX_FRACTION_DIGITS, MAX_EXPONENT_DIGITS = 40, 20, 3
 
 
+_UNBOUNDED_REPEAT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\{([01]), -1\}")
+
+
 def bound_digits(name: str, body: str, digit_rules: set[str]) -> str:
     """`body` with xgrammar's unbounded digit repetitions capped (see MAX_*_DIGITS)."""
     body = body.replace("[0-9]*", f"[0-9]{{0, {MAX_INT_DIGITS - 1}}}")
+    if ", -1}" not in body:
+        return body
     cap = MAX_EXPONENT_DIGITS if "[eE]" in body else (MAX_FRACTION_DIGITS if '"."' in body else MAX_INT_DIGITS - 1)
-    for rule in digit_rules:
-        for low in ("0", "1"):
-            body = body.replace(f"{rule}{{{low}, -1}}", f"{rule}{{{low}, {cap}}}")
-    return body
+    return _UNBOUNDED_REPEAT.sub(lambda m: f"{m[1]}{{{m[2]}, {cap}}}" if m[1] in digit_rules else m[0], body)
 
 
 def rewrite(body: str, rename: dict[str, str], literal_map=None) -> str:

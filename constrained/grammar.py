@@ -25,6 +25,8 @@ from .codecs import WHITESPACE
 from .dialect import Dialect
 from .errors import ToolSpecError, UnsupportedSchemaError
 from .schema import ADDITIONAL_PROPERTIES, NormalizedSchema, normalize
+from .schema.extra_keys import GUARDED_KEY_RULE
+from .schema.strings import GUARDED_LENGTH_RULE
 from .types import Tool, ToolChoice, as_tools
 
 _INDEX = "\0index"  # where a call's index goes among its grammar elements (Builder._call_sequences)
@@ -338,6 +340,12 @@ class _Builder:
         return "content"
 
 
+# Grammars of this many rules or more have their equal rules merged (`ebnf.merge_equal_rules`). On
+# smaller ones the merge cost more than it saved: shared corpus, one tool per grammar, every 10th
+# schema, side by side: grammar text p50 0.81 -> 1.43 ms, compile p50 17.0 -> 17.9 ms (loaded machine).
+MERGE_RULES_FROM = 500
+
+
 def build_ebnf(
     dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions, token_ids: Mapping[str, int]
 ) -> str:
@@ -365,5 +373,12 @@ def build_ebnf(
         section = b.section(chosen, options, single=(mode == "named"))
         gap = f"[ \\n]{{0, {MAX_GAP_WHITESPACE}}} " if head else ""
         root = f"{head}{gap}{section}"
-    lines = [f"root ::= {root}"] + [f"{name} ::= {body}" for name, body in b.rules.items()]
-    return "\n".join(lines) + "\n"
+    rules = {"root": root, **b.rules}
+    if len(rules) >= MERGE_RULES_FROM:
+        rules = E.merge_equal_rules(rules, _keeps_its_name)
+    return "".join(f"{name} ::= {body}\n" for name, body in rules.items())
+
+
+def _keeps_its_name(rule: str) -> bool:
+    """The root, and rules whose name carries what their run-time guard checks."""
+    return rule == "root" or GUARDED_KEY_RULE in rule or GUARDED_LENGTH_RULE in rule

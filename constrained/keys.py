@@ -52,9 +52,9 @@ from .lengths import (
     guarded_rules,
     scan,
 )
-from .schema.extra_keys import decode_names
+from .schema.extra_keys import GUARDED_KEY_RULE, decode_names
 
-_KEYX = re.compile(r"keyx_(?P<hex>[0-9a-f]+)(?P<loop>_\d+)?$")
+_KEYX = re.compile(GUARDED_KEY_RULE + r"(?P<hex>[0-9a-f]+)(?P<loop>_\d+)?$")
 
 
 def decoded(content: bytes) -> str | None:
@@ -93,7 +93,7 @@ class KeyRules:
 
 def key_rules(compiled: xgr.CompiledGrammar) -> KeyRules | None:
     """The key-guarded rules of ``compiled``, or None when it has none (no guard needed)."""
-    return guarded_rules(compiled, "keyx_", _KEYX, lambda g: decode_names(g.group("hex")), KeyRules)
+    return guarded_rules(compiled, GUARDED_KEY_RULE, _KEYX, lambda g: decode_names(g.group("hex")), KeyRules)
 
 
 class _Key(NamedTuple):

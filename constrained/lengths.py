@@ -42,9 +42,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import xgrammar as xgr
 
-from .schema.strings import LENGTH_CHAIN_LIMIT
+from .schema.strings import GUARDED_LENGTH_RULE, LENGTH_CHAIN_LIMIT
 
-_GUARDED = re.compile(r"strlen_g(\d+)_(\d+|n)(?P<loop>_\d+)?$")
+_GUARDED = re.compile(GUARDED_LENGTH_RULE + r"(\d+)_(\d+|n)(?P<loop>_\d+)?$")
 _RULE_LINE = re.compile(r"^(\w+) ::= ", re.M)
 _STATE = re.compile(r"rule_id=(\d+), sequence_id=-?\d+, element_id=-?\d+, rule_start_pos=(-?\d+)")
 _NO_MAX = 1 << 40
@@ -257,7 +257,7 @@ def _forget(key: tuple[int, str], _ref: Any) -> None:
 
 def length_rules(compiled: xgr.CompiledGrammar) -> LengthRules | None:
     """The length-guarded rules of ``compiled``, or None when it has none (no guard needed)."""
-    return guarded_rules(compiled, "strlen_g", _GUARDED, lambda g: (int(g.group(1)), _NO_MAX if g.group(2) == "n" else int(g.group(2))),
+    return guarded_rules(compiled, GUARDED_LENGTH_RULE, _GUARDED, lambda g: (int(g.group(1)), _NO_MAX if g.group(2) == "n" else int(g.group(2))),
                          LengthRules)
 
 

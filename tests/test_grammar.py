@@ -380,3 +380,88 @@ def test_a_length_bounded_string_takes_no_raw_control_character():
     call = '<tool_call>\n{{"name": "f", "arguments": {{"s": "{}"}}}}\n</tool_call>'
     assert accepts("hermes", tools, call.format("ab"), tool_choice="required")
     assert not accepts("hermes", tools, call.format("a\tb"), tool_choice="required")
+
+
+# ----------------------------------------------------------------------------- equal rules merged
+
+def _language(rules: dict[str, str], rule: str = "root") -> frozenset[str]:
+    """The finite language of an acyclic grammar of literals, sequences, `|` and parentheses."""
+    from constrained.ebnf import _TOKEN
+
+    def alternation(toks: list[str], i: int) -> tuple[frozenset[str], int]:
+        out, i = sequence(toks, i)
+        while i < len(toks) and toks[i] == "|":
+            more, i = sequence(toks, i + 1)
+            out |= more
+        return out, i
+
+    def sequence(toks: list[str], i: int) -> tuple[frozenset[str], int]:
+        out = frozenset([""])
+        while i < len(toks) and toks[i] not in "|)":
+            if toks[i] == "(":
+                part, i = alternation(toks, i + 1)
+                i += 1  # ")"
+            else:
+                part = frozenset([json.loads(toks[i])]) if toks[i].startswith('"') else _language(rules, toks[i])
+                i += 1
+            out = frozenset(a + b for a in out for b in part)
+        return out, i
+
+    return alternation([t for t in _TOKEN.findall(rules[rule]) if not t.isspace()], 0)[0]
+
+
+def _random_rules(data) -> dict[str, str]:
+    from hypothesis import strategies as st
+
+    n = data.draw(st.integers(2, 9))
+    names = ["root"] + [f"r{i}" for i in range(1, n)] + ["keyx_guarded"]
+    rules = {}
+    for i, name in enumerate(names):
+        later = names[i + 1:]  # acyclic: a rule refers only to later ones
+        element = st.sampled_from(['"a"', '"b"', '"|"', *later]) if later else st.sampled_from(['"a"', '"b"'])
+        seqs = data.draw(st.lists(st.lists(element, min_size=1, max_size=3), min_size=1, max_size=3))
+        rules[name] = " | ".join("(" + " ".join(s) + ")" for s in seqs)
+    return rules
+
+
+def test_merging_equal_rules_keeps_the_language_and_leaves_no_two_bodies_equal():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from constrained.ebnf import merge_equal_rules
+
+    def keep(name):
+        return name == "root" or "keyx_" in name
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.data())
+    def check(data):
+        rules = _random_rules(data)
+        # equal bodies on purpose: copies of some rules under new names, referred to by others
+        for name in data.draw(st.lists(st.sampled_from(list(rules)[1:]), max_size=3, unique=True)):
+            rules[name + "_copy"] = rules[name]
+            rules["root"] = f"({rules['root']}) | ({name}_copy)"
+        merged = merge_equal_rules(dict(rules), keep)
+        assert _language(merged) == _language(rules)
+        assert merged["keyx_guarded"] == rules["keyx_guarded"]  # a kept rule is never merged
+        plain = [body for name, body in merged.items() if not keep(name)]
+        assert len(plain) == len(set(plain))
+        assert list(merged) == [n for n in rules if n in merged]  # order kept: the text is the same every run
+
+    check()
+
+
+def test_a_large_schema_grammar_is_smaller_with_equal_rules_merged_and_still_compiles():
+    """The generated `configs_0` (a 152 KB deep configuration schema) writes thousands of rules
+    that repeat ("a string or null" per nullable property, equal nested objects)."""
+    from constrained.benchmarks.large_schemas import generate
+    from constrained.ebnf import parse_rules
+    from constrained.grammar import build_ebnf
+
+    schema = dict(generate(5, 0))["configs_0"]
+    d = registry.get("hermes")
+    text = build_ebnf(d, [{"type": "function", "function": {"name": "apply", "parameters": schema}}], GrammarOptions("required"), {})
+    rules = parse_rules(text)
+    assert len(set(rules.values())) == len(rules)
+    assert len(rules) < 4000, len(rules)  # 5,935 written before merging
+    xgr.Grammar.from_ebnf(text)

@@ -360,7 +360,8 @@ class _Builder:
             return
         values = out["enum"] if "enum" in out else [out["const"]]
         try:
-            kept = [v for v in values if _literal_fits(v, checks, full_match=source is None)]
+            fits = _literal_check(checks, full_match=source is None)
+            kept = [v for v in values if fits(v)]
         except re.error:  # a pattern Python cannot read: which values match it is unknown
             self.unenforce("pattern", _child(path, "pattern"))
             kept = values
@@ -519,7 +520,8 @@ def _free_object(out: dict) -> None:
         out["additionalProperties"] = True
 
 
-def _literal_fits(value: Any, checks: dict, full_match: bool) -> bool:
+def _literal_check(checks: dict, full_match: bool) -> Callable[[Any], bool]:
+    """Whether a literal satisfies `checks` (one validator for all of an enum's values)."""
     from .validate import _validator  # here: validate imports this module
 
     schema = dict(checks)
@@ -528,7 +530,7 @@ def _literal_fits(value: Any, checks: dict, full_match: bool) -> bool:
         if full_match:  # ours are full-match regexes; jsonschema searches
             schema["pattern"] = f"^(?:{schema['pattern']})$"
     cls, checker = _validator()
-    return cls(schema, format_checker=checker).is_valid(value)
+    return cls(schema, format_checker=checker).is_valid
 
 
 def _fix_array(out: dict) -> None:

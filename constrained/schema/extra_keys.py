@@ -31,6 +31,7 @@ from .strings import any_content_rule
 # (one rule each in xgrammar's form); a handful of short names stay exact in the grammar.
 KEY_TRIE_LIMIT = 24
 MARKER = "constrainedkeyx"
+GUARDED_KEY_RULE = "keyx_"  # in a rule's name: the names its key guard (constrained.keys) reads
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMAS = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else",
@@ -103,7 +104,7 @@ def guarded_key_rules(ebnf: str) -> str:
         found = key.findall(ebnf)
         if len(found) != 1:
             raise RuntimeError(f"constrained: xgrammar wrote the pattern key {rule} in an unknown form")
-        key_rule, guarded = found[0], f"basic_keyx_{names}"
+        key_rule, guarded = found[0], f"basic_{GUARDED_KEY_RULE}{names}"
         added[guarded] = any_content_rule()
         ebnf = key.sub(f'{key_rule} ::= (("\\"" {guarded}))', ebnf)
         # the extra key's separator, compact (see above)

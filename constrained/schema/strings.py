@@ -41,11 +41,12 @@ import re
 # Bounds up to this are written as an exact chain; larger ones as one guarded rule, counted at run
 # time by `constrained.lengths`.
 LENGTH_CHAIN_LIMIT = 8
+GUARDED_LENGTH_RULE = "strlen_g"  # in a rule's name: its length guard (constrained.lengths) reads it
 
 
 def guarded_rule_name(prefix: str, lo: int, hi: int) -> str:
     """The name of the guarded rule for ``lo``..``hi`` characters (``hi`` < 0: no maximum)."""
-    return f"{prefix}strlen_g{lo}_{hi if hi >= 0 else 'n'}"
+    return f"{prefix}{GUARDED_LENGTH_RULE}{lo}_{hi if hi >= 0 else 'n'}"
 
 # xgrammar's printed rules for a string with length bounds: `"\"" NAME_characters{lo, hi} "\""`
 # with the character rule below; for {1, 1} the class inline; for {0, 1} an optional rule.

@@ -67,13 +67,15 @@ def parse_rules(text: str) -> dict[str, str]:
     }
 
 
-def merge_equal_rules(rules: dict[str, str], keep: Callable[[str], bool]) -> dict[str, str]:
+def merge_equal_rules(rules: dict[str, str], keep: Callable[[str], bool], min_share: float = 0.0) -> dict[str, str]:
     """`rules` with each set of rules of equal bodies merged into the first (references renamed),
     until no two bodies are equal: rules may become equal only once the rules they refer to were
     merged. A large schema's grammar repeats many ("a string or null" for each nullable string
     property, the same nested object under several names), and xgrammar computes masks for each
     rule's positions (the generated `configs_0`: 5,935 -> 3,547 rules, its compile ~1/3 shorter).
-    Rules `keep` names are never merged (root; rules whose name carries a run-time guard)."""
+    Rules `keep` names are never merged (root; rules whose name carries a run-time guard).
+    `rules` come back as they are where fewer than `min_share` of them are equal to another at
+    first (the renaming would cost more than xgrammar saves)."""
     holder: dict[str, str] = {}  # body -> the one rule that has it
     merged: dict[str, str] = {}  # rule -> the rule it is merged into
     for name, body in rules.items():
@@ -81,7 +83,7 @@ def merge_equal_rules(rules: dict[str, str], keep: Callable[[str], bool]) -> dic
             first = holder.setdefault(body, name)
             if first != name:
                 merged[name] = first
-    if not merged:
+    if not merged or len(merged) < min_share * len(rules):
         return rules
     order = {name: i for i, name in enumerate(rules)}
     bodies = dict(rules)

@@ -40,6 +40,7 @@ class BenchConfig:
     server_concurrency: tuple = (1, 4, 16)
     server_requests: int = 16
     jump_reps: int = 8  # jump-forward: interleaved rounds of one request per arm (plus one warm-up)
+    jump_timings: int = 2  # jump-forward: each timed request this many times, its fastest kept (greedy: the same output)
     jump_max_tokens: int = 256  # beyond the reference answer's own length: a budget far away, as most requests have
     engines: tuple = ("free", "ours", "ours_no_budget", "xgrammar_hf", "llguidance", "outlines")
     parts: tuple = ("trained", "validity", "mask", "generate", "json_args", "ttft", "compile", "server", "jump")

@@ -276,7 +276,8 @@ def markdown(res: dict) -> str:
         any_j = next(iter(jumps.values()))
         L.append("\n## Jump-forward in the server: seconds and forward passes per tool call\n")
         L.append(f"Real server (uvicorn, 127.0.0.1), {any_j['model']}, {any_j['dialogues']} held-out dialogues with tools per dialect, one "
-                 f"request at a time, greedy, max_tokens {any_j['max_tokens']}, arms interleaved per dialogue. `free`: the same prompt to "
+                 f"request at a time, greedy, max_tokens {any_j['max_tokens']}, arms interleaved per dialogue; each timed request is sent "
+                 f"{any_j.get('timings', 1)} times in a row and its fastest time kept (greedy: the same answer). `free`: the same prompt to "
                  "/v1/completions (no grammar), calls parsed after the fact; `constrained`: /v1/chat/completions, tool_choice auto; "
                  "`jump`: the same with jump-forward (text the grammar forces fed in one forward pass). Each server meets each tool set once "
                  "first (the grammar compiles inside that request: column *tool set new*), then the arms run with it cached. Calls count only if they parse "

@@ -10,6 +10,7 @@ is measured between consecutive decoding steps (`common.Clock`), so prompt prefi
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -542,6 +543,10 @@ def jump_forward(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: No
                         out = r.json()
                         if rep == 0:
                             continue
+                        steps, jumped = stats.steps - steps, stats.jump_forward_tokens - jumped
+                        if not first_sight:  # the same request again (greedy: the same answer), its fastest time kept
+                            post = functools.partial(client.post, urls[arm] + path, json=body)
+                            dt = min(dt, *(_timed(post) for _ in range(cfg.jump_timings - 1)))
                         if first_sight:
                             totals[arm]["first_sight_seconds"] += dt
                             continue
@@ -549,8 +554,8 @@ def jump_forward(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: No
                         t = totals[arm]
                         t["requests"] += 1
                         t["tokens"] += out["usage"]["completion_tokens"]
-                        t["passes"] += stats.steps - steps
-                        t["jumped"] += stats.jump_forward_tokens - jumped
+                        t["passes"] += steps
+                        t["jumped"] += jumped
                         t["seconds"] += dt
                         t["calls"] += len(got[arm] or [])
                     if rep:
@@ -587,8 +592,14 @@ def jump_forward(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: No
         # the same outputs written when the tool set is new: its grammar's compile inside the request
         r["first_sight_seconds_per_call"] = totals[arm]["first_sight_seconds"] / arms_out[arm]["calls"] / free["seconds_per_call"] \
             if arms_out[arm]["calls"] and free["seconds_per_call"] and arm in JUMP_ARMS else None
-    return {"status": "ok", "model": source.path or "trained demo model", "dialogues": len(cases) - 1,
+    return {"status": "ok", "model": source.path or "trained demo model", "dialogues": len(cases) - 1, "timings": cfg.jump_timings,
             "max_tokens": f"reference + {cfg.jump_max_tokens}", "arms": arms_out, "ratios_to_free": ratios}
+
+
+def _timed(work: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    work()
+    return time.perf_counter() - t0
 
 
 def _generate_arms(model, tok, dialect, cases: list, cfg: BenchConfig, totals: dict) -> None:
@@ -612,14 +623,23 @@ def _generate_arms(model, tok, dialect, cases: list, cfg: BenchConfig, totals: d
             max_new = len(tok(reference, add_special_tokens=False)["input_ids"]) + cfg.jump_max_tokens
             got = {}
             for arm in GENERATE_ARMS[rep % 3:] + GENERATE_ARMS[: rep % 3]:
-                procs = [] if arm == "generate_free" else \
-                    [ToolCallLogitsProcessor(tok, dialect, case.tools, "auto", vocab_size=model.config.vocab_size, eos_token_id=stops)]
                 extra = {"custom_generate": constrained.jump_forward} if arm == "generate_jump" else {}
+                run = functools.partial(model.generate, **enc, do_sample=False, max_new_tokens=max_new, eos_token_id=stops,
+                                        pad_token_id=tok.pad_token_id, **extra)
+
+                def procs(arm: str = arm, case: Any = case) -> list:  # a new processor per run: it keeps its rows' states
+                    return [] if arm == "generate_free" else \
+                        [ToolCallLogitsProcessor(tok, dialect, case.tools, "auto", vocab_size=model.config.vocab_size, eos_token_id=stops)]
+
                 before = passes["n"]
+                first = procs()
                 t0 = time.perf_counter()
-                out = model.generate(**enc, logits_processor=procs, do_sample=False, max_new_tokens=max_new, eos_token_id=stops,
-                                     pad_token_id=tok.pad_token_id, **extra)
+                out = run(logits_processor=first)
                 dt = time.perf_counter() - t0
+                used = passes["n"] - before
+                for _ in range(cfg.jump_timings - 1 if rep else 0):  # again (greedy: the same output), its fastest time kept
+                    again = procs()
+                    dt = min(dt, _timed(functools.partial(run, logits_processor=again)))
                 ids = [t for t in out[0, enc["input_ids"].shape[1]:].tolist() if t not in stops and t != tok.pad_token_id]
                 r = parse(tok.decode(ids, skip_special_tokens=False), dialect, tools=case.tools)
                 got[arm] = None if r.violations else [(c["function"]["name"], c["function"]["arguments"]) for c in r.tool_calls]
@@ -628,7 +648,7 @@ def _generate_arms(model, tok, dialect, cases: list, cfg: BenchConfig, totals: d
                 t = totals[arm]
                 t["requests"] += 1
                 t["tokens"] += len(ids) + 1
-                t["passes"] += passes["n"] - before
+                t["passes"] += used
                 t["seconds"] += dt
                 t["calls"] += len(got[arm] or [])
             if rep:

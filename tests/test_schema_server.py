@@ -64,12 +64,22 @@ def test_shapes_issue_17_fixed_are_served(client):
                      "$defs": {"i": {"$id": "item.json", "type": "integer", "minimum": -(2**70)}}}),
         tool("short", {"type": "object", "properties": {"s": {"type": "string", "minLength": 1, "maxLength": 8}}, "required": ["s"]}),
     ]
+    # An integer bound beyond int64 compiles unenforced (xgrammar refuses such bounds): it is
+    # checked after decoding, so a value past it is reported, never passed on silently.
+    from constrained.schema import normalize
+
+    assert [u.keyword for u in normalize(tools[1]["function"]["parameters"]).unenforced] == ["minimum"]
+    reported = {"ids": "is less than the minimum of -1180591620717411303424"}
     for choice in ("draft4", "ids", "short"):
         r = sdk.chat.completions.create(model=model, messages=MSGS, tools=tools, max_tokens=300,
                                         tool_choice={"type": "function", "function": {"name": choice}})
         assert r.choices[0].finish_reason == "tool_calls", choice
-        assert r.choices[0].message.tool_calls[0].function.name == choice
-        assert r.model_extra["constrained"]["violations"] == [], choice
+        call = r.choices[0].message.tool_calls[0]
+        assert call.function.name == choice
+        violations = r.model_extra["constrained"]["violations"]
+        assert all(reported.get(choice, "\0") in v for v in violations), (choice, violations)
+        if choice == "ids" and json.loads(call.function.arguments).get("a", 0) < -(2**70):
+            assert violations, "a value past the unenforced bound is reported"
 
 
 

@@ -33,6 +33,7 @@ from .common import (
     median,
     now,
     summary_us,
+    timed,
     tool_pool,
     vocab_size,
 )
@@ -543,10 +544,10 @@ def jump_forward(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: No
                         out = r.json()
                         if rep == 0:
                             continue
-                        steps, jumped = stats.steps - steps, stats.jump_forward_tokens - jumped
+                        steps_used, jumped_used = stats.steps - steps, stats.jump_forward_tokens - jumped
                         if not first_sight:  # the same request again (greedy: the same answer), its fastest time kept
                             post = functools.partial(client.post, urls[arm] + path, json=body)
-                            dt = min(dt, *(_timed(post) for _ in range(cfg.jump_timings - 1)))
+                            dt = min(dt, *(timed(post)[1] for _ in range(cfg.jump_timings - 1)))
                         if first_sight:
                             totals[arm]["first_sight_seconds"] += dt
                             continue
@@ -554,8 +555,8 @@ def jump_forward(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: No
                         t = totals[arm]
                         t["requests"] += 1
                         t["tokens"] += out["usage"]["completion_tokens"]
-                        t["passes"] += steps
-                        t["jumped"] += jumped
+                        t["passes"] += steps_used
+                        t["jumped"] += jumped_used
                         t["seconds"] += dt
                         t["calls"] += len(got[arm] or [])
                     if rep:
@@ -596,12 +597,6 @@ def jump_forward(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: No
             "max_tokens": f"reference + {cfg.jump_max_tokens}", "arms": arms_out, "ratios_to_free": ratios}
 
 
-def _timed(work: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    work()
-    return time.perf_counter() - t0
-
-
 def _generate_arms(model, tok, dialect, cases: list, cfg: BenchConfig, totals: dict) -> None:
     """The same dialogues through `model.generate`, greedy: no processor (`generate_free`, calls
     parsed after the fact), our processor (`generate_constrained`), and our processor with
@@ -639,7 +634,7 @@ def _generate_arms(model, tok, dialect, cases: list, cfg: BenchConfig, totals: d
                 used = passes["n"] - before
                 for _ in range(cfg.jump_timings - 1 if rep else 0):  # again (greedy: the same output), its fastest time kept
                     again = procs()
-                    dt = min(dt, _timed(functools.partial(run, logits_processor=again)))
+                    dt = min(dt, timed(functools.partial(run, logits_processor=again), str(model.device))[1])
                 ids = [t for t in out[0, enc["input_ids"].shape[1]:].tolist() if t not in stops and t != tok.pad_token_id]
                 r = parse(tok.decode(ids, skip_special_tokens=False), dialect, tools=case.tools)
                 got[arm] = None if r.violations else [(c["function"]["name"], c["function"]["arguments"]) for c in r.tool_calls]

@@ -2,9 +2,10 @@
 
     constrained bench                 # quick (default): < 10 min on 2 CPU cores with the demo model
     constrained bench --full          # more prompts, repetitions, batch 16, 300 tools
+    constrained bench --gpu           # a GPU: 8B Llama shape, random bf16 weights, batch 1 and 64
     constrained bench --model PATH --device cuda --dialects hermes
 
-Writes `bench_<device>.json`, `bench_<device>.md` and PNG plots under `--out`.
+Writes `bench_cpu.*` or `bench_gpu.*` (JSON, markdown tables, PNG plots) under `--out`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ def add_bench_command(subparsers) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="preset", action="store_const", const="quick", help="the default: minutes on a small CPU")
     size.add_argument("--full", dest="preset", action="store_const", const="full", help="more prompts and repetitions")
+    size.add_argument("--gpu", dest="preset", action="store_const", const="gpu",
+                      help="on a GPU: an 8B Llama shape with random bf16 weights, batch 1 and 64, kimi_k2 and hermes (options below override)")
     size.add_argument("--preset", choices=sorted(PRESETS), help=argparse.SUPPRESS)  # tiny: the smoke test
-    p.add_argument("--model", help="a local Hugging Face checkpoint (default: the demo model of each dialect)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--model", help="a local Hugging Face checkpoint, or random:SHAPE (a real model's shape with random weights: "
+                   "random:llama-1b, random:llama-8b); default: the demo model of each dialect")
+    p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--dialects", nargs="+", metavar="NAME", help="default: every registered dialect (`constrained dialects` lists them)")
     p.add_argument("--parts", nargs="+", choices=PARTS, help="default: all parts of the preset")
     p.add_argument("--engines", nargs="+", choices=BenchConfig().engines, help="default: all available")
@@ -50,7 +54,7 @@ def _handler(args: argparse.Namespace) -> int:
                       torch_threads=args.torch_threads)
     if args.no_plots:
         cfg.plots = False
-    if args.model and not args.dialects:
+    if cfg.model and not cfg.model.startswith("random:") and not cfg.dialects:
         print("constrained bench: with --model, name the model's dialect with --dialects", file=sys.stderr)
         return 2
     res = run(cfg)
@@ -157,7 +161,7 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
         res["server"] = speed.server_throughput(source, dialects[0], cfg, tick)
 
     def do_trained():
-        if not source.is_demo:
+        if source.path is not None:
             res["trained"] = {"status": "skipped", "reason": "--model: the trained demo model's part runs on the demo only"}
             return
         res["trained"] = {}

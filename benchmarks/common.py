@@ -399,21 +399,45 @@ def shares(rows: list[dict], keys=("parsed", "valid", "exact", "canonical", "fin
 
 
 # -- models --------------------------------------------------------------------------------------
+RANDOM_PREFIX = "random:"  # --model random:<shape>: a real model's shape, random weights (demo.MODEL_SHAPES)
+
+
 class ModelSource:
-    """The demo model per dialect, or one local checkpoint for every dialect."""
+    """The demo model per dialect; one local checkpoint for every dialect; or, with
+    `random:<shape>` (`constrained.demo.MODEL_SHAPES`), a real model's layer shape with random
+    weights over each dialect's demo tokenizer (bf16 on a GPU): speed at a real size without
+    weights to download, one model shared by every dialect."""
 
     def __init__(self, path: str | None, device: str):
         self.path, self.device = path, device
+        self.shape = path[len(RANDOM_PREFIX):] if path and path.startswith(RANDOM_PREFIX) else None
         self._cache: dict = {}
 
     @property
     def is_demo(self) -> bool:
-        return self.path is None
+        """The demo tokenizer, prompts written by the dialect (no checkpoint's chat template)."""
+        return self.path is None or self.shape is not None
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The local checkpoint, if any (what the server parts load)."""
+        return None if self.is_demo else self.path
 
     def load(self, dialect_name: str):
         key = dialect_name if self.is_demo else "model"
         if key not in self._cache:
-            if self.is_demo:
+            if self.shape is not None:
+                from constrained import demo
+
+                # one model for every dialect: each dialect's tokenizer holds every dialect's
+                # markers (its own first), so all have the same vocabulary size
+                markers = demo.all_markers()
+                tok = demo.load_tokenizer(dialect_name, markers)
+                if "shape" not in self._cache:
+                    dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+                    self._cache["shape"] = demo.load_random(dialect_name, shape=self.shape, extra_markers=markers, device=self.device, dtype=dtype)[0]
+                model = self._cache["shape"]
+            elif self.is_demo:
                 from constrained import demo
 
                 model, tok = demo.load_random(dialect_name)

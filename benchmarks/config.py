@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 class BenchConfig:
     preset: str = "quick"
     dialects: tuple = ()  # () : every registered dialect
-    device: str = "cpu"
+    device: str = "cpu"  # or cuda[:N]
     model: str | None = None  # a local checkpoint; None: the demo model
     # torch intra-op threads; 0: 1 on CPU (the demo model is tiny: with 2 threads on a busy 2-core
     # machine each op waits for the other core, 5-10x slower), torch's default on GPU
@@ -56,6 +56,11 @@ PRESETS: dict[str, dict] = {
                  server_concurrency=(1, 4), server_requests=4, jump_reps=2, engines=("free", "ours", "ours_no_budget", "xgrammar_hf"),
                  trained_dialogues=4, parts=("trained", "validity", "mask", "generate", "ttft", "compile"), plots=True),
     "quick": {},
+    # a GPU: an 8B Llama shape with random bf16 weights at batch 1 and 64 (docs/targets.md's GPU
+    # targets), the grammar's masks applied on the GPU; the test corpus' tools only (no maskbench)
+    "gpu": dict(device="cuda", model="random:llama-8b", dialects=("kimi_k2", "hermes"), bfcl_tools=0, mask_walks=16, apply_reps=200,
+                gen_batches=(1, 64), gen_items=3, gen_reps=3, ttft_reps=3, engines=("free", "ours", "ours_no_budget", "xgrammar_hf"),
+                parts=("mask", "generate", "ttft")),
     "full": dict(bfcl_tools=64, demo_prompts=48, demo_max_tokens=128, drift_rate=0.3, apply_reps=1000, gen_batches=(1, 8, 16),
                  gen_items=8, gen_reps=15, ttft_reps=15, compile_sizes=(1, 10, 100, 300), compile_reps=5,
                  server_concurrency=(1, 4, 16), server_requests=48, jump_reps=24, trained_dialogues=64),

@@ -36,8 +36,22 @@ def _num(x, fmt="{:.1f}") -> str:
 
 
 # -- targets -------------------------------------------------------------------------------------
+def _on_gpu(res: dict) -> bool:
+    return str(res.get("machine", {}).get("device", "cpu")).startswith("cuda")
+
+
+def _time_per_token_goal(gpu: bool, batch: int) -> tuple[float, int]:
+    """(ratio goal, the large batch it is stated for): on a GPU ≤ 1 % at batch 1 and ≤ 3 % at
+    batch 64; on a CPU ≤ 2 % at batch 1 and ≤ 5 % at batch 16 (docs/targets.md)."""
+    if gpu:
+        return (1.01 if batch == 1 else 1.03), 64
+    return (1.02 if batch == 1 else 1.05), 16
+
+
 def evaluate_targets(res: dict) -> list[dict]:
     out: list[dict] = []
+    gpu = _on_gpu(res)
+    overheads: list[tuple[float, float, str, str]] = []  # on a GPU: (ratio, goal, batch, dialect)
 
     def _budget_cost(e: dict) -> tuple[str, bool, str]:
         """The check's cost as a ratio of time per token: the processors' own time per step with
@@ -64,7 +78,12 @@ def evaluate_targets(res: dict) -> list[dict]:
     app = res.get("mask_apply", {}).get("batch1", {})
     if app:
         ours = app["ours"]["p50"]
-        add("mask application per 129K row (CPU)", "≤ 30 µs", f"{ours:.0f} µs (xgrammar {app['xgrammar']['p50']:.0f} µs)", ours <= 30)
+        if gpu:  # ours includes the bitmask's copy to the GPU; xgrammar's row has its bitmask there already
+            add("mask application on the GPU, per row (batch 1)", "xgrammar's kernel or cheaper",
+                f"ours {ours:.0f} µs with the bitmask's copy; xgrammar's Triton kernel {app['xgrammar']['p50']:.0f} µs without it", None,
+                "a hot loop; the per-step processor time in the generate rows is the figure that counts")
+        else:
+            add("mask application per 129K row (CPU)", "≤ 30 µs", f"{ours:.0f} µs (xgrammar {app['xgrammar']['p50']:.0f} µs)", ours <= 30)
     for d, per_batch in res.get("generate", {}).items():
         for b, r in per_batch.items():
             e = r["engines"]
@@ -72,9 +91,11 @@ def evaluate_targets(res: dict) -> list[dict]:
                 continue
             ratio = e["ours"]["ratio_median"]
             n = int(b.replace("batch", ""))
-            goal = 1.02 if n == 1 else 1.05
-            note = "" if n in (1, 16) else "target is stated for batch 16"
+            goal, stated = _time_per_token_goal(gpu, n)
+            note = "" if n in (1, stated) else f"target is stated for batch {stated}"
             add(f"constrained/free time per token, {b} ({d})", f"≤ {goal}", f"{ratio:.3f}", ratio <= goal, note)
+            if gpu:
+                overheads.append((ratio, goal, b, d))
             if "xgrammar_hf" in e:
                 x = e["xgrammar_hf"]["ratio_median"]
                 add(f"ahead of xgrammar.contrib.hf, {b} ({d})", "ours < xgrammar_hf", f"{ratio:.3f} vs {x:.3f}", ratio < x)
@@ -125,7 +146,13 @@ def evaluate_targets(res: dict) -> list[dict]:
             srv["speedup_max_vs_1"] >= 4 if top >= 16 else None)
     elif srv:
         add("server throughput 16 vs 1 concurrent", "≥ 4×", "not measured", None, srv.get("reason", ""))
-    add("GPU overhead", "≤ 1 % at batch 1, ≤ 3 % at batch 64", "not measured (no GPU in this run)" if res.get("machine", {}).get("device", "cpu") == "cpu" else "see generate", None)
+    if overheads:
+        worst = max(overheads, key=lambda o: o[0] - o[1])
+        add("GPU overhead (constrained/free time per token, every dialect and batch)", "≤ 1 % at batch 1, ≤ 3 % at batch 64",
+            ", ".join(f"{b} {d} {r:.3f}" for r, _, b, d in overheads), all(r <= g for r, g, _, _ in overheads),
+            f"furthest from its goal: {worst[2]} {worst[3]}")
+    else:
+        add("GPU overhead", "≤ 1 % at batch 1, ≤ 3 % at batch 64", "not measured (no GPU in this run)" if not gpu else "no generate part in this run", None)
     return out
 
 
@@ -373,12 +400,13 @@ def plots(res: dict, out: Path, stem: str) -> list[str]:
             ys = [v for g in groups for gg, ee, v in bars if gg == g and ee == e]
             ax.bar(xs, ys, width=w, label=LABELS.get(e, e))
         ax.axhline(1.0, color="black", linewidth=1)
-        ax.axhline(1.02, color="grey", linestyle="--", linewidth=1)
+        goal = _time_per_token_goal(_on_gpu(res), 1)[0]
+        ax.axhline(goal, color="grey", linestyle="--", linewidth=1)
         ax.set_xticks([i + 0.4 - w / 2 for i in range(len(groups))])
         ax.set_xticklabels(groups, fontsize=7)
         ax.set_ylabel("time per token / free decoding")
         ax.set_ylim(bottom=min(0.8, min(v for _, _, v in bars) - 0.05))
-        ax.set_title("Constraint overhead (same run, interleaved); dashed: 1.02 target")
+        ax.set_title(f"Constraint overhead (same run, interleaved); dashed: the batch-1 target {goal}")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         save(fig, "ratios")
 
@@ -419,7 +447,7 @@ def plots(res: dict, out: Path, stem: str) -> list[str]:
 def write(res: dict, out_dir: str | Path, make_plots: bool = True) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"bench_{'cuda' if str(res['machine']['device']).startswith('cuda') else 'cpu'}"
+    stem = f"bench_{'gpu' if _on_gpu(res) else 'cpu'}"
     res["targets"] = evaluate_targets(res)
     res["plots"] = plots(res, out, stem) if make_plots else []
     (out / f"{stem}.json").write_text(json.dumps(_clean(res), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

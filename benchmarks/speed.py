@@ -399,8 +399,10 @@ def server_throughput(source: ModelSource, dialect, cfg: BenchConfig, tick=lambd
         from constrained.server.testing import BackgroundServer
     except Exception as err:  # noqa: BLE001 - the server is optional for the benchmark
         return {"status": "todo", "reason": f"constrained.server is not importable yet ({type(err).__name__}: {err})"}
+    if source.shape is not None:
+        return {"status": "skipped", "reason": "the server loads a checkpoint or the demo model, not a random shape"}
     try:
-        state = build_state(source.path, dialect.name, engine_config=EngineConfig(max_batch=max(cfg.server_concurrency), default_seed=cfg.seed),
+        state = build_state(source.checkpoint, dialect.name, engine_config=EngineConfig(max_batch=max(cfg.server_concurrency), default_seed=cfg.seed),
                             device=source.device)
     except Exception as err:  # noqa: BLE001
         return {"status": "error", "reason": f"build_state failed: {type(err).__name__}: {err}"[:400]}
@@ -489,8 +491,11 @@ def jump_forward(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: No
 
     from . import trained
 
+    if source.shape is not None:
+        return {"status": "skipped", "reason": "jump-forward is measured on the trained demo model or a checkpoint (a random model writes no calls)"}
+
     def make(jump: bool):
-        return build_state(source.path, dialect.name, device=source.device, demo_model="trained",
+        return build_state(source.checkpoint, dialect.name, device=source.device, demo_model="trained",
                            engine_config=EngineConfig(max_batch=1, default_seed=cfg.seed, jump_forward=jump))
 
     states = {jump: make(jump) for jump in (False, True)}

@@ -83,7 +83,7 @@ def run_model(source: ModelSource, dialect, cfg: BenchConfig, tick: Callable[[],
                     walks.append((case, ids))
             tick()
     return {
-        "model": "demo (random)" if source.is_demo else source.path,
+        "model": f"random weights, {source.shape or 'demo'} shape" if source.is_demo else source.path,
         "tool_choice": choice,
         "max_new_tokens": cfg.demo_max_tokens,
         "free": shares(rows["free"]),

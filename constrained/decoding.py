@@ -11,6 +11,7 @@ ones to a `GrammarBatch`, which fills every row's mask in one call (xgrammar's
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -103,6 +104,10 @@ class GrammarState:
         guards.restrict(self.matcher, bitmask, row)
 
 
+# live rows from which the batched fill uses threads (one more per 64 rows, at most one per core)
+THREADED_FILL_FROM = 128
+
+
 class GrammarBatch:
     """The token bitmask of a batch and the worker that fills it. Rows without a grammar (None),
     or whose grammar terminated, are left free."""
@@ -110,8 +115,18 @@ class GrammarBatch:
     def __init__(self, vocab_size: int, capacity: int = 1):
         self.vocab_size = vocab_size
         self.bitmask = xgr.allocate_token_bitmask(max(1, capacity), vocab_size)
-        self._batch = xgr.BatchGrammarMatcher(max_threads="auto")
+        self._batches: dict[int, xgr.BatchGrammarMatcher] = {}  # by thread count
         self._states: Sequence[GrammarState | None] = ()
+
+    def _batch(self, rows: int) -> xgr.BatchGrammarMatcher:
+        """xgrammar's batched fill with threads only for large batches: a row's fill takes a few
+        µs, waking a pool thread more. On the 16-core host of an H200, 64 rows filled in 273 µs on
+        one thread and 405 µs with xgrammar's "auto" threads (16 rows: 89 vs 674 µs)."""
+        threads = 1 if rows < THREADED_FILL_FROM else max(1, min(os.cpu_count() or 1, rows // THREADED_FILL_FROM * 2))
+        batch = self._batches.get(threads)
+        if batch is None:
+            batch = self._batches[threads] = xgr.BatchGrammarMatcher(max_threads=threads)
+        return batch
 
     def _ensure(self, rows: int) -> None:
         if rows > self.bitmask.shape[0]:
@@ -127,7 +142,7 @@ class GrammarBatch:
         self._ensure(len(states))
         try:
             if len(rows) > 1:
-                self._batch.batch_fill_next_token_bitmask([states[i].xgrammar_matcher() for i in rows], self.bitmask, indices=rows)  # type: ignore[union-attr]
+                self._batch(len(rows)).batch_fill_next_token_bitmask([states[i].xgrammar_matcher() for i in rows], self.bitmask, indices=rows)  # type: ignore[union-attr]
                 for i in rows:
                     states[i].after_fill(self.bitmask, i)  # type: ignore[union-attr]
             else:

@@ -151,30 +151,49 @@ def trained_checkpoint(dialect: str | Dialect = "kimi_k2", path: str | Path | No
     return save_checkpoint(lambda: load_trained(d, dtype=torch.float16), template, Path(path))
 
 
-def load_random(dialect: str | Dialect = "kimi_k2", *, seed: int = 0, hidden_size: int = 64, layers: int = 2, extra_markers: tuple[str, ...] = ()):
+# Real models' layer shapes, for speed measurements with random weights over the demo vocabulary
+# (`constrained bench --model random:llama-8b`): what a GPU spends per token depends on the shape,
+# not on the weights. "tiny" is the default random model's; "llama-1b" / "llama-8b" are Llama 3.2 1B's
+# and Llama 3.1 8B's layers.
+MODEL_SHAPES: dict[str, dict[str, Any]] = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True),
+    "llama-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
+                     tie_word_embeddings=True),
+    "llama-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                     tie_word_embeddings=False),
+}
+
+
+def load_random(dialect: str | Dialect = "kimi_k2", *, seed: int = 0, hidden_size: int = 64, layers: int = 2, extra_markers: tuple[str, ...] = (),
+                shape: str | None = None, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """-> (model, tokenizer): a seeded random model over `dialect`'s demo tokenizer, the harshest
-    user of a grammar (it tries everything); the same seed gives the same weights."""
+    user of a grammar (it tries everything); the same seed gives the same weights (on one device).
+    `shape` (a key of `MODEL_SHAPES`) takes a real model's layer sizes instead of the tiny default;
+    its weights are made directly on `device` in `dtype` (an 8B model never passes through the CPU)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = load_tokenizer(dialect, tuple(extra_markers))
+    if shape is not None and shape not in MODEL_SHAPES:
+        raise ValueError(f"unknown model shape {shape!r}; known: {', '.join(MODEL_SHAPES)}")
+    sizes = MODEL_SHAPES[shape] if shape else {**MODEL_SHAPES["tiny"], "hidden_size": hidden_size, "intermediate_size": hidden_size * 2,
+                                               "num_hidden_layers": layers}
     config = LlamaConfig(
         vocab_size=len(tok),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         max_position_embeddings=8192,
-        tie_word_embeddings=True,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
+        **sizes,
     )
     state = torch.random.get_rng_state()
+    default_dtype = torch.get_default_dtype()
     torch.manual_seed(seed)
     try:
-        model = LlamaForCausalLM(config).eval()
+        torch.set_default_dtype(dtype or torch.float32)
+        with torch.device(device):
+            model = LlamaForCausalLM(config).eval()
     finally:
+        torch.set_default_dtype(default_dtype)
         torch.random.set_rng_state(state)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id

@@ -51,6 +51,37 @@ def test_bench_command_is_registered():
     assert args.command == "bench" and args.preset == "quick" and args.dialects == ["hermes"] and callable(args.func)
 
 
+def test_gpu_preset_runs_a_real_shape_with_random_weights_against_the_gpu_targets():
+    """`constrained bench --gpu`: an 8B Llama shape over the demo vocabulary, batch 1 and 64, and
+    the GPU goals (≤ 1 % at batch 1, ≤ 3 % at batch 64) instead of the CPU's."""
+    from constrained import demo
+    from constrained.benchmarks.common import ModelSource, make_config
+    from constrained.benchmarks.report import evaluate_targets
+
+    args = build_parser().parse_args(["bench", "--gpu"])
+    cfg = make_config(args.preset)
+    assert (cfg.device, cfg.model, cfg.gen_batches) == ("cuda", "random:llama-8b", (1, 64))
+    source = ModelSource(cfg.model, cfg.device)
+    assert source.shape == "llama-8b" and source.is_demo and source.checkpoint is None
+    assert demo.MODEL_SHAPES["llama-8b"]["num_hidden_layers"] == 32
+    with pytest.raises(ValueError, match="unknown model shape 'llama-9b'"):
+        demo.load_random("hermes", shape="llama-9b")
+
+    def result(device: str, ratios: dict) -> dict:
+        engines = lambda r: {"free": {"ratio_median": 1.0}, "ours": {"ratio_median": r}}  # noqa: E731
+        return {"machine": {"device": device}, "generate": {"hermes": {f"batch{b}": {"engines": engines(r)} for b, r in ratios.items()}}}
+
+    goals = {t["target"]: (t["goal"], t["met"]) for t in evaluate_targets(result("cuda", {1: 1.008, 64: 1.04}))}
+    assert goals["constrained/free time per token, batch1 (hermes)"] == ("≤ 1.01", True)
+    assert goals["constrained/free time per token, batch64 (hermes)"] == ("≤ 1.03", False)
+    overhead = next(v for k, v in goals.items() if k.startswith("GPU overhead"))
+    assert overhead == ("≤ 1 % at batch 1, ≤ 3 % at batch 64", False)
+    cpu = {t["target"]: (t["goal"], t["met"]) for t in evaluate_targets(result("cpu", {1: 1.015, 16: 1.04}))}
+    assert cpu["constrained/free time per token, batch1 (hermes)"] == ("≤ 1.02", True)
+    assert cpu["constrained/free time per token, batch16 (hermes)"] == ("≤ 1.05", True)
+    assert next(v for k, v in cpu.items() if k.startswith("GPU overhead"))[1] is None  # not measured without a GPU
+
+
 def test_bench_jump_part_measures_both_paths(tmp_path):
     """Bench part `jump` on the trained model: the server's and generate's arms ran the same
     dialogues; jump-forward wrote the same calls as plain constrained decoding in fewer passes."""

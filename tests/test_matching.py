@@ -1,4 +1,5 @@
-"""Our CPU mask application equals xgrammar's, for all rows, a subset, and other dtypes."""
+"""Our mask application equals xgrammar's, for all rows, a subset, and other dtypes: the CPU paths,
+and the GPU path's torch ops (run here on CPU tensors: the same ops)."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import xgrammar as xgr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constrained.masks import apply_bitmask_
+from constrained.masks import _apply_on_device, apply_bitmask_
 
 V = 129_284  # the demo vocabulary: not a multiple of 32, so the last bitmask word is partial
 
@@ -79,3 +80,24 @@ def test_every_path_matches_the_bitmask(kinds, seed, dtype):
     apply_bitmask_(scores, bitmask)
     assert torch.equal(scores, expected.to(dtype))
     assert [int(torch.isfinite(scores[r]).sum()) for r in range(len(rows))] == [len(a) for a in rows]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**16), dtype=st.sampled_from([torch.float32, torch.bfloat16, torch.float16]),
+       n=st.integers(1, 4), data=st.data())
+def test_the_gpu_path_matches_the_bitmask(seed, dtype, n, data):
+    """`_apply_on_device` (the GPU's path: AND with each bit's value, compare, masked fill) forbids
+    exactly the tokens whose bits are 0, in the rows given, and leaves the other rows alone; the
+    padding bits past the vocabulary never touch a token."""
+    rows = data.draw(st.one_of(st.none(), st.lists(st.integers(0, n - 1), unique=True, max_size=n)))
+    g = torch.Generator().manual_seed(seed)
+    bitmask = torch.randint(-(2**31), 2**31 - 1, (n, (V + 31) // 32), dtype=torch.int32, generator=g)
+    scores = torch.randn(n, V, generator=g).to(dtype)
+    bits = np.unpackbits(bitmask.numpy().view(np.uint8), axis=1, bitorder="little")[:, :V].astype(bool)
+    masked = set(range(n)) if rows is None else set(rows)
+    for r in range(n):
+        if r not in masked:
+            bits[r] = True
+    expected = torch.where(torch.from_numpy(bits), scores, torch.tensor(float("-inf"), dtype=dtype))
+    _apply_on_device(scores, bitmask, rows)
+    assert torch.equal(scores, expected)

@@ -34,7 +34,7 @@ from .budget import Closer, margin_for, token_lengths
 from .dialect import Dialect
 from .grammar import GrammarOptions, build_ebnf
 from .guards import matcher as guarded_matcher
-from .tokenizer import serial
+from .tokenizer import ForcedTokens, serial
 from .types import Tool, as_tools
 
 
@@ -204,6 +204,12 @@ class GrammarCache:
                 # the closer encodes on the engine's thread and on request threads: one user at a time
                 self._closers[key] = Closer(serial(self.tokenizer), dialect, self.vocab_size, stop_ids, self._dialect(dialect)[0], self._token_chars)
             return self._closers[key]
+
+    @functools.cached_property
+    def forced_tokens(self) -> ForcedTokens:
+        """How jump-forward tokenizes forced text with this tokenizer (reading its added tokens
+        takes ~0.7 ms on the demo's 129K vocabulary: once per tokenizer, not per `generate`)."""
+        return ForcedTokens(serial(self.tokenizer))
 
     @functools.cached_property
     def decoded_vocab(self) -> list[bytes]:

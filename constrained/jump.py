@@ -30,7 +30,6 @@ from typing import Any
 import torch
 
 from .processor import ToolCallLogitsProcessor
-from .tokenizer import ForcedTokens
 
 
 def jump_forward(model: Any, input_ids: torch.LongTensor, logits_processor: Any, stopping_criteria: Any, generation_config: Any,
@@ -62,7 +61,7 @@ def jump_forward(model: Any, input_ids: torch.LongTensor, logits_processor: Any,
     pad_id = int(pad) if pad is not None else (eos[0] if eos else 0)
     others = [c for c in stopping_criteria if not isinstance(c, MaxLengthCriteria)]  # lengths are counted per row here
 
-    feedable = ForcedTokens(proc.tokenizer)
+    feedable = proc.cache.forced_tokens
 
     proc.start(batch, cfg, prompt_length)
     states = proc.states

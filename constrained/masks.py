@@ -79,6 +79,16 @@ def _apply_on_device(scores: torch.Tensor, bitmask: torch.Tensor, rows: Sequence
     scores.masked_fill_(forbidden, float("-inf"))
 
 
+def forbid_past_bitmask(scores: torch.Tensor, bitmask: torch.Tensor, rows: Sequence[int] | None) -> torch.Tensor:
+    """Set the ids past what the bitmask covers to -inf (in the rows given) and return the view of
+    the scores it covers (the masks then write into the caller's tensor through it)."""
+    covered = bitmask.shape[-1] * 32
+    if scores.shape[-1] <= covered:
+        return scores
+    scores[slice(None) if rows is None else list(rows), covered:] = float("-inf")
+    return scores[:, :covered]
+
+
 def apply_bitmask_(scores: torch.Tensor, bitmask: torch.Tensor, rows: Sequence[int] | None = None) -> None:
     """Set the logits of tokens the bitmask forbids to -inf, in place.
 
@@ -86,9 +96,11 @@ def apply_bitmask_(scores: torch.Tensor, bitmask: torch.Tensor, rows: Sequence[i
     tool-call states) keep just those, through numpy views (a torch indexing call costs several
     µs; xgrammar's kernel writes every forbidden token: ~465 µs for such a row); the other rows
     (inside a string: many allowed) go to `xgrammar.apply_token_bitmask_inplace` in one call, or,
-    for dtypes other than float32, one table lookup per bitmask byte plus one add. On GPU
-    xgrammar's kernel is used.
+    for dtypes other than float32, one table lookup per bitmask byte plus one add. On a GPU:
+    `_apply_on_device`. Token ids past what the bitmask covers (a model whose embedding has more
+    rows than the tokenizer has tokens) are forbidden: no grammar writes them.
     """
+    scores = forbid_past_bitmask(scores, bitmask, rows)
     if scores.device.type != "cpu":
         _apply_on_device(scores, bitmask, rows)
         return

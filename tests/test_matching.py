@@ -8,7 +8,7 @@ import xgrammar as xgr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constrained.masks import _apply_on_device, apply_bitmask_
+from constrained.masks import _apply_on_device, apply_bitmask_, forbid_past_bitmask
 
 V = 129_284  # the demo vocabulary: not a multiple of 32, so the last bitmask word is partial
 
@@ -101,3 +101,23 @@ def test_the_gpu_path_matches_the_bitmask(seed, dtype, n, data):
     expected = torch.where(torch.from_numpy(bits), scores, torch.tensor(float("-inf"), dtype=dtype))
     _apply_on_device(scores, bitmask, rows)
     assert torch.equal(scores, expected)
+
+
+@pytest.mark.parametrize("device_path", [False, True], ids=["cpu", "gpu_path"])
+@pytest.mark.parametrize("rows", [None, [1]])
+def test_ids_past_the_bitmask_are_forbidden(device_path, rows):
+    """A model's embedding can have more rows than its tokenizer has tokens (padded vocabularies):
+    the scores are wider than the bitmask, and the ids past it are no grammar's tokens."""
+    vocab, width = 1000, 1100
+    bitmask = xgr.allocate_token_bitmask(2, vocab)
+    bitmask[:] = 0
+    bitmask[:, 0] = 0b101  # tokens 0 and 2
+    scores = torch.zeros(2, width)
+    if device_path:  # apply_bitmask_'s GPU branch, taken on CPU tensors
+        _apply_on_device(forbid_past_bitmask(scores, bitmask, rows), bitmask, rows)
+    else:
+        apply_bitmask_(scores, bitmask, rows)
+    masked = [0, 1] if rows is None else rows
+    for r in range(2):
+        finite = torch.isfinite(scores[r]).nonzero().flatten().tolist()
+        assert finite == ([0, 2] if r in masked else list(range(width)))

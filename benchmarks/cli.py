@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from .config import PRESETS, BenchConfig, make_config
+from .config import PRESETS, RANDOM_PREFIX, BenchConfig, make_config
 
 PARTS = ("trained", "validity", "mask", "generate", "json_args", "ttft", "compile", "server", "jump")
 
@@ -54,7 +54,7 @@ def _handler(args: argparse.Namespace) -> int:
                       torch_threads=args.torch_threads)
     if args.no_plots:
         cfg.plots = False
-    if cfg.model and not cfg.model.startswith("random:") and not cfg.dialects:
+    if cfg.model and not cfg.model.startswith(RANDOM_PREFIX) and not cfg.dialects:
         print("constrained bench: with --model, name the model's dialect with --dialects", file=sys.stderr)
         return 2
     res = run(cfg)

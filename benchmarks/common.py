@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 MASKBENCH = Path(os.environ.get("CONSTRAINED_MASKBENCH", "/work/shared/data/maskbench"))
 
 
-from .config import PRESETS, BenchConfig, make_config  # noqa: E402,F401  (re-exported)
+from .config import PRESETS, RANDOM_PREFIX, BenchConfig, make_config  # noqa: E402,F401  (re-exported)
 
 
 # -- machine -------------------------------------------------------------------------------------
@@ -399,9 +399,6 @@ def shares(rows: list[dict], keys=("parsed", "valid", "exact", "canonical", "fin
 
 
 # -- models --------------------------------------------------------------------------------------
-RANDOM_PREFIX = "random:"  # --model random:<shape>: a real model's shape, random weights (demo.MODEL_SHAPES)
-
-
 class ModelSource:
     """The demo model per dialect; one local checkpoint for every dialect; or, with
     `random:<shape>` (`constrained.demo.MODEL_SHAPES`), a real model's layer shape with random
@@ -412,6 +409,7 @@ class ModelSource:
         self.path, self.device = path, device
         self.shape = path[len(RANDOM_PREFIX):] if path and path.startswith(RANDOM_PREFIX) else None
         self._cache: dict = {}
+        self._shape_model: Any = None  # with a shape: the one model every dialect shares
 
     @property
     def is_demo(self) -> bool:
@@ -433,10 +431,10 @@ class ModelSource:
                 # markers (its own first), so all have the same vocabulary size
                 markers = demo.all_markers()
                 tok = demo.load_tokenizer(dialect_name, markers)
-                if "shape" not in self._cache:
+                if self._shape_model is None:
                     dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-                    self._cache["shape"] = demo.load_random(dialect_name, shape=self.shape, extra_markers=markers, device=self.device, dtype=dtype)[0]
-                model = self._cache["shape"]
+                    self._shape_model = demo.load_random(dialect_name, shape=self.shape, extra_markers=markers, device=self.device, dtype=dtype)[0]
+                model = self._shape_model
             elif self.is_demo:
                 from constrained import demo
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+RANDOM_PREFIX = "random:"  # --model random:<shape>: a real model's shape, random weights (demo.MODEL_SHAPES)
+
 
 # -- configuration -------------------------------------------------------------------------------
 @dataclass

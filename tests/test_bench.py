@@ -82,6 +82,22 @@ def test_gpu_preset_runs_a_real_shape_with_random_weights_against_the_gpu_target
     assert next(v for k, v in cpu.items() if k.startswith("GPU overhead"))[1] is None  # not measured without a GPU
 
 
+def test_a_random_shape_is_one_model_shared_by_every_dialect(tmp_path):
+    """`--model random:<shape>` (here the tiny shape, on CPU): each dialect gets its own tokenizer
+    over the same vocabulary and the same model, and the generate part runs through it."""
+    from constrained.benchmarks.cli import run
+    from constrained.benchmarks.common import ModelSource, make_config
+
+    source = ModelSource("random:tiny", "cpu")
+    (kimi_model, kimi_tok), (hermes_model, hermes_tok) = source.load("kimi_k2"), source.load("hermes")
+    assert kimi_model is hermes_model and kimi_tok is not hermes_tok and len(kimi_tok) == len(hermes_tok) == kimi_model.config.vocab_size
+    cfg = make_config("gpu", device="cpu", model="random:tiny", gen_batches=[1], gen_reps=1, out=str(tmp_path), parts=["generate"])
+    res = run(cfg, progress=False)
+    assert sorted(res["generate"]) == ["hermes", "kimi_k2"]
+    assert all(r["batch1"]["same_tokens_in_every_mode"] for r in res["generate"].values())
+    assert (tmp_path / "bench_cpu.json").exists()
+
+
 def test_bench_jump_part_measures_both_paths(tmp_path):
     """Bench part `jump` on the trained model: the server's and generate's arms ran the same
     dialogues; jump-forward wrote the same calls as plain constrained decoding in fewer passes."""

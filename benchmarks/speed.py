@@ -247,15 +247,20 @@ def generate_ratio(source: ModelSource, dialect, cfg: BenchConfig, tick=lambda: 
 
 def json_args_ratio(source: ModelSource, dialect_name: str, cfg: BenchConfig, tick=lambda: None) -> dict:
     """The arguments JSON schema alone, through every engine that can express it."""
+    from constrained import dialect as registry
+    from constrained.chat import prepare_history, render_prompt
+
     from .baselines import JSON_ENGINES, engine_available, json_schema_factory
 
     model, tok = source.load(dialect_name)
     schema = LONG_TOOL["function"]["parameters"]
     text = json.dumps(long_arguments(cfg.gen_items))
     ref = tok.encode(text, add_special_tokens=False) + [tok.eos_token_id]
-    prompt = "<|im_start|>user\nRecord the items as JSON.<|im_end|>\n<|im_start|>assistant\n"
+    ask = [{"role": "user", "content": "Record the items as JSON."}]
+    d = registry.get(dialect_name)
+    prompt = render_prompt(d, prepare_history(ask, d))
     if not source.is_demo and getattr(tok, "chat_template", None):
-        prompt = tok.apply_chat_template([{"role": "user", "content": "Record the items as JSON."}], tokenize=False, add_generation_prompt=True)
+        prompt = tok.apply_chat_template(ask, tokenize=False, add_generation_prompt=True)
     skipped, factories = {}, {}
     setup_s = {}
     for e in JSON_ENGINES:

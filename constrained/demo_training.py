@@ -57,31 +57,38 @@ def dialect_weights(names: Sequence[str]) -> list[float]:
 
 def examples(tokenizer: Any, config: TrainingConfig, names: Sequence[str]) -> Iterator[tuple[list[int], list[int]]]:
     """(token ids, labels) of random dialogues in random dialects; labels are -100 outside what
-    the assistant writes, else the next token. Each assistant turn is tokenized on its own, as a
-    server sees it: the prompt ends with the turn's opening (`<|im_start|>assistant\\n`) and the
-    model's first token starts the answer. Tokenized whole, `\\n` + `\\n\\n<` would merge across
-    that boundary into one token the model never meets at inference (answers that start with
-    whitespace, such as DeepSeek V3.2's `\\n\\n<｜DSML｜function_calls>`, were then skipped)."""
+    the assistant writes, else the next token. What the assistant writes is tokenized apart from
+    the prompt around it, as a server sees it: the prompt ends with the turn's opening and the
+    model's first token starts the answer. Tokenized whole, a `\\n` that ends the opening and one
+    that starts the answer would merge into a token the model never meets at inference (answers
+    that start with whitespace, such as DeepSeek V3.2's `\\n\\n<｜DSML｜function_calls>`, were then
+    skipped)."""
     rng = random.Random(config.seed)
     words = dialogues.vocabulary_words(tokenizer)
     weights = dialect_weights(names)
     dialects = [registry.get(n) for n in names]
     while True:
         d = rng.choices(dialects, weights)[0]
-        text = dialogues.render(d, dialogues.make_dialogue(rng, words))
         ids, written = [], []  # written: does the assistant write this token
-        pos = 0
-        for a, b in [*dialogues.assistant_spans(text), (len(text), len(text))]:
-            for segment, mine in ((text[pos:a], False), (text[a:b], True)):
-                if segment:
-                    part = tokenizer(segment, add_special_tokens=False)["input_ids"]
-                    ids += part
-                    written += [mine] * len(part)
-            pos = b
+        for segment, mine in _merged(dialogues.segments(d, dialogues.make_dialogue(rng, words))):
+            part = tokenizer(segment, add_special_tokens=False)["input_ids"]
+            ids += part
+            written += [mine] * len(part)
         if len(ids) > config.max_tokens:
             continue
         labels = [ids[i + 1] if written[i + 1] else -100 for i in range(len(ids) - 1)] + [-100]
         yield ids, labels
+
+
+def _merged(parts: Sequence[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """Neighbouring segments of the same side joined (each side is tokenized in one piece)."""
+    out: list[tuple[str, bool]] = []
+    for text, mine in parts:
+        if out and out[-1][1] == mine:
+            out[-1] = (out[-1][0] + text, mine)
+        else:
+            out.append((text, mine))
+    return out
 
 
 def build_model(tokenizer: Any, config: TrainingConfig):
@@ -152,7 +159,8 @@ def save(model: Any, tokenizer: Any, config: TrainingConfig, markers: Sequence[s
     weights' sha256."""
     out.mkdir(parents=True, exist_ok=True)
     model = model.to(torch.float16)
-    model.generation_config.eos_token_id = [tokenizer.convert_tokens_to_ids(dialogues.TURN_END), tokenizer.eos_token_id]
+    stops = dict.fromkeys(t for n in registry.names() for t in registry.get(n).chat.stop_tokens)  # any family's end of turn
+    model.generation_config.eos_token_id = list(dict.fromkeys([*tokenizer.convert_tokens_to_ids(list(stops)), tokenizer.eos_token_id]))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out, safe_serialization=True)
     digest = weights_hash(out)

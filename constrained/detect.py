@@ -3,8 +3,9 @@
 The template renders a probe conversation whose assistant turn makes two tool calls
 (`get_weather(city="Paris", days=2)`, `search(q="x")`); each dialect's renderer writes the same
 calls; a dialect matches when its text appears in the template's, exactly or up to whitespace.
-Formats that render alike (hermes, qwen3_json, granite4) are told apart by the special tokens the
-vocabulary has. No match is an error that lists the closest candidates. A template that writes
+Formats that render calls alike are told apart by the rest of the conversation: how many of
+the dialect's chat format's openings (user, assistant, tool result) and its end of turn the
+template writes (granite4's roles are not hermes's), then by the special tokens the vocabulary has. No match is an error that lists the closest candidates. A template that writes
 calls as `prefix NAME sep ARGUMENTS suffix` with JSON arguments, in none of the declared forms,
 gives a dialect derived from it. A checkpoint without a chat template can only be guessed from its
 special tokens, with a warning.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +69,21 @@ def probe_renders(tokenizer: Any, calls: Sequence[tuple[str, dict]] = PROBE_CALL
     return list(dict.fromkeys(r for r in renders if r))
 
 
+def _with_result(calls: Sequence[tuple[str, dict]]) -> list[dict]:
+    """The probe conversation with the first call's result after it."""
+    ids = _ID_STYLES[0]
+    return [*_messages(calls, ids), {"role": "tool", "tool_call_id": ids(calls[0][0], 0), "name": calls[0][0], "content": "sunny"}]
+
+
+def _chat_fit(d: Dialect, renders: Sequence[str]) -> int:
+    """How many of the marks of `d`'s chat format (the user's and the assistant's openings, a
+    tool result's, the end of turn) the template's renders write."""
+    fmt = d.chat
+    result = fmt.tool_run[0] + fmt.tool[0] + next(iter(string.Formatter().parse(fmt.tool_result)))[0]
+    marks = [m for m in (fmt.user[0], fmt.assistant[0], result, fmt.stop) if m.strip()]
+    return sum(1 for m in marks if any(m in r for r in renders))
+
+
 def _squeeze(text: str) -> str:
     return _SPACE.sub("", text)
 
@@ -101,6 +118,7 @@ def detect(tokenizer: Any, dialects: Sequence[Dialect] | None = None) -> Detecti
     if not renders:
         raise DetectionError("the chat template failed on every probe conversation with tool calls; pass --dialect NAME")
     scored = []
+    conversation = renders + [r for r in [_render(tokenizer, _with_result(calls))] if r]
     for d in dialects:
         text = d.render_calls([{"function": {"name": n, "arguments": a}} for n, a in calls], 0, PROBE_TOOLS)
         exact = any(text in r for r in renders)
@@ -108,7 +126,7 @@ def detect(tokenizer: Any, dialects: Sequence[Dialect] | None = None) -> Detecti
         if loose:
             present = _special_tokens_present(d, vocab)
             share = present / len(d.special_tokens) if d.special_tokens else 1.0
-            scored.append(((exact, present, share), d))
+            scored.append(((exact, _chat_fit(d, conversation), present, share), d))
     if scored:
         # best first: exact over loose, more special tokens present, a larger share of them;
         # then fewer declared (more specific), then by name (aliases of one format: the first)
@@ -117,8 +135,8 @@ def detect(tokenizer: Any, dialects: Sequence[Dialect] | None = None) -> Detecti
         best_score, best = scored[0]
         ties = [d.name for score, d in scored[1:] if score == best_score]
         how = "exactly" if best_score[0] else "up to whitespace"
-        reason = (f"its chat template writes the probe's tool calls {how} as {best.name} does"
-                  f" ({best_score[1]} of {len(best.special_tokens)} of its special tokens in the vocabulary)")
+        reason = (f"its chat template writes the probe's tool calls {how} as {best.name} does, and {best_score[1]} marks of "
+                  f"its chat format ({best.chat.family}); {best_score[2]} of {len(best.special_tokens)} of its special tokens are in the vocabulary")
         others = [d.name for _, d in scored[1:]]
         if ties:
             reason += f"; {', '.join(ties)} match equally (the same format)"

@@ -36,6 +36,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Literal
 
+from .chat_format import CHATML, ChatFormat
 from .codecs import ArgumentCodec, get_codec
 from .types import Tool, ToolCall, as_tools
 
@@ -118,6 +119,8 @@ class Dialect:
     # Markers that wrap free text (Harmony's final channel); only with calls_are_whole_output.
     content_wrapper: tuple[str, str] | None = None
     models: str = ""  # the model families that write this format (README table)
+    # How the family lays out the conversation around the calls (roles, tool list, results, end of turn).
+    chat: ChatFormat = CHATML
     example_tools: tuple = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -159,9 +162,9 @@ class Dialect:
     @property
     def vocab_markers(self) -> tuple[str, ...]:
         """Markers a real model of this family has as tokens (the demo tokenizer adds them): its
-        special tokens. Other markup stays text, so a tokenizer that knows only the declared
-        tokens spells it as the real one does."""
-        return self.special_tokens
+        chat format's and its calls' special tokens. Other markup stays text, so a tokenizer that
+        knows only the declared tokens spells it as the real one does."""
+        return tuple(dict.fromkeys((*self.chat.special_tokens, *self.special_tokens)))
 
     def name_problems(self, name: str, argument_names: Sequence[str] = ()) -> list[str]:
         """What this dialect cannot write about a tool's name and argument names ([]: nothing)."""

@@ -4,9 +4,9 @@ scores it against.
 A dialogue is OpenAI messages plus tools: a user request whose values (a city, a name, a number)
 the fitting tool call copies into its arguments, the tool's result, and a short final answer that
 reports it. Some dialogues have no fitting tool (the answer is text) or no tools at all; some turns
-call two tools at once. `render` writes a dialogue in a dialect's format through our chat
-template (`chat.render_prompt`), so the model sees each family's call syntax exactly as the
-grammar and the parser read it; `assistant_spans` marks the text the model must learn to write.
+call two tools at once. `segments` writes a dialogue in the dialect's chat format
+(`chat.render_segments`: the family's roles and end of turn, calls in the dialect's syntax exactly
+as the grammar and the parser read them), and marks the text the model must learn to write.
 
 Values come from word lists (cities, names, topics) and from a few hundred words of the
 tokenizer's vocabulary. A value is spelled with other tokens in a request (` Beijing`) than in a
@@ -22,12 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .chat import prepare_history, render_prompt
+from .chat import Segment, prepare_history, render_segments
 from .dialect import Dialect
-
-# The text that opens and ends an assistant turn in our chat template.
-ASSISTANT_OPEN = "<|im_start|>assistant\n"
-TURN_END = "<|im_end|>"
 
 CITIES = (
     "Beijing", "Shanghai", "San Francisco", "Paris", "London", "Tokyo", "New York", "Berlin", "Madrid", "Rome",
@@ -256,30 +252,25 @@ def _filled(spec: ToolSpec, args: dict, rng: random.Random, word: Callable[[rand
     return {p.name: args[p.name] if p.name in args else p.value(rng, word) for p in spec.params}
 
 
-def render(dialect: Dialect, dialogue: Dialogue) -> str:
-    """The whole conversation in our chat template, calls in the dialect's syntax."""
+def segments(dialect: Dialect, dialogue: Dialogue) -> list[Segment]:
+    """The whole conversation in the dialect's chat format, cut where what the assistant writes
+    (each turn's text or calls, and the token that ends it) begins and ends."""
     messages = dialogue.messages
     if dialogue.results_without_call and not dialect.fresh_call_ids and dialect.call_id != "random":
         names = [c["name"] for c in dialogue.calls]
         results = [m for m in messages if m["role"] == "tool"]
         messages = [messages[0]] + [{**m, "tool_call_id": dialect.make_call_id(n, k)} for k, (m, n) in enumerate(zip(results, names))] + [messages[-1]]
-    return render_prompt(dialect, prepare_history(messages, dialect), dialogue.tools, add_generation_prompt=False)
+    return render_segments(dialect, prepare_history(messages, dialect), dialogue.tools, add_generation_prompt=False, close_last_turn=True)
+
+
+def render(dialect: Dialect, dialogue: Dialogue) -> str:
+    """The whole conversation in the dialect's chat format."""
+    return "".join(text for text, _ in segments(dialect, dialogue))
 
 
 def prompt_and_reference(dialect: Dialect, dialogue: Dialogue) -> tuple[str, str]:
     """(the prompt up to the first assistant turn, that turn's reference text with its end)."""
-    text = render(dialect, dialogue)
-    start = text.index(ASSISTANT_OPEN) + len(ASSISTANT_OPEN)
-    end = text.index(TURN_END, start)
-    return text[:start], text[start:end + len(TURN_END)]
-
-
-def assistant_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of what the model writes: each assistant turn's body and its end marker."""
-    spans, pos = [], 0
-    while (start := text.find(ASSISTANT_OPEN, pos)) >= 0:
-        body = start + len(ASSISTANT_OPEN)
-        end = text.index(TURN_END, body) + len(TURN_END)
-        spans.append((body, end))
-        pos = end
-    return spans
+    parts = segments(dialect, dialogue)
+    first = next(i for i, (_, written) in enumerate(parts) if written)
+    end = next((i for i in range(first, len(parts)) if not parts[i][1]), len(parts))
+    return "".join(text for text, _ in parts[:first]), "".join(text for text, _ in parts[first:end])

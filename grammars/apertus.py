@@ -1,6 +1,7 @@
 """Swiss AI Apertus: a JSON list of one-key objects {NAME: arguments} between <|tools_prefix|> and
 <|tools_suffix|> (examples/tool_chat_template_apertus.jinja)."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 APERTUS = Dialect(
@@ -13,4 +14,5 @@ APERTUS = Dialect(
     call_separator=", ",
     special_tokens=("<|tools_prefix|>", "<|tools_suffix|>", "<|inner_prefix|>", "<|inner_suffix|>"),
     reasoning=("<|inner_prefix|>", "<|inner_suffix|>"),
+    chat=chat_format.APERTUS,
 )

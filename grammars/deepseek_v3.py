@@ -1,6 +1,7 @@
 """DeepSeek-V3 / V3-0324 / R1 / R1-0528: `function<｜tool▁sep｜>NAME` then the arguments in a json
 fence. vLLM's regex has no DOTALL, so the arguments must be one line (the json codec's form)."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 DEEPSEEK_V3 = Dialect(
@@ -14,4 +15,5 @@ DEEPSEEK_V3 = Dialect(
     special_tokens=("<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>",
                     "<think>", "</think>"),
     reasoning=("<think>", "</think>"),
+    chat=chat_format.DEEPSEEK_V3,
 )

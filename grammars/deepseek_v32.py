@@ -1,6 +1,7 @@
 """DeepSeek-V3.2 (DSML): <｜DSML｜invoke name="N"> with one <｜DSML｜parameter name="K" string="true|false">
 per argument: "true" for a raw string, "false" for JSON (tokenizers/deepseek_v32_encoding.py)."""
 
+from constrained import chat_format
 from constrained.codecs.xml import XmlArguments
 from constrained.dialect import Dialect
 
@@ -16,4 +17,5 @@ DEEPSEEK_V32 = Dialect(
     reasoning=("<think>", "</think>"),
     # ｜DSML｜ is one token of the DeepSeek vocabulary; the tags around it are text
     special_tokens=("｜DSML｜", "<think>", "</think>"),
+    chat=chat_format.DEEPSEEK_V32,
 )

@@ -1,6 +1,7 @@
 """DeepSeek-V4.1: DSML with a space after the marker in every tag (`<｜DSML｜ calls>`,
 `<｜DSML｜ invoke`, `<｜DSML｜ parameter`; tokenizers/deepseek_v41_encoding.py)."""
 
+from constrained import chat_format
 from constrained.codecs.xml import XmlArguments
 from constrained.dialect import Dialect
 from constrained.grammars.deepseek_v32 import DEEPSEEK_V32
@@ -16,4 +17,5 @@ DEEPSEEK_V41 = Dialect(
     arguments=XmlArguments('<｜DSML｜ parameter name="{key}" string="{string}">{value}</｜DSML｜ parameter>', separator="\n"),
     reasoning=DEEPSEEK_V32.reasoning,
     special_tokens=DEEPSEEK_V32.special_tokens,
+    chat=chat_format.DEEPSEEK_V32,
 )

@@ -1,5 +1,6 @@
 """rednote dots.llm: <dots_function_call> with MiniMax-style <invoke>/<parameter> elements."""
 
+from constrained import chat_format
 from constrained.codecs.xml import XmlArguments
 from constrained.dialect import Dialect
 
@@ -12,4 +13,5 @@ DOTS = Dialect(
     call_template='<invoke name="{name}">\n{arguments}</invoke>\n',
     arguments=XmlArguments('<parameter name="{key}">{value}</parameter>\n'),
     special_tokens=("<dots_function_call>", "</dots_function_call>"),
+    chat=chat_format.DOTS,
 )

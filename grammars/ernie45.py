@@ -1,5 +1,6 @@
 """Baidu ERNIE-4.5 (thinking): <tool_call> JSON blocks, each followed by a newline."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 ERNIE45 = Dialect(
@@ -9,4 +10,5 @@ ERNIE45 = Dialect(
     call_template='<tool_call>\n{{"name": "{name}", "arguments": {arguments}}}\n</tool_call>\n',
     special_tokens=("<tool_call>", "</tool_call>", "<think>", "</think>"),
     reasoning=("<think>", "</think>"),
+    chat=chat_format.ERNIE,
 )

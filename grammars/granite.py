@@ -1,5 +1,6 @@
 """IBM Granite 3.x: <|tool_call|> then a JSON array of {"name", "arguments"} (no closing marker)."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 GRANITE = Dialect(
@@ -11,4 +12,5 @@ GRANITE = Dialect(
     call_template='{{"name": "{name}", "arguments": {arguments}}}',
     call_separator=", ",
     special_tokens=("<|tool_call|>",),
+    chat=chat_format.GRANITE3,
 )

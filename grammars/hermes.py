@@ -1,5 +1,6 @@
 """Hermes / Qwen2.5 / Qwen3: each call its own <tool_call> block, blocks separated by a newline."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 HERMES = Dialect(
@@ -12,4 +13,5 @@ HERMES = Dialect(
     # single tokens in Qwen2.5/Qwen3 vocabularies; a tokenizer without them gets them spelled
     special_tokens=("<tool_call>", "</tool_call>", "<think>", "</think>"),
     reasoning=("<think>", "</think>"),
+    chat=chat_format.CHATML,
 )

@@ -2,7 +2,8 @@
 
 from dataclasses import replace
 
+from constrained import chat_format
 from constrained.grammars.jamba import JAMBA
 
-HUNYUAN_A13B = replace(JAMBA, name="hunyuan_a13b", models="Hunyuan-A13B", special_tokens=("<tool_calls>", "</tool_calls>", "<think>", "</think>"),
+HUNYUAN_A13B = replace(JAMBA, chat=chat_format.HUNYUAN, name="hunyuan_a13b", models="Hunyuan-A13B", special_tokens=("<tool_calls>", "</tool_calls>", "<think>", "</think>"),
                        reasoning=("<think>", "</think>"))

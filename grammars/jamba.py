@@ -1,5 +1,6 @@
 """AI21 Jamba 1.5/1.6: a JSON array of calls inside <tool_calls> (both single tokens)."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 JAMBA = Dialect(
@@ -11,4 +12,5 @@ JAMBA = Dialect(
     call_template='{{"name": "{name}", "arguments": {arguments}}}',
     call_separator=", ",
     special_tokens=("<tool_calls>", "</tool_calls>"),
+    chat=chat_format.JAMBA,
 )

@@ -1,6 +1,7 @@
 """Kimi-K2 (Moonshot): all five markers are special tokens; the id `functions.NAME:IDX` counts the
 tool calls of the whole conversation, so the grammar forces IDX (seeds 000-002)."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 KIMI_K2 = Dialect(
@@ -23,4 +24,5 @@ KIMI_K2 = Dialect(
     reasoning=("<think>", "</think>"),
     section_ends_reasoning=True,
     call_id="functions.{name}:{index}",
+    chat=chat_format.KIMI,
 )

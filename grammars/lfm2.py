@@ -1,5 +1,6 @@
 """Liquid LFM2 / LFM2.5: a Python call list between <|tool_call_start|> and <|tool_call_end|>."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 LFM2 = Dialect(
@@ -12,4 +13,5 @@ LFM2 = Dialect(
     call_separator=", ",
     arguments="python",
     special_tokens=("<|tool_call_start|>", "<|tool_call_end|>"),
+    chat=chat_format.LFM2,
 )

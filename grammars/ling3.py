@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+from constrained import chat_format
 from constrained.grammars.glm47 import GLM47
 
-LING3 = replace(GLM47, name="ling3", models="Ling 3")
+LING3 = replace(GLM47, chat=chat_format.LING, name="ling3", models="Ling 3")

@@ -2,6 +2,7 @@
 parser needs a non-empty separator between two objects (back to back, `}{`, it loses both), so
 calls are joined by "; "."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 LLAMA3_JSON = Dialect(
@@ -12,4 +13,5 @@ LLAMA3_JSON = Dialect(
     call_separator="; ",
     calls_are_whole_output=True,
     special_tokens=("<|python_tag|>",),
+    chat=chat_format.LLAMA3,
 )

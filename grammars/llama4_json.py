@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+from constrained import chat_format
 from constrained.grammars.llama3_json import LLAMA3_JSON
 
-LLAMA4_JSON = replace(LLAMA3_JSON, name="llama4_json", models="Llama 4 (JSON)")
+LLAMA4_JSON = replace(LLAMA3_JSON, chat=chat_format.LLAMA4, name="llama4_json", models="Llama 4 (JSON)")

@@ -1,5 +1,6 @@
 """Meituan LongCat-Flash: hermes blocks with <longcat_tool_call> tags."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 LONGCAT = Dialect(
@@ -10,4 +11,5 @@ LONGCAT = Dialect(
     call_separator="\n",
     special_tokens=("<longcat_tool_call>", "</longcat_tool_call>", "<think>", "</think>"),
     reasoning=("<think>", "</think>"),
+    chat=chat_format.LONGCAT,
 )

@@ -1,5 +1,6 @@
 """Xiaomi MiMo-V2: the Qwen3 XML layout with no newlines at all; values verbatim."""
 
+from constrained import chat_format
 from constrained.codecs.xml import XmlArguments
 from constrained.dialect import Dialect
 
@@ -11,4 +12,5 @@ MIMO = Dialect(
     arguments=XmlArguments("<parameter={key}>{value}</parameter>"),
     special_tokens=("<tool_call>", "</tool_call>", "<think>", "</think>"),
     reasoning=("<think>", "</think>"),
+    chat=chat_format.CHATML,
 )

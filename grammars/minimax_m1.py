@@ -1,6 +1,7 @@
 """MiniMax-M1: one single-line JSON object per call inside <tool_calls> ... </tool_calls>, exactly
 what the reference parser of seed 003 reads (it `json.loads` each line)."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 MINIMAX_M1 = Dialect(
@@ -14,4 +15,5 @@ MINIMAX_M1 = Dialect(
     # forced as single tokens where the tokenizer has them, spelled otherwise
     special_tokens=("<tool_calls>", "</tool_calls>", "<think>", "</think>"),
     reasoning=("<think>", "</think>"),
+    chat=chat_format.MINIMAX_M1,
 )

@@ -1,6 +1,7 @@
 """MiniMax-M2 / M2.1 / M2.5: <minimax:tool_call> with one <invoke name="N"> per call and
 <parameter name="K">V</parameter> per argument (the M2 template's newlines)."""
 
+from constrained import chat_format
 from constrained.codecs.xml import XmlArguments
 from constrained.dialect import Dialect
 
@@ -14,4 +15,5 @@ MINIMAX_M2 = Dialect(
     arguments=XmlArguments('<parameter name="{key}">{value}</parameter>\n'),
     special_tokens=("<minimax:tool_call>", "</minimax:tool_call>", "<think>", "</think>"),
     reasoning=("<think>", "</think>"),
+    chat=chat_format.MINIMAX_M2,
 )

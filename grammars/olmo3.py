@@ -1,5 +1,6 @@
 """AllenAI OLMo 3: Python calls, one per line, inside <function_calls>."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 OLMO3 = Dialect(
@@ -11,4 +12,5 @@ OLMO3 = Dialect(
     call_template="{name}({arguments})",
     call_separator="\n",
     arguments="python",
+    chat=chat_format.OLMO3,
 )

@@ -2,6 +2,7 @@
 functions.NAME ended by <|call|>, a stop token, so one call per turn; a text answer is a final-channel
 message. (A preamble before a call is read as content, but the grammar does not write one.)"""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 OPENAI = Dialect(
@@ -14,4 +15,5 @@ OPENAI = Dialect(
     content_wrapper=("<|channel|>final<|message|>", ""),
     calls_are_whole_output=True,
     max_calls=1,
+    chat=chat_format.HARMONY,
 )

@@ -1,5 +1,6 @@
 """Microsoft Phi-4-mini: `functools[` then the calls as a JSON list."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 PHI4_MINI_JSON = Dialect(
@@ -10,4 +11,5 @@ PHI4_MINI_JSON = Dialect(
     section_end="]",
     call_template='{{"name": "{name}", "arguments": {arguments}}}',
     call_separator=", ",
+    chat=chat_format.PHI4_MINI,
 )

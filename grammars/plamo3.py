@@ -1,6 +1,7 @@
 """PFN PLaMo 3: tool requests between <|plamo:...:plamo|> markers (vLLM's plamo3 structural tag).
 The markers are several tokens each in the real vocabulary, so they stay text."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 PLAMO3 = Dialect(
@@ -12,4 +13,5 @@ PLAMO3 = Dialect(
     call_template=("<|plamo:begin_tool_request:plamo|><|plamo:begin_tool_name:plamo|>{name}<|plamo:end_tool_name:plamo|>"
                    "<|plamo:begin_tool_arguments:plamo|><|plamo:constrain|>json<|plamo:msg|>{arguments}"
                    "<|plamo:end_tool_arguments:plamo|><|plamo:end_tool_request:plamo|>"),
+    chat=chat_format.PLAMO,
 )

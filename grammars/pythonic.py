@@ -1,6 +1,7 @@
 """Pythonic (Llama-3.2/4, ToolACE, seed 000's "specify output format" run): a Python list of calls
 with keyword arguments as Python literals. It is a call list only when it is the whole output."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 PYTHONIC = Dialect(
@@ -13,4 +14,5 @@ PYTHONIC = Dialect(
     call_separator=", ",
     arguments="python",
     calls_are_whole_output=True,
+    chat=chat_format.LLAMA3,
 )

@@ -1,6 +1,7 @@
 """Qwen3-Coder, Qwen3.5/3.6: XML parameters inside <tool_call><function=NAME>, values framed by
 newlines (the Qwen3.5 template), typed by the tool schema."""
 
+from constrained import chat_format
 from constrained.codecs.xml import XmlArguments
 from constrained.dialect import Dialect
 
@@ -13,4 +14,5 @@ QWEN3_CODER = Dialect(
     arguments=XmlArguments("<parameter={key}>\n{value}\n</parameter>\n"),
     special_tokens=("<tool_call>", "</tool_call>", "<think>", "</think>"),
     reasoning=("<think>", "</think>"),
+    chat=chat_format.QWEN3_CODER,
 )

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+from constrained import chat_format
 from constrained.grammars.hermes import HERMES
 
-QWEN3_JSON = replace(HERMES, name="qwen3_json", models="Qwen2.5, Qwen3 (JSON tool calls)")
+QWEN3_JSON = replace(HERMES, chat=chat_format.CHATML, name="qwen3_json", models="Qwen2.5, Qwen3 (JSON tool calls)")

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+from constrained import chat_format
 from constrained.grammars.qwen3_coder import QWEN3_CODER
 
-QWEN3_XML = replace(QWEN3_CODER, name="qwen3_xml")
+QWEN3_XML = replace(QWEN3_CODER, chat=chat_format.QWEN3_CODER, name="qwen3_xml")

@@ -1,5 +1,6 @@
 """ByteDance Seed-OSS: the Qwen3 XML layout inside <seed:tool_call>, values inline (no newlines)."""
 
+from constrained import chat_format
 from constrained.codecs.xml import XmlArguments
 from constrained.dialect import Dialect
 
@@ -12,4 +13,5 @@ SEED_OSS = Dialect(
     arguments=XmlArguments("<parameter={key}>{value}</parameter>\n"),
     special_tokens=("<seed:tool_call>", "</seed:tool_call>", "<seed:think>", "</seed:think>"),
     reasoning=("<seed:think>", "</seed:think>"),
+    chat=chat_format.SEED_OSS,
 )

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+from constrained import chat_format
 from constrained.grammars.qwen3_coder import QWEN3_CODER
 
-STEP3P5 = replace(QWEN3_CODER, name="step3p5", models="Step-3.5, Step-3.7")
+STEP3P5 = replace(QWEN3_CODER, chat=chat_format.STEP, name="step3p5", models="Step-3.5, Step-3.7")

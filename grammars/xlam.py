@@ -1,5 +1,6 @@
 """Salesforce xLAM-2: the whole output is a JSON array of {"name", "arguments"} (no text with calls)."""
 
+from constrained import chat_format
 from constrained.dialect import Dialect
 
 XLAM = Dialect(
@@ -11,4 +12,5 @@ XLAM = Dialect(
     call_template='{{"name": "{name}", "arguments": {arguments}}}',
     call_separator=", ",
     calls_are_whole_output=True,
+    chat=chat_format.XLAM,
 )

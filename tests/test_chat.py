@@ -3,10 +3,12 @@
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from constrained import ToolSpecError
+from constrained import ToolSpecError, demo
 from constrained import dialect as registry
-from constrained.chat import prepare_history, render_prompt
+from constrained.chat import jinja_chat_template, prepare_history, render_prompt
 
 HISTORY = [
     {"role": "system", "content": "Be brief."},
@@ -39,12 +41,18 @@ def test_other_dialects_keep_client_ids():
 
 
 def test_prompt_renders_calls_in_the_dialect_and_m1_tool_parts():
+    """Kimi's own layout (tool_declare first, results as `## Return of ID`); M1's `tool name:` /
+    `tool result:` lines, with the name of a result sent as one named part (seed 003)."""
     d = registry.get("kimi_k2")
     prompt = render_prompt(d, prepare_history(HISTORY, d), [{"type": "function", "function": {"name": "get_weather"}}])
     assert "functions.get_weather:1<|tool_call_argument_begin|>" + json.dumps({"city": "Tokyo"}) in prompt
-    assert "tool name: get-time.now\ntool result: 12:00" in prompt
-    assert prompt.endswith("<|im_start|>assistant\n")
-    assert '"name": "get_weather"' in prompt.split("<|im_end|>")[0]  # tools in the system prompt
+    assert "<|im_system|>tool<|im_middle|>## Return of functions.get-time.now:2\n12:00<|im_end|>" in prompt
+    assert prompt.startswith('<|im_system|>tool_declare<|im_middle|>[{"type": "function", "function": {"name": "get_weather"}}]<|im_end|>')
+    assert prompt.endswith("<|im_end|><|im_assistant|>assistant<|im_middle|>")
+    m1 = registry.get("minimax_m1")
+    prompt = render_prompt(m1, prepare_history(HISTORY, m1), None)
+    assert "<beginning_of_sentence>tool name=tools\ntool name: get-time.now\ntool result: 12:00\n\n<end_of_sentence>\n" in prompt
+    assert prompt.endswith("<beginning_of_sentence>ai name=assistant\n")
 
 
 @pytest.mark.parametrize("bad, param", [
@@ -87,3 +95,70 @@ def test_a_client_id_in_the_dialects_made_up_form_is_kept():
     assert first == "abcDEF123"
     assert second != "call_1" and d.is_call_id(second)
     assert [m["tool_call_id"] for m in history.messages[2:]] == [first, second]
+
+
+# -- the chat formats: the Python renderer and the Jinja template write the same text ----------------
+_TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city.", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+
+
+@st.composite
+def conversations(draw):
+    """An OpenAI conversation: optional system prompt, then rounds of a user turn and an
+    assistant turn that answers in text or calls (with the results after it, then maybe an answer)."""
+    messages: list[dict] = [{"role": "system", "content": draw(st.sampled_from(["Be brief.", "Answer in French."]))}] if draw(st.booleans()) else []
+    calls = 0
+    for _ in range(draw(st.integers(1, 3))):
+        messages.append({"role": "user", "content": draw(st.sampled_from(["Weather in Paris?", "Hi", "And in Tokyo & Oslo?"]))})
+        if not draw(st.booleans()):
+            messages.append({"role": "assistant", "content": draw(st.sampled_from(["Hello!", "It is sunny."]))})
+            continue
+        n = draw(st.integers(1, 2))
+        ids = [f"call{calls + k:04d}x" for k in range(n)]  # 9 letters and digits: Mistral keeps them
+        messages.append({"role": "assistant", "content": draw(st.sampled_from(["", "Let me check."])), "tool_calls": [
+            {"id": i, "type": "function", "function": {"name": "get_weather", "arguments": json.dumps({"city": c})}}
+            for i, c in zip(ids, ["Paris", "Tokyo"])]})
+        calls += n
+        messages += [{"role": "tool", "tool_call_id": i, "name": "get_weather", "content": r} for i, r in zip(ids, ["sunny", "rain"])]
+        if draw(st.booleans()):
+            messages.append({"role": "assistant", "content": "Sunny."})
+    return messages
+
+
+@pytest.fixture(scope="module")
+def templated():
+    """Per dialect, a demo tokenizer carrying the dialect's Jinja template."""
+    out = {}
+    for name in registry.names():
+        d = registry.get(name)
+        tok = demo.load_tokenizer.__wrapped__(d)
+        tok.chat_template = jinja_chat_template(d)
+        out[name] = tok
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conversation=conversations(), with_tools=st.booleans(), generation_prompt=st.booleans())
+def test_the_jinja_template_writes_what_render_prompt_writes(templated, conversation, with_tools, generation_prompt):
+    """For every dialect's chat format: what a client gets from `apply_chat_template` on the
+    checkpoint is byte for byte the prompt the server writes (roles, tool list, grouped results,
+    DeepSeek's assistant turn without an opening after results, Mistral's system text in the user turn)."""
+    tools = _TOOLS if with_tools else None
+    for name, tok in templated.items():
+        d = registry.get(name)
+        h = prepare_history(conversation, d)
+        ours = render_prompt(d, h, tools, add_generation_prompt=generation_prompt)
+        theirs = tok.apply_chat_template(h.messages, tools=tools, tokenize=False, add_generation_prompt=generation_prompt)
+        assert ours == theirs, name
+
+
+def test_every_chat_format_is_declared_for_its_family():
+    """Each dialect names a chat format whose end of turn is one of its special tokens and which
+    the prompt actually uses: its user opening and (for a call) its end of turn are in the text."""
+    for name in registry.names():
+        d = registry.get(name)
+        fmt = d.chat
+        assert set(fmt.stop_tokens) <= set(d.vocab_markers), name
+        convo = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+        text = render_prompt(d, prepare_history(convo, d), _TOOLS, add_generation_prompt=False)
+        assert fmt.user[0] in text and (fmt.stop_opens_next or fmt.stop in text), name

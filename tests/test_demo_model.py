@@ -123,7 +123,8 @@ def test_the_checkpoint_is_a_plain_hugging_face_one_with_our_template(tmp_path):
         assert tok.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True) == \
             render_prompt(d, prepare_history(messages, d), as_tools(tools))
     model = AutoModelForCausalLM.from_pretrained(path)
-    assert model.config.vocab_size == len(tok) and tok.eos_token == "<|im_end|>"
+    assert model.config.vocab_size == len(tok) and tok.eos_token == "<end_of_sentence>"  # M1's end of turn
+    assert tok.convert_tokens_to_ids("<end_of_sentence>") in model.generation_config.eos_token_id
 
 
 def test_bench_part_scores_the_trained_model():

@@ -15,6 +15,8 @@ import json
 import pytest
 
 from constrained import demo, parse
+from constrained import dialect as registry
+from constrained.chat import jinja_chat_template
 from constrained.detect import Detection, DetectionError, detect
 from constrained.dialect import Dialect
 
@@ -109,3 +111,19 @@ def test_a_dialect_is_derived_from_a_template_of_prefix_name_sep_arguments_suffi
 def test_a_template_that_fails_on_every_probe_is_a_clear_error():
     with pytest.raises(DetectionError, match="failed on every probe"):
         detect(tokenizer_with("{{ raise_exception('no tools here') }}", "hermes"))
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_each_dialects_own_chat_template_is_detected_as_that_dialect(name):
+    """The chat template a dialect's checkpoint carries (`jinja_chat_template`, the family's chat
+    format) names that dialect; formats that write calls alike (granite4 and hermes, step3p5 and
+    qwen3_coder) are told apart by the conversation around the calls. Only declarations that are
+    the same format under two names (qwen3_json and hermes) may come back as the other name."""
+    d = registry.get(name)
+    tok = demo.load_tokenizer.__wrapped__(d, demo.all_markers())  # a fresh one, with every dialect's markers
+    tok.chat_template = jinja_chat_template(d)
+    found = detect(tok).dialect
+    probe = [{"function": {"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}}]
+    assert found.chat == d.chat and found.render_calls(probe, 0) == d.render_calls(probe, 0), found.name
+    same_format = {n for n in registry.names() if registry.get(n).chat == d.chat and registry.get(n).render_calls(probe, 0) == d.render_calls(probe, 0)}
+    assert found.name == name or len(same_format) > 1

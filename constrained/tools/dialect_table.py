@@ -30,7 +30,7 @@ def _code(text: str) -> str:
 
 def notes(d: Dialect) -> str:
     """What a reader must know about a dialect beyond its output: what differs from the rest."""
-    out = [f"arguments: {d.codec.name}"]
+    out = [f"arguments: {d.codec.name}", f"chat format: {d.chat.family}, ends its turn with " + " or ".join(_code(t) for t in d.chat.stop_tokens)]
     if d.max_calls == 1:
         out.append("one call per turn (the format's own limit)")
     if d.calls_are_whole_output:

@@ -20,7 +20,6 @@ V1 logits-processor interface (vLLM's CPU build runs the V1 model runner).
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 import torch
@@ -28,6 +27,8 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
 from constrained import demo
+from constrained import dialect as registry
+from constrained.chat import after_tool_results
 
 from .launch import NUDGE_ENV
 from .request import DIALECT_XARG
@@ -35,7 +36,6 @@ from .request import DIALECT_XARG
 NUDGE_XARG = "constrained_nudge"
 MODES = ("auto", "call", "answer", "off")
 FIRST_STEP_BIAS = 40.0
-_ROLE = re.compile(r"<\|im_start\|>(\w+)")  # the demo chat template's turns
 
 
 class DemoNudge(LogitsProcessor):
@@ -77,8 +77,8 @@ class DemoNudge(LogitsProcessor):
         if mode == "off" or dialect is None:
             return None
         if mode == "auto":
-            roles = _ROLE.findall(str(self.tokenizer.decode((prompt or [])[-512:], skip_special_tokens=False)))
-            mode = "answer" if len(roles) >= 2 and roles[-2] == "tool" else "call"
+            text = str(self.tokenizer.decode((prompt or [])[-512:], skip_special_tokens=False))
+            mode = "answer" if after_tool_results(registry.get(dialect), text) else "call"
         return output, self._tensors(dialect, "every"), self._tensors(dialect, mode)
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:

@@ -186,10 +186,8 @@ def after_tool_results(dialect: Dialect, prompt: str) -> bool:
     """Does `prompt` (text in the dialect's chat format) end with tool results rather than a user
     turn? Read from the last opening of each (a result's opening may begin with the user's, as in
     Qwen's format, so a tie is a result)."""
-    fmt = dialect.chat
-    result_literal = next(iter(string.Formatter().parse(fmt.tool_result)))[0]
-    tool = prompt.rfind(fmt.tool_run[0] + fmt.tool[0] + result_literal)
-    return tool >= 0 and tool >= prompt.rfind(fmt.user[0])
+    tool = prompt.rfind(dialect.chat.result_opening)
+    return tool >= 0 and tool >= prompt.rfind(dialect.chat.user[0])
 
 
 def _assistant_opening(fmt: ChatFormat, previous: Mapping | None) -> str:

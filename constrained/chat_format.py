@@ -17,6 +17,7 @@ demo model is trained on all of them:
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,6 +73,12 @@ class ChatFormat:
         """The special token `text` starts with, if any (the longest)."""
         found = [t for t in self.special_tokens if text.startswith(t)]
         return max(found, key=len) if found else None
+
+    @property
+    def result_opening(self) -> str:
+        """The text that opens the first tool result of a run, up to the result's first field."""
+        literal = next(iter(string.Formatter().parse(self.tool_result)))[0]
+        return self.tool_run[0] + self.tool[0] + literal
 
     @property
     def stop_tokens(self) -> tuple[str, ...]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,8 +78,7 @@ def _chat_fit(d: Dialect, renders: Sequence[str]) -> int:
     """How many of the marks of `d`'s chat format (the user's and the assistant's openings, a
     tool result's, the end of turn) the template's renders write."""
     fmt = d.chat
-    result = fmt.tool_run[0] + fmt.tool[0] + next(iter(string.Formatter().parse(fmt.tool_result)))[0]
-    marks = [m for m in (fmt.user[0], fmt.assistant[0], result, fmt.stop) if m.strip()]
+    marks = [m for m in (fmt.user[0], fmt.assistant[0], fmt.result_opening, fmt.stop) if m.strip()]
     return sum(1 for m in marks if any(m in r for r in renders))
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from constrained import ToolSpecError, demo
 from constrained import dialect as registry
-from constrained.chat import jinja_chat_template, prepare_history, render_prompt
+from constrained.chat import after_tool_results, jinja_chat_template, prepare_history, render_prompt
 
 HISTORY = [
     {"role": "system", "content": "Be brief."},
@@ -162,3 +162,16 @@ def test_every_chat_format_is_declared_for_its_family():
         convo = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
         text = render_prompt(d, prepare_history(convo, d), _TOOLS, add_generation_prompt=False)
         assert fmt.user[0] in text and (fmt.stop_opens_next or fmt.stop in text), name
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_a_prompt_that_ends_with_results_is_told_from_one_that_ends_with_a_user_turn(name):
+    """`after_tool_results` (the vLLM demo nudge's "answer now" test) reads the format's openings,
+    Qwen's results that open like a user turn included."""
+    d = registry.get(name)
+    call = [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "call00001", "name": "get_weather", "content": "sunny"}]
+    prompts = [render_prompt(d, prepare_history(m, d), _TOOLS) for m in
+               (call, call[:1], [*call, {"role": "assistant", "content": "Sunny."}, {"role": "user", "content": "Thanks"}])]
+    assert [after_tool_results(d, p) for p in prompts] == [True, False, False]

@@ -121,9 +121,10 @@ Segment = tuple[str, bool]  # text, and whether the model writes it (an assistan
 
 def render_segments(dialect: Dialect, history: History, tools: Sequence[Tool | Mapping] | None = None,
                     add_generation_prompt: bool = True, *, close_last_turn: bool = False) -> list[Segment]:
-    """The conversation in the dialect's chat format (`Dialect.chat`), cut where what the model
-    writes begins and ends. `close_last_turn`: a conversation that ends with an assistant turn gets
-    that turn's stop even where the format writes it as the next message's opening (GLM)."""
+    """The conversation in the dialect's chat format (`Dialect.chat`), as runs that alternate
+    between what the model reads and what it writes (an assistant turn and its stop).
+    `close_last_turn`: a conversation that ends with an assistant turn gets that turn's stop even
+    where the format writes it as the next message's opening (GLM)."""
     fmt = dialect.chat
     tools = as_tools(tools)
     out: list[Segment] = [(fmt.bos, False)]
@@ -179,7 +180,13 @@ def render_segments(dialect: Dialect, history: History, tools: Sequence[Tool | M
         out.append((fmt.stop, True))
     if add_generation_prompt:
         out.append((_assistant_opening(fmt, turns[-1] if turns else None), False))
-    return [(text, written) for text, written in out if text]
+    runs: list[Segment] = []
+    for text, written in out:
+        if runs and runs[-1][1] == written:
+            runs[-1] = (runs[-1][0] + text, written)
+        elif text:
+            runs.append((text, written))
+    return runs
 
 
 def after_tool_results(dialect: Dialect, prompt: str) -> bool:

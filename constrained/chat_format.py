@@ -96,107 +96,84 @@ _QWEN_TOOLS = ("# Tools\n\nYou may call one or more functions to assist with the
                "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\n"
                "For each function call, respond in this format:\n{example}")
 
-CHATML = ChatFormat(
+_CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
+
+
+def _chatml(**fields) -> ChatFormat:
+    """A format of the ChatML family: its roles and end of turn, with the family's own tool layout."""
+    return ChatFormat(**{"system": ("<|im_start|>system\n", "<|im_end|>\n"), "user": ("<|im_start|>user\n", "<|im_end|>\n"),
+                         "assistant": ("<|im_start|>assistant\n", "\n"), "stop": "<|im_end|>",
+                         "special_tokens": _CHATML_TOKENS, **fields})
+
+
+CHATML = _chatml(
     family="ChatML (Qwen2.5, Qwen3, Hermes)",
     source="Qwen/Qwen3-8B chat_template",
-    system=("<|im_start|>system\n", "<|im_end|>\n"),
-    user=("<|im_start|>user\n", "<|im_end|>\n"),
-    assistant=("<|im_start|>assistant\n", "\n"),
-    stop="<|im_end|>",
     tool_run=("<|im_start|>user", "<|im_end|>\n"),
     tool=("\n<tool_response>\n", "\n</tool_response>"),
     tools=_QWEN_TOOLS,
     tool_list="tools",
-    special_tokens=("<|im_start|>", "<|im_end|>"),
 )
 
-QWEN3_CODER = ChatFormat(
+QWEN3_CODER = _chatml(
     family="Qwen3-Coder",
     source="Qwen/Qwen3-Coder-30B-A3B-Instruct chat_template (via ollama model/renderers/qwen3coder.go); the tool list is JSON, not its XML",
-    system=("<|im_start|>system\n", "<|im_end|>\n"),
-    user=("<|im_start|>user\n", "<|im_end|>\n"),
-    assistant=("<|im_start|>assistant\n", "\n"),
-    stop="<|im_end|>",
     tool_run=("<|im_start|>user\n", "<|im_end|>\n"),
     tool=("<tool_response>\n", "\n</tool_response>\n"),
     tools=("# Tools\n\nYou have access to the following functions:\n\n<tools>\n{tools}\n</tools>\n\n"
            "If you choose to call a function ONLY reply in the following format with NO suffix:\n\n{example}"),
-    special_tokens=("<|im_start|>", "<|im_end|>"),
 )
 
-XLAM = ChatFormat(
+XLAM = _chatml(
     family="xLAM-2 (Qwen template)",
     source="vllm examples/tool_chat_template_xlam_qwen.jinja",
-    system=("<|im_start|>system\n", "<|im_end|>\n"),
-    user=("<|im_start|>user\n", "<|im_end|>\n"),
-    assistant=("<|im_start|>assistant\n", "\n"),
-    stop="<|im_end|>",
     tool=("<|im_start|>tool\n", "<|im_end|>\n"),
     tools=("You have access to a set of tools. When using tools, make calls in a single JSON array: \n\n{example}\n\n"
            "If no tool is suitable, state that explicitly. The available tools are:\n{tools}"),
     tools_join="\n",
     tool_list="tools",
-    special_tokens=("<|im_start|>", "<|im_end|>"),
 )
 
-STEP = ChatFormat(
+STEP = _chatml(
     family="StepFun Step-3.5",
     source="llama.cpp models/templates/StepFun3.7-Flash.jinja (the same family's template)",
-    system=("<|im_start|>system\n", "<|im_end|>\n"),
-    user=("<|im_start|>user\n", "<|im_end|>\n"),
-    assistant=("<|im_start|>assistant\n", "\n"),
-    stop="<|im_end|>",
     tool_run=("<|im_start|>tool_response\n", "<|im_end|>\n"),
     tool=("<tool_response>", "</tool_response>"),
     tools=("# Tools\n\nYou have access to the following functions in JSONSchema format:\n\n<tools>\n{tools}\n</tools>\n\n"
            "If you choose to call a function ONLY reply in the following format with NO suffix:\n\n{example}"),
     tool_list="tools",
-    special_tokens=("<|im_start|>", "<|im_end|>"),
 )
 
-LFM2 = ChatFormat(
+LFM2 = _chatml(
     family="Liquid LFM2",
     source="llama.cpp models/templates/llama-cpp-lfm2.jinja",
-    system=("<|im_start|>system\n", "<|im_end|>\n"),
-    user=("<|im_start|>user\n", "<|im_end|>\n"),
-    assistant=("<|im_start|>assistant\n", "\n"),
-    stop="<|im_end|>",
     tool=("<|im_start|>tool\n<|tool_response_start|>", "<|tool_response_end|><|im_end|>\n"),
     tools="List of tools: <|tool_list_start|>{tools}<|tool_list_end|>",
     tools_join="\n",
     tool_list="function_array",
-    special_tokens=("<|im_start|>", "<|im_end|>", "<|tool_list_start|>", "<|tool_list_end|>", "<|tool_response_start|>", "<|tool_response_end|>"),
+    special_tokens=(*_CHATML_TOKENS, "<|tool_list_start|>", "<|tool_list_end|>", "<|tool_response_start|>", "<|tool_response_end|>"),
 )
 
-OLMO3 = ChatFormat(
+OLMO3 = _chatml(
     family="OLMo 3",
     source="allenai/Olmo-3-7B-Instruct chat_template (via ollama model/renderers/olmo3.go)",
-    system=("<|im_start|>system\n", "<|im_end|>\n"),
-    user=("<|im_start|>user\n", "<|im_end|>\n"),
-    assistant=("<|im_start|>assistant\n", "\n"),
-    stop="<|im_end|>",
     tool=("<|im_start|>environment\n", "<|im_end|>\n"),
     tools=("You are provided with function signatures within <functions></functions> XML tags. You may call one or more "
            "functions to assist with the user query. Output any function calls within <function_calls></function_calls> XML "
            "tags. Do not make assumptions about what values to plug into functions.<functions>{tools}</functions>"),
     tools_join=" ",
     tool_list="array",
-    special_tokens=("<|im_start|>", "<|im_end|>"),
 )
 
-INTERNLM = ChatFormat(
+INTERNLM = _chatml(
     family="InternLM2",
     source="InternLM/InternLM chat/chat_format.md",
-    system=("<|im_start|>system\n", "<|im_end|>\n"),
-    user=("<|im_start|>user\n", "<|im_end|>\n"),
-    assistant=("<|im_start|>assistant\n", "\n"),
-    stop="<|im_end|>",
     tool=("<|im_start|>environment name=<|plugin|>\n", "<|im_end|>\n"),
     tools_message=("<|im_start|>system name=<|plugin|>\n", "<|im_end|>\n"),
     tools_first=False,
     tools="{tools}",
     tool_list="function_array",
-    special_tokens=("<|im_start|>", "<|im_end|>", "<|plugin|>"),
+    special_tokens=(*_CHATML_TOKENS, "<|plugin|>"),
 )
 
 ERNIE = ChatFormat(

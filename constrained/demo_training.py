@@ -70,7 +70,7 @@ def examples(tokenizer: Any, config: TrainingConfig, names: Sequence[str]) -> It
     while True:
         d = rng.choices(dialects, weights)[0]
         ids, written = [], []  # written: does the assistant write this token
-        for segment, mine in _merged(dialogues.segments(d, dialogues.make_dialogue(rng, words))):
+        for segment, mine in dialogues.segments(d, dialogues.make_dialogue(rng, words)):
             part = tokenizer(segment, add_special_tokens=False)["input_ids"]
             ids += part
             written += [mine] * len(part)
@@ -79,16 +79,6 @@ def examples(tokenizer: Any, config: TrainingConfig, names: Sequence[str]) -> It
         labels = [ids[i + 1] if written[i + 1] else -100 for i in range(len(ids) - 1)] + [-100]
         yield ids, labels
 
-
-def _merged(parts: Sequence[tuple[str, bool]]) -> list[tuple[str, bool]]:
-    """Neighbouring segments of the same side joined (each side is tokenized in one piece)."""
-    out: list[tuple[str, bool]] = []
-    for text, mine in parts:
-        if out and out[-1][1] == mine:
-            out[-1] = (out[-1][0] + text, mine)
-        else:
-            out.append((text, mine))
-    return out
 
 
 def build_model(tokenizer: Any, config: TrainingConfig):

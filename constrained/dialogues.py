@@ -253,8 +253,8 @@ def _filled(spec: ToolSpec, args: dict, rng: random.Random, word: Callable[[rand
 
 
 def segments(dialect: Dialect, dialogue: Dialogue) -> list[Segment]:
-    """The whole conversation in the dialect's chat format, cut where what the assistant writes
-    (each turn's text or calls, and the token that ends it) begins and ends."""
+    """The whole conversation in the dialect's chat format, as runs that alternate between what
+    the assistant reads and what it writes (each turn's text or calls, and the token that ends it)."""
     messages = dialogue.messages
     if dialogue.results_without_call and not dialect.fresh_call_ids and dialect.call_id != "random":
         names = [c["name"] for c in dialogue.calls]
@@ -270,7 +270,5 @@ def render(dialect: Dialect, dialogue: Dialogue) -> str:
 
 def prompt_and_reference(dialect: Dialect, dialogue: Dialogue) -> tuple[str, str]:
     """(the prompt up to the first assistant turn, that turn's reference text with its end)."""
-    parts = segments(dialect, dialogue)
-    first = next(i for i, (_, written) in enumerate(parts) if written)
-    end = next((i for i in range(first, len(parts)) if not parts[i][1]), len(parts))
-    return "".join(text for text, _ in parts[:first]), "".join(text for text, _ in parts[first:end])
+    (prompt, _), (reference, _), *_ = segments(dialect, dialogue)  # runs alternate; the first is read
+    return prompt, reference

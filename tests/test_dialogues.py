@@ -51,7 +51,7 @@ def test_what_the_assistant_writes_is_exactly_its_turns_and_their_ends(words, na
     an answer), so that marker is what it learns."""
     d = registry.get(name)
     dialogue = _call_dialogue(words)
-    parts = training._merged(dialogues.segments(d, dialogue))
+    parts = dialogues.segments(d, dialogue)
     written = [text for text, mine in parts if mine]
     assert len(written) == 2  # the call, then the answer after the result
     assert written[0].startswith(d.trigger) and written[0].endswith(call_stop)

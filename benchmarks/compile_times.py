@@ -9,7 +9,9 @@ With ``--large N`` it measures N generated large schemas instead (`benchmarks.la
 compiled the same way, side by side with llguidance's compile of the same schema, and counts the
 rules xgrammar writes to keep open objects' extra keys apart from their declared names (one per
 node of the trie of those names: the cause of the tail found so far) and the guarded key rules
-that replace them in large objects (`constrained.keys`).
+that replace them in large objects (`constrained.keys`). It also measures the lazy route for the
+same grammar: our EBNF translated to llguidance's Lark (`constrained.lark`), llguidance's matcher
+built from it, and the masks of a random walk through it (they are computed per token there).
 
     python -m constrained.benchmarks.compile_times --large 10 [--out large.json]
 """
@@ -97,6 +99,8 @@ def measure_large(n: int, dialect_name: str = "kimi_k2", seed: int = 0, progress
             row["ours_error"] = f"{type(err).__name__}: {str(err)[:160]}"
         if ll_compile is not None:
             row.update(ll_compile(schema))
+            if "ebnf_s" in row:
+                row.update(_lazy_route(tok, ebnf, seed + i))
         rows.append(row)
         if progress:
             print(f"{i + 1}/{n} {name}: ours {row.get('ours_s', float('nan')):.3f} s, llguidance {row.get('llguidance_s', float('nan')):.3f} s",
@@ -108,6 +112,51 @@ def measure_large(n: int, dialect_name: str = "kimi_k2", seed: int = 0, progress
             "llguidance_p50_s": quantile(ll, 0.5), "llguidance_p99_s": quantile(ll, 0.99), "llguidance_accepted": len(ll)}
 
 
+def _lazy_route(tok, ebnf: str, seed: int, steps: int = 40) -> dict:
+    """Our grammar in llguidance: translation seconds, matcher seconds, mask µs over a random walk."""
+    import random
+
+    import llguidance
+    import llguidance.hf
+    import numpy as np
+
+    from constrained import lark
+
+    t0 = time.perf_counter()
+    try:
+        translated = lark.to_lark(ebnf)
+    except lark.NotTranslatable as err:
+        return {"lark_refused": str(err)[:120]}
+    t1 = time.perf_counter()
+    matcher = llguidance.LLMatcher(_ll_tokenizer(tok), llguidance.LLMatcher.grammar_from_lark(translated), log_level=0)
+    t2 = time.perf_counter()
+    if matcher.is_error():
+        return {"lark_error": matcher.get_error()[:120]}
+    rng, masks = random.Random(seed), []
+    for _ in range(steps):
+        t = time.perf_counter()
+        words = np.frombuffer(matcher.compute_bitmask(), dtype=np.uint32)
+        masks.append(time.perf_counter() - t)
+        allowed = np.flatnonzero(np.unpackbits(words.view(np.uint8), bitorder="little"))
+        allowed = allowed[allowed < len(tok)]
+        if not len(allowed) or matcher.is_stopped():
+            break
+        matcher.consume_token(int(rng.choice(allowed)))
+    return {"lark_s": t1 - t0, "llguidance_ours_s": t2 - t1, "lazy_total_s": (t2 - t0),
+            "ll_mask_us_p50": 1e6 * quantile(masks, 0.5), "ll_mask_us_max": 1e6 * max(masks)}
+
+
+_LL_TOKENIZERS: dict = {}
+
+
+def _ll_tokenizer(tok):
+    import llguidance.hf
+
+    if id(tok) not in _LL_TOKENIZERS:
+        _LL_TOKENIZERS[id(tok)] = llguidance.hf.from_tokenizer(tok)
+    return _LL_TOKENIZERS[id(tok)]
+
+
 def _llguidance_compiler(tok):
     """A function schema -> {llguidance_s} or {llguidance_error}; None without llguidance."""
     try:
@@ -115,7 +164,7 @@ def _llguidance_compiler(tok):
         import llguidance.hf
     except ImportError:
         return None
-    ll_tok = llguidance.hf.from_tokenizer(tok)
+    ll_tok = _ll_tokenizer(tok)
 
     def compile_(schema: dict) -> dict:
         t0 = time.perf_counter()
@@ -129,13 +178,22 @@ def _llguidance_compiler(tok):
 
 
 def format_large(result: dict) -> str:
-    lines = ["| schema | JSON chars | ours, s | grammar rules | extra-key trie rules | guarded key rules | llguidance, s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| schema | JSON chars | ours, s | of which grammar text, s | grammar rules | extra-key trie rules | guarded key rules "
+             "| llguidance, s | ours in llguidance: translation + matcher, s | its masks p50 / max, µs |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         ours = f"{r['ours_s']:.3f}" if "ours_s" in r else r.get("ours_error", "")
         ll = f"{r['llguidance_s']:.4f}" if "llguidance_s" in r else r.get("llguidance_error", "n/a")
-        lines.append(f"| {r['schema']} | {r['schema_chars']:,} | {ours} | {r.get('rules', '')} | {r.get('extra_key_trie_rules', '')} "
-                     f"| {r.get('guarded_key_rules', '')} | {ll} |")
+        lazy = (f"{r['lark_s']:.3f} + {r['llguidance_ours_s']:.3f}" if "lark_s" in r
+                else r.get("lark_refused", r.get("lark_error", "n/a")))
+        masks = f"{r['ll_mask_us_p50']:.0f} / {r['ll_mask_us_max']:.0f}" if "lark_s" in r else ""
+        text = f"{r['ebnf_s']:.3f}" if "ebnf_s" in r else ""
+        lines.append(f"| {r['schema']} | {r['schema_chars']:,} | {ours} | {text} | {r.get('rules', '')} | {r.get('extra_key_trie_rules', '')} "
+                     f"| {r.get('guarded_key_rules', '')} | {ll} | {lazy} | {masks} |")
+    lazy = [r["ebnf_s"] + r["lazy_total_s"] for r in result["rows"] if "lazy_total_s" in r]
+    if lazy:
+        lines.append(f"\nours in llguidance (grammar text + translation + matcher): p50 {quantile(lazy, 0.5):.3f} s, "
+                     f"p99 {quantile(lazy, 0.99):.3f} s ({len(lazy)} of {result['schemas']} translated)")
     lines.append(f"\nours p50 {result['ours_p50_s']:.3f} s, p99 {result['ours_p99_s']:.3f} s, max {result['ours_max_s']:.3f} s; "
                  f"llguidance p50 {result['llguidance_p50_s']:.4f} s, p99 {result['llguidance_p99_s']:.4f} s "
                  f"({result['llguidance_accepted']} of {result['schemas']} accepted)")

@@ -155,7 +155,8 @@ def save(model: Any, tokenizer: Any, config: TrainingConfig, markers: Sequence[s
     model.save_pretrained(out, safe_serialization=True)
     digest = weights_hash(out)
     (out / "training.json").write_text(json.dumps({"config": asdict(config), "markers": list(markers),
-                                                   "sha256": digest, "torch": torch.__version__}, indent=1) + "\n")
+                                                   "sha256": digest, "torch": torch.__version__,
+                                                   "kernels": torch.backends.cpu.get_cpu_capability()}, indent=1) + "\n")
     return digest
 
 

@@ -3,22 +3,31 @@
     .venv/bin/python scripts/train_demo.py            # the committed weights: prints their sha256
     .venv/bin/python scripts/train_demo.py --check    # train again into a temporary folder, compare hashes
 
-Fixed seed, 2 threads, deterministic algorithms: the same machine type gives the same weights.
-See constrained/demo_training.py for what the model is and how it learns.
+Fixed seed, one thread, deterministic algorithms, and one instruction set on every x86 machine
+(`PINNED`): the same weights wherever it runs. See constrained/demo_training.py for what the model
+is and how it learns.
 """
 
 from __future__ import annotations
 
-import argparse
-import shutil
-import sys
-import tempfile
-import time
-from dataclasses import fields
-from pathlib import Path
+import os
 
-from constrained import demo
-from constrained import demo_training as training
+# Before torch loads. ATen's kernels (AVX-512 or AVX2) and MKL's (its Intel or AMD path) sum in
+# different orders on different CPUs, and after three steps the weights differ already: pinned to
+# AVX2, which every x86 server of the last decade has, a run gives the same bytes on any of them.
+PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+os.environ.update(PINNED)
+
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import fields  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from constrained import demo  # noqa: E402
+from constrained import demo_training as training  # noqa: E402
 
 
 def main() -> int:
@@ -28,6 +37,10 @@ def main() -> int:
     for f in fields(training.TrainingConfig):
         p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     args = p.parse_args()
+    import torch
+
+    if torch.backends.cpu.get_cpu_capability() != "AVX2":
+        p.error(f"torch runs {torch.backends.cpu.get_cpu_capability()} kernels, not the pinned AVX2 (set before torch was imported?)")
     config = training.TrainingConfig(**{f.name: getattr(args, f.name) for f in fields(training.TrainingConfig)})
     markers = demo.all_markers()
     tok = demo.marker_tokenizer(markers, demo.DEMO_MODEL_NAME)

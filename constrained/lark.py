@@ -271,13 +271,6 @@ class _Translation:
         while i < len(tokens):
             t = tokens[i]
             i += 1
-            if t == "(=":  # a lookahead: skipped to its closing parenthesis
-                depth = 1
-                while depth:
-                    depth += tokens[i] in ("(", "(=")
-                    depth -= tokens[i] == ")"
-                    i += 1
-                continue
             if t == "|":
                 out.append(t)
             elif t in ("*", "+", "?"):  # postfix operators read the same in Lark
@@ -352,13 +345,6 @@ class _Translation:
         while i < len(tokens):
             t = tokens[i]
             i += 1
-            if t == "(=":
-                depth = 1
-                while depth:
-                    depth += tokens[i] in ("(", "(=")
-                    depth -= tokens[i] == ")"
-                    i += 1
-                continue
             if t == "(":
                 alternatives, end = _alternatives(tokens[i - 1:])
                 parts = [self._regular_sequence(alt, active) for alt in alternatives]
@@ -472,7 +458,18 @@ def _flat_alternatives(tokens: list[str]) -> list[list[str]]:
 
 
 def _significant(body: str) -> list[str]:
-    return [t for t in _TOKEN.findall(body) if not t.isspace()]
+    """The tokens of a rule body without spaces and without lookaheads (`(= ...)`), which only
+    prune xgrammar's parser: our grammars put one of their characters where they look."""
+    out: list[str] = []
+    depth = 0  # inside a lookahead: its open parentheses
+    for t in _TOKEN.findall(body):
+        if depth:
+            depth += (t in ("(", "(=")) - (t == ")")
+        elif t == "(=":
+            depth = 1
+        elif not t.isspace():
+            out.append(t)
+    return out
 
 
 def _alternatives(tokens: list[str]) -> tuple[list[list[str]], int]:

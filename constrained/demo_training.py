@@ -80,7 +80,6 @@ def examples(tokenizer: Any, config: TrainingConfig, names: Sequence[str]) -> It
         yield ids, labels
 
 
-
 def build_model(tokenizer: Any, config: TrainingConfig):
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -174,9 +174,14 @@ def _regex_text(element: str) -> str:
     return decode_literal(m.group(1))
 
 
+def _unanchored(pattern: str) -> str:
+    """`pattern` without its leading `^` and trailing `$` (a grammar matches it whole anyway)."""
+    return re.sub(r"^\^|(?<!\\)\$$", "", pattern)
+
+
 def _json_pattern(rule_body: str) -> str:
     pattern = _regex_text(rule_body)
-    core = re.sub(r"^\^|(?<!\\)\$$", "", pattern)
+    core = _unanchored(pattern)
     plain = _SAFE_ESCAPE.sub("", core)
     if "\\" in plain or "." in plain or "[^" in plain or any(c == '"' or ord(c) < 0x20 for c in core):
         raise NotTranslatable(f"a string pattern that may need JSON escapes: {pattern[:60]!r}")
@@ -196,6 +201,7 @@ class _Translation:
         heads = list(_RULE_HEAD.finditer(ebnf))
         self.rules = {m.group(1): ebnf[m.end():heads[i + 1].start() if i + 1 < len(heads) else len(ebnf)].strip()
                       for i, m in enumerate(heads)}
+        self.tokens = {name: _significant(body) for name, body in self.rules.items()}  # each body tokenized once
         # Lark rule names are lower case: others get a name of their own
         self.names = {n: n if _LOWER_NAME.match(n) else f"r{k}_{n.lower()}" for k, n in enumerate(self.rules)}
         self.terminals: dict[str, str] = {}  # terminal expression -> its name
@@ -203,8 +209,6 @@ class _Translation:
         self.free_text = {name: _excludes(body) for name, body in self.rules.items() if body.startswith("TagDispatch(")}
         # string rules -> the regex of a string's content and closing quote (the opening quote is the user's)
         self.strings: dict[str, str] = {}
-        self.consumed = 0  # see `element`
-        self._regular: dict[str, str | None] = {}
         self.excluded_keys: dict[str, str] = {}  # guarded key rules -> the regex of the names they exclude
         for name, body in self.rules.items():
             if m := _LENGTH.match(name):
@@ -216,6 +220,7 @@ class _Translation:
                 self.strings[name] = loop
         # rules of a string pattern (`Regex(..., json_string=true)`) -> its regex, quotes excluded
         self.patterns = {name: _json_pattern(body) for name, body in self.rules.items() if _PATTERN_RULE.match(body)}
+        self._regular: dict[str, str | None] = {}  # `regular`'s answers
 
     def _string_loop(self, name: str, body: str) -> str | None:
         """xgrammar's character loop of a string (`json_string_sub`) as a regex, or None."""
@@ -256,17 +261,14 @@ class _Translation:
             return self.string_terminal(name)
         if name in self.patterns:
             return self.terminal(f"/{self.patterns[name]}/")
-        if name in self.free_text:
-            return self.terminal(_text_regex(self.free_text[name], "+")) + "?"
         if _MARKER_RULE.match(name):
-            body = _DEAD_MARKER.sub("", body)
-        return self.body(body)
+            return self.body(_significant(_DEAD_MARKER.sub("", body)))
+        return self.body(self.tokens[name])
 
-    def body(self, text: str) -> str:
+    def body(self, tokens: list[str]) -> str:
         out: list[str] = []  # elements, joined by spaces; an operator joins the element before it
         starts: list[int] = []  # where each open group began in `out`
         last_atom = 0  # where the last complete atom began in `out`
-        tokens = _significant(text)
         i = 0
         while i < len(tokens):
             t = tokens[i]
@@ -289,32 +291,33 @@ class _Translation:
                            else f"({atom}){{{lo}}} ({atom})*" if hi < 0 else f"({atom}){{{lo},{hi}}}")
             else:
                 last_atom = len(out)
-                out.append(self.element(t, tokens, i))
-                i += self.consumed
+                element, consumed = self.element(t, tokens, i)
+                out.append(element)
+                i += consumed
         return " ".join(out)
 
-    def element(self, t: str, tokens: list[str], i: int) -> str:
-        """The Lark of the element `t` (`tokens[i:]` follow it); sets `consumed`, the tokens after
-        `t` it took in (a string's closing quote, the literal that ends free text)."""
-        self.consumed = 0
-        after = tokens[i:i + 3]
-        repeated = len(after) > 1 and after[1][0] == "{"  # what follows is repeated: not joined
-        if t == '"\\""' and len(after) > 1 and after[0] in self.patterns and after[1] == t and not (len(after) > 2 and after[2][0] == "{"):
-            self.consumed = 2
-            return self.terminal(f'/"(?:{self.patterns[after[0]]})"/')  # a pattern's string, quotes and all
-        if (t == '"\\""' and len(after) > 1 and after[1] == t and not (len(after) > 2 and after[2][0] == "{")
-                and after[0] in self.rules and (inner := self.regular(after[0])) is not None):
-            self.consumed = 2
-            return self.terminal(f'/"(?:{inner})"/')  # a string built by a regular rule, quotes and all
-        if t[0] == '"' and after and after[0] in self.strings and not repeated:
-            self.consumed = 1
-            return self.string_terminal(after[0], decode_literal(t))  # a string and its opening
-        if t in self.free_text and after and after[0][0] == '"' and after[0] != '""' and not repeated:
-            self.consumed = 1  # free text, ended by the literal after it
-            return self.terminal(f"({_text_regex(self.free_text[t], '*')}) {json.dumps(decode_literal(after[0]))}")
+    def element(self, t: str, tokens: list[str], i: int) -> tuple[str, int]:
+        """The Lark of the element `t` (`tokens[i:]` follow it), and how many tokens after `t` it
+        took in (a string's closing quote, the literal that ends free text)."""
+        after = tokens[i:i + 2]
+        if (t == '"\\""' and len(after) == 2 and after[1] == t and not _repeated(tokens, i + 1)
+                and (inner := self.between_quotes(after[0])) is not None):
+            return self.terminal(f'/"(?:{inner})"/'), 2  # a pattern or a regular rule between quotes, quotes and all
+        if t[0] == '"' and after and after[0] in self.strings and not _repeated(tokens, i):
+            return self.string_terminal(after[0], decode_literal(t)), 1  # a string and its opening
+        if t in self.free_text and _joins(tokens, i):
+            literal = decode_literal(after[0])  # free text, ended by the literal after it
+            return self.terminal(f"({_text_regex(self.free_text[t], '*')}) {json.dumps(literal)}"), 1
         if t in self.patterns:
             raise NotTranslatable(f"a string pattern ({t}) used without its quotes")
-        return self.atom(t)
+        return self.atom(t), 0
+
+    def between_quotes(self, name: str) -> str | None:
+        """The regex of what rule `name` writes between two quotes: a string pattern's, or a
+        regular rule's; None otherwise."""
+        if name in self.patterns:
+            return self.patterns[name]
+        return self.regular(name) if name in self.rules else None
 
     def regular(self, name: str, active: frozenset[str] = frozenset()) -> str | None:
         """The regex of rule `name` where it is regular (characters, literals, repetitions, rules
@@ -325,7 +328,7 @@ class _Translation:
         if name in active or name in self.strings or name in self.free_text or name in self.patterns:
             return None
         looping, ending = [], []
-        for alt in _flat_alternatives(_significant(self.rules[name])):
+        for alt in _flat_alternatives(self.tokens[name]):
             if alt and alt[-1] == name:
                 looping.append(alt[:-1])
             else:
@@ -391,22 +394,18 @@ class _Translation:
         raise NotTranslatable(f"grammar construct {t!r}")
 
     def regex(self, t: str) -> str:
-        pattern = _regex_text(t)
-        pattern = re.sub(r"^\^", "", pattern)
-        pattern = re.sub(r"(?<!\\)\$$", "", pattern)
-        return self.terminal(f"/{pattern.replace('/', chr(92) + '/')}/")
+        return self.terminal(f"/{_unanchored(_regex_text(t)).replace('/', chr(92) + '/')}/")
 
     def check_free_text(self) -> None:
         """Free text is a greedy lexeme: a literal after it is joined to it (and must end it: hold
         an excluded string, or be followed by a marker token); otherwise a marker token, or the
         end, must follow it."""
-        for owner, body in self.rules.items():
-            tokens = _significant(body)
+        for owner, tokens in self.tokens.items():
             for k, t in enumerate(tokens):
                 if t not in self.free_text:
                     continue
                 after = tokens[k + 1:]
-                if after and after[0][0] == '"' and after[0] != '""' and not (len(after) > 1 and after[1][0] == "{"):
+                if _joins(tokens, k + 1):
                     literal = decode_literal(after[0])
                     if any(x in literal for x in self.free_text[t]) or self.token_first(after[1:], owner):
                         continue
@@ -423,8 +422,8 @@ class _Translation:
         if not tokens or tokens[0] in (")", "|"):
             if owner == "root":
                 return True
-            uses = [(user, k) for user, body in self.rules.items() for k, t in enumerate(_significant(body)) if t == owner]
-            return all(self.token_first(_significant(self.rules[user])[k + 1:], user, depth + 1, stops) for user, k in uses)
+            uses = [(user, k) for user, tokens_ in self.tokens.items() for k, t in enumerate(tokens_) if t == owner]
+            return all(self.token_first(self.tokens[user][k + 1:], user, depth + 1, stops) for user, k in uses)
         first = tokens[0]
         if _MARKER_RULE.match(first) or first.startswith("Token("):
             return True
@@ -433,7 +432,7 @@ class _Translation:
         if first == "(":
             alternatives, end = _alternatives(tokens)
         elif first in self.rules:
-            alternatives, end = _alternatives(["(", *_significant(self.rules[first]), ")"])[0], 1
+            alternatives, end = _alternatives(["(", *self.tokens[first], ")"])[0], 1
         elif first == '""':
             alternatives, end = [[]], 1
         else:
@@ -444,6 +443,16 @@ class _Translation:
             rest = rest[1:]
         return all(self.token_first(alt + rest, owner, depth + 1, stops) for alt in alternatives) and (
             not optional or self.token_first(rest, owner, depth + 1, stops))
+
+
+def _repeated(tokens: list[str], k: int) -> bool:
+    """Is the element `tokens[k]` repeated (a `{m, n}` after it)? Such an element is not joined."""
+    return k + 1 < len(tokens) and tokens[k + 1][0] == "{"
+
+
+def _joins(tokens: list[str], k: int) -> bool:
+    """Does free text before `tokens[k]` join it: a non-empty literal, not repeated?"""
+    return k < len(tokens) and tokens[k][0] == '"' and tokens[k] != '""' and not _repeated(tokens, k)
 
 
 def _flat_alternatives(tokens: list[str]) -> list[list[str]]:
@@ -477,7 +486,7 @@ def _alternatives(tokens: list[str]) -> tuple[list[list[str]], int]:
     alternatives: list[list[str]] = [[]]
     depth = 0
     for k, t in enumerate(tokens[1:], 1):
-        if t in ("(", "(="):
+        if t == "(":
             depth += 1
         elif t == ")":
             if depth == 0:

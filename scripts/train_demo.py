@@ -4,27 +4,26 @@
     .venv/bin/python scripts/train_demo.py --check    # train again into a temporary folder, compare hashes
 
 Fixed seed, one thread, deterministic algorithms, and one instruction set on every x86 machine
-(`PINNED`): the same weights wherever it runs. See constrained/demo_training.py for what the model
-is and how it learns.
+(`PINNED`), so that a run gives the same weights on any host (checked on one AMD host so far).
+See constrained/demo_training.py for what the model is and how it learns.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import fields
+from pathlib import Path
 
 # Before torch loads. ATen's kernels (AVX-512 or AVX2) and MKL's (its Intel or AMD path) sum in
 # different orders on different CPUs, and after three steps the weights differ already: pinned to
-# AVX2, which every x86 server of the last decade has, a run gives the same bytes on any of them.
+# AVX2, which every x86 server of the last decade has, so that runs on any of them agree.
 PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 os.environ.update(PINNED)
-
-import argparse  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import fields  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 from constrained import demo  # noqa: E402
 from constrained import demo_training as training  # noqa: E402

@@ -8,6 +8,11 @@ xgrammar's compiler also keeps the token masks of the rules it has compiled, and
 costs 20-50 ms on a 129K vocabulary, later new ones 2-10 ms, so `GrammarCache.warm` compiles a
 grammar with every JSON value type at start-up. That cache is bounded by `cache_limit_bytes`.
 
+A grammar whose text reaches `lazy.LAZY_FROM_CHARS` (a large schema's) is served by llguidance
+instead, with masks computed per token (`constrained.lazy`): its compile is a fraction of
+xgrammar's. The translation keeps the language exactly or refuses, and a refused grammar stays
+with xgrammar.
+
 xgrammar 0.2.8 hashes a rule for that cache without the ids of its `Token` edges (a dialect's
 markers that are one token), so a rule that differs from an earlier grammar's only in a token id
 would be given the earlier rule's masks. `grammar.token_element` writes each marker with a dead
@@ -32,9 +37,11 @@ import xgrammar as xgr
 
 from .budget import Closer, margin_for, token_lengths
 from .dialect import Dialect
-from .grammar import GrammarOptions, build_ebnf
+from .grammar import GrammarOptions, build_ebnf, merged_for_xgrammar
 from .guards import matcher as guarded_matcher
-from .tokenizer import ForcedTokens, serial
+from .lark import NotTranslatable, to_lark
+from .lazy import LAZY_FROM_CHARS, LazyGrammar, llguidance_tokenizer
+from .tokenizer import MARKER_BYTE, ForcedTokens, serial
 from .types import Tool, as_tools
 
 
@@ -51,14 +58,6 @@ def never_text_ids(tokenizer: Any, marker_ids: Iterable[int]) -> list[int]:
     special |= set(marker_ids)
     stops = set(eos_token_ids(tokenizer))
     return sorted(i for i in special if i not in stops)
-
-
-# In the grammar's copy of the vocabulary, special tokens (a dialect's markers, chat tokens) are
-# spelled with this byte in front. No text rule can then produce them: JSON and Python strings never contain it, and
-# free text excludes it. Only `Token(id)` at the grammar's structural positions can. Without this,
-# a marker token (e.g. Kimi's <|tool_call_end|>) is legal *inside* an argument string, because
-# xgrammar treats an added token as the text it decodes to.
-MARKER_BYTE = b"\x01"  # a control character: JSON and Python strings never contain it raw
 
 
 def marker_tokenizer_info(info: xgr.TokenizerInfo, marker_ids: Sequence[int]) -> xgr.TokenizerInfo:
@@ -105,11 +104,15 @@ def compile_grammar(compiler: xgr.GrammarCompiler, grammar: xgr.Grammar, uncache
         return uncached().compile_grammar(grammar)
 
 
+# what a request's grammar compiles to: xgrammar's, or llguidance's for a large grammar
+Compiled = xgr.CompiledGrammar | LazyGrammar
+
+
 @dataclass(frozen=True)
 class CompileResult:
     """A compiled grammar, and what getting it cost: a cache hit, or the seconds it took."""
 
-    grammar: xgr.CompiledGrammar
+    grammar: Compiled
     cache_hit: bool
     seconds: float
     key: bytes = b""  # what the cache files it under
@@ -120,6 +123,7 @@ class CompileStats:
     compiles: int = 0
     cache_hits: int = 0
     compile_seconds: float = 0.0
+    lazy_compiles: int = 0  # of `compiles`, those served by llguidance (constrained.lazy)
 
 
 class GrammarCache:
@@ -127,7 +131,7 @@ class GrammarCache:
 
     def __init__(
         self, tokenizer: Any, vocab_size: int | None = None, max_entries: int = 256, max_threads: int = 8,
-        cache_limit_bytes: int = 512 * 1024 * 1024,
+        cache_limit_bytes: int = 512 * 1024 * 1024, lazy_from_chars: int | None = LAZY_FROM_CHARS,
     ):
         self.tokenizer = tokenizer
         # bound of each xgrammar compiler's own cache: without one it grows with every new tool set
@@ -136,7 +140,9 @@ class GrammarCache:
         self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=self.vocab_size)
         self.max_threads = max_threads
         self.max_entries = max_entries
-        self._cache: OrderedDict[bytes, xgr.CompiledGrammar] = OrderedDict()
+        # grammar text from which llguidance serves it (None: xgrammar for every grammar)
+        self.lazy_from_chars = lazy_from_chars
+        self._cache: OrderedDict[bytes, Compiled] = OrderedDict()
         self._lock = threading.RLock()
         self._compilers: dict[tuple[tuple[int, ...], bool], xgr.GrammarCompiler] = {}
         # per dialect marker set: (marker -> token id, never-text token ids that key its compilers).
@@ -172,25 +178,56 @@ class GrammarCache:
                 self._dialects[dialect.special_tokens] = (ids, markers)
             return self._dialects[dialect.special_tokens]
 
-    def _compile(self, dialect: Dialect, tools: Sequence[Tool], options: GrammarOptions, ebnf: str | None = None) -> xgr.CompiledGrammar:
-        return self._compile_ebnf(dialect, ebnf if ebnf is not None else build_ebnf(dialect, tools, options, self._dialect(dialect)[0]))
+    def _compile(self, dialect: Dialect, tools: Sequence[Tool], options: GrammarOptions, ebnf: str | None = None, lazy: bool | None = None) -> Compiled:
+        return self._compile_ebnf(dialect, ebnf if ebnf is not None else self.ebnf(dialect, tools, options), lazy=lazy)
 
-    def _compile_ebnf(self, dialect: Dialect, ebnf: str) -> xgr.CompiledGrammar:
+    def _compile_ebnf(self, dialect: Dialect, ebnf: str, *, lazy: bool | None = None) -> Compiled:
+        if lazy or (lazy is None and self.lazy_sized(len(ebnf))):
+            served = self._lazy(ebnf)
+            if served is not None:
+                return served
+            ebnf = merged_for_xgrammar(ebnf)  # build_ebnf left a grammar this large unmerged
         markers = self._dialect(dialect)[1]
         grammar = xgr.Grammar.from_ebnf(ebnf)
         return compile_grammar(self.compiler_for(markers), grammar, lambda: self.compiler_for(markers, cached=False))
 
-    def compile_ebnf(self, dialect: Dialect, ebnf: str) -> CompileResult:
+    def lazy_sized(self, chars: int) -> bool:
+        """Whether grammar text of this size goes to llguidance (when it translates)."""
+        return self.lazy_from_chars is not None and chars >= self.lazy_from_chars
+
+    def _lazy(self, ebnf: str) -> LazyGrammar | None:
+        """The grammar in llguidance; None where the translation refuses it or llguidance cannot
+        read this tokenizer (xgrammar then serves it)."""
+        if self.llguidance_tokenizer is None:
+            return None
+        try:
+            lark = to_lark(ebnf)
+        except NotTranslatable:
+            return None
+        grammar = LazyGrammar.build(lark, self.llguidance_tokenizer, self.info.stop_token_ids, self.vocab_size)
+        with self._lock:
+            self.stats.lazy_compiles += 1
+        return grammar
+
+    @functools.cached_property
+    def llguidance_tokenizer(self) -> Any:
+        """llguidance's view of the tokenizer for the lazy route (~1 s on a 129K vocabulary: once,
+        at `warm` or the first large grammar); None where it cannot be built."""
+        return llguidance_tokenizer(self.tokenizer, self.vocab_size, self.info.stop_token_ids)
+
+    def compile_ebnf(self, dialect: Dialect, ebnf: str, *, lazy: bool | None = None) -> CompileResult:
         """A grammar `build_ebnf` wrote elsewhere (another process: vLLM's API server), compiled
-        with `dialect`'s never-text tokens; cached by its text."""
-        key = b"ebnf" + hashlib.blake2b(f"{dialect.name}\n{ebnf}".encode(), digest_size=20).digest()
-        return self._cached(key, lambda: self._compile_ebnf(dialect, ebnf))
+        with `dialect`'s never-text tokens; cached by its text. `lazy` as for `compile`."""
+        key = b"ebnf" + hashlib.blake2b(f"{dialect.name}\n{lazy}\n{ebnf}".encode(), digest_size=20).digest()
+        return self._cached(key, lambda: self._compile_ebnf(dialect, ebnf, lazy=lazy))
 
     def warm(self, dialect: Dialect) -> float:
         """Compile a grammar with every JSON value type for `dialect`, so that the first request's
         grammar finds those rules' masks already computed. Returns the seconds it took."""
         t0 = time.perf_counter()
         self._compile(dialect, [WARM_UP_TOOL], GrammarOptions())
+        if self.lazy_from_chars is not None:
+            _ = self.llguidance_tokenizer  # built now, not in the first large grammar's compile
         return time.perf_counter() - t0
 
     def closer(self, dialect: Dialect, stop_ids: Sequence[int]) -> Closer:
@@ -218,7 +255,9 @@ class GrammarCache:
         return [bytes(b) for b in self.info.decoded_vocab]
 
     def ebnf(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions) -> str:
-        return build_ebnf(dialect, as_tools(tools), options, self._dialect(dialect)[0])
+        """The request's grammar text; a grammar that llguidance will serve is left unmerged
+        (merging equal rules saves xgrammar's work only)."""
+        return build_ebnf(dialect, as_tools(tools), options, self._dialect(dialect)[0], merge_below=self.lazy_from_chars)
 
     def key(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions) -> bytes:
         """What the cache files this request's grammar under."""
@@ -234,14 +273,19 @@ class GrammarCache:
             self.stats.cache_hits += 1
             return CompileResult(hit, True, 0.0, key)
 
-    def compile(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions, *, ebnf: str | None = None) -> CompileResult:
+    def compile(
+        self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions, *, ebnf: str | None = None, lazy: bool | None = None,
+    ) -> CompileResult:
         """The grammar for this request, from the cache when an equal request was compiled before.
         Raises ToolSpecError / UnsupportedSchemaError (with their context) for what cannot be served.
-        `ebnf`: the request's grammar text when the caller built it already (`ebnf()`)."""
+        `ebnf`: the request's grammar text when the caller built it already (`ebnf()`). `lazy`:
+        None chooses by size (`lazy_from_chars`); True serves it by llguidance where it translates
+        (`constrained.lazy`), False by xgrammar."""
         typed = as_tools(tools)
-        return self._cached(_cache_key(dialect, typed, options), lambda: self._compile(dialect, typed, options, ebnf))
+        key = _cache_key(dialect, typed, options) + (b"" if lazy is None else bytes([lazy]))
+        return self._cached(key, lambda: self._compile(dialect, typed, options, ebnf, lazy))
 
-    def _cached(self, key: bytes, compile_: Callable[[], xgr.CompiledGrammar]) -> CompileResult:
+    def _cached(self, key: bytes, compile_: Callable[[], Compiled]) -> CompileResult:
         hit = self.cached(key)
         if hit is not None:
             return hit

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import xgrammar as xgr
 
 from . import guards
 from .budget import RowBudget
+from .lazy import LazyMatcher
 from .masks import apply_bitmask_
 
 
@@ -28,7 +30,7 @@ class GrammarState:
 
     __slots__ = ("matcher", "budget")
 
-    def __init__(self, compiled: xgr.CompiledGrammar, stop_token_ids: Sequence[int] | None = None, budget: RowBudget | None = None):
+    def __init__(self, compiled: Any, stop_token_ids: Sequence[int] | None = None, budget: RowBudget | None = None):
         # guarded where the grammar has guarded rules (long string bounds, open objects' keys)
         self.matcher = guards.matcher(compiled, override_stop_tokens=list(stop_token_ids) if stop_token_ids else None)
         self.budget = budget
@@ -95,6 +97,11 @@ class GrammarState:
     def fill(self, bitmask: torch.Tensor, row: int) -> None:
         self.matcher.fill_next_token_bitmask(bitmask, row)
 
+    @property
+    def lazy(self) -> bool:
+        """Served by llguidance (`constrained.lazy`): its masks are not xgrammar's to batch."""
+        return isinstance(self.matcher, LazyMatcher)
+
     def xgrammar_matcher(self) -> xgr.GrammarMatcher:
         """xgrammar's own matcher (for its batched fill; `after_fill` then adds the guard)."""
         return guards.xgrammar_matcher(self.matcher)
@@ -140,13 +147,15 @@ class GrammarBatch:
         if not rows:
             return rows
         self._ensure(len(states))
+        # xgrammar's rows in one batched call; llguidance's (large grammars) one by one
+        batched = [i for i in rows if not states[i].lazy]  # type: ignore[union-attr]
         try:
-            if len(rows) > 1:
-                self._batch(len(rows)).batch_fill_next_token_bitmask([states[i].xgrammar_matcher() for i in rows], self.bitmask, indices=rows)  # type: ignore[union-attr]
-                for i in rows:
+            if len(batched) > 1:
+                self._batch(len(batched)).batch_fill_next_token_bitmask([states[i].xgrammar_matcher() for i in batched], self.bitmask, indices=batched)  # type: ignore[union-attr]
+                for i in batched:
                     states[i].after_fill(self.bitmask, i)  # type: ignore[union-attr]
-            else:
-                states[rows[0]].fill(self.bitmask, rows[0])  # type: ignore[union-attr]
+            for i in rows if len(batched) <= 1 else [i for i in rows if states[i].lazy]:  # type: ignore[union-attr]
+                states[i].fill(self.bitmask, i)  # type: ignore[union-attr]
         except Exception:
             if failures is None:
                 raise

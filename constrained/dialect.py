@@ -150,7 +150,7 @@ class Dialect:
     def text_excludes(self) -> tuple[str, ...]:
         """Strings that free text (content, not reasoning) must not spell, or the parser would take
         them for structure: only the trigger, since the parser looks for nothing else in content
-        (special tokens are barred separately, see compiler.MARKER_BYTE; reasoning markers only
+        (special tokens are barred separately, see tokenizer.MARKER_BYTE; reasoning markers only
         count at the start). Each exclude costs compile time, so the list stays minimal. A
         whole-output dialect's text may not start like calls (the grammar sees to it), and may
         hold a one-character trigger (pythonic `[`: a call list counts only as the whole output)

@@ -119,7 +119,7 @@ def merge_equal_rules(rules: dict[str, str], keep: Callable[[str], bool], min_sh
 
 # Character classes xgrammar writes that let raw control characters into a JSON string (its
 # length-bounded strings: `{"type": "string", "minLength": 2}`): JSON forbids them, and our marker
-# tokens are spelled with one (compiler.MARKER_BYTE), so a marker would become string content.
+# tokens are spelled with one (tokenizer.MARKER_BYTE), so a marker would become string content.
 _CLASS_FIXES = {r'[^\"\\\r\n]': r'[^\0-\x1f\"\\]'}
 
 # Bounded runaway values: a number's digit runs are capped, so that a weak model cannot write

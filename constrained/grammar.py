@@ -151,7 +151,7 @@ def token_element(token_id: int) -> str:
     that spells the id. xgrammar 0.2.8 hashes a rule for its cross-grammar mask cache without the
     ids of its ``Token`` edges, so two rules alike but for a marker's id would share masks (one
     grammar would allow the other's marker). The alternative makes the hash depend on the id, and
-    matches nothing: it begins with two `compiler.MARKER_BYTE`s, which no token of the grammar's
+    matches nothing: it begins with two `tokenizer.MARKER_BYTE`s, which no token of the grammar's
     vocabulary spells (`compiler.marker_tokenizer_info`)."""
     return f'(Token({token_id}) | "\\x01\\x01" {E.literal(str(token_id))})'
 
@@ -349,8 +349,12 @@ MERGE_RULES_FROM, MERGE_SHARE_FROM = 500, 0.15
 
 
 def build_ebnf(
-    dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions, token_ids: Mapping[str, int]
+    dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions, token_ids: Mapping[str, int],
+    *, merge_below: int | None = None,
 ) -> str:
+    """The grammar of a request's output. `merge_below`: rules are merged (xgrammar's saving) only
+    while the rules' text is under this many characters (a larger grammar goes to llguidance, where
+    merging saves nothing: `constrained.lazy`)."""
     mode, chosen = selected_tools(prepare_tools(dialect, tools, options.additional_properties), options.tool_choice)
     b = _Builder(dialect, token_ids)
     head = ""
@@ -376,8 +380,20 @@ def build_ebnf(
         gap = f"[ \\n]{{0, {MAX_GAP_WHITESPACE}}} " if head else ""
         root = f"{head}{gap}{section}"
     rules = {"root": root, **b.rules}
-    if len(rules) >= MERGE_RULES_FROM:
+    if len(rules) >= MERGE_RULES_FROM and (merge_below is None or sum(map(len, rules.values())) < merge_below):
         rules = E.merge_equal_rules(rules, _keeps_its_name, MERGE_SHARE_FROM)
+    return _text(rules)
+
+
+def merged_for_xgrammar(ebnf: str) -> str:
+    """A grammar text `build_ebnf` left unmerged, merged (for xgrammar after all)."""
+    rules = E.parse_rules(ebnf)
+    if len(rules) < MERGE_RULES_FROM:
+        return ebnf
+    return _text(E.merge_equal_rules(rules, _keeps_its_name, MERGE_SHARE_FROM))
+
+
+def _text(rules: Mapping[str, str]) -> str:
     return "".join(f"{name} ::= {body}\n" for name, body in rules.items())
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import xgrammar as xgr
 
 from .keys import KeyGuard, key_rules
+from .lazy import LazyGrammar, LazyMatcher
 from .lengths import Guard, GuardedMatcher, length_rules, token_table
 
 
@@ -25,8 +26,12 @@ def guarded(raw: xgr.GrammarMatcher, compiled: xgr.CompiledGrammar) -> Any:
     return out
 
 
-def matcher(compiled: xgr.CompiledGrammar, **kwargs: Any) -> Any:
-    """A matcher for ``compiled`` (xgrammar's arguments), guarded where it needs to be."""
+def matcher(compiled: Any, **kwargs: Any) -> Any:
+    """A matcher for ``compiled`` (xgrammar's arguments), guarded where it needs to be; for a
+    grammar llguidance serves (`constrained.lazy`), its matcher (the translation writes the
+    guarded rules as exact regexes: no guard)."""
+    if isinstance(compiled, LazyGrammar):
+        return LazyMatcher(compiled, **kwargs)
     return guarded(xgr.GrammarMatcher(compiled, **kwargs), compiled)
 
 

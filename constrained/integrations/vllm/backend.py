@@ -3,7 +3,7 @@
 vLLM's xgrammar backend builds its vocabulary with `TokenizerInfo.from_huggingface`, where a special
 token counts as the text it spells: a marker such as `<|tool_call_end|>` or `<|im_end|>` would be
 legal *inside* an argument string or in free text. Our compiler spells special tokens with a
-control byte in the grammar's copy of the vocabulary (`constrained.compiler.MARKER_BYTE`), so that
+control byte in the grammar's copy of the vocabulary (`constrained.tokenizer.MARKER_BYTE`), so that
 only the grammar's `Token(id)` positions can produce them. vLLM has no API for a backend's
 vocabulary and only the grammar text reaches its engine process, so `patch` wraps
 `XgrammarBackend.compile_grammar` there: a grammar whose first line is our header
@@ -40,7 +40,9 @@ def compile_marked(tokenizer: Any, vocab_size: int, dialect_name: str, spec: str
     """Our grammar text -> an xgrammar CompiledGrammar with the dialect's never-text tokens."""
     from constrained.compiler import grammar_cache
 
-    return grammar_cache(tokenizer, vocab_size).compile_ebnf(registry.get(dialect_name), spec).grammar
+    # xgrammar whatever the size: vLLM's XgrammarGrammar wants its CompiledGrammar (the lazy route,
+    # constrained.lazy, is not wired into vLLM yet)
+    return grammar_cache(tokenizer, vocab_size).compile_ebnf(registry.get(dialect_name), spec, lazy=False).grammar
 
 
 def patch(bx: ModuleType) -> bool:

@@ -117,7 +117,7 @@ class ToolCallBudget(LogitsProcessor):
             return None
         cache = self.cache()
         d = registry.get(name)
-        compiled = cache.compile_ebnf(d, spec)
+        compiled = cache.compile_ebnf(d, spec, lazy=False)  # the grammar the backend compiled (xgrammar)
         stop_ids: Sequence[int] = sorted(params.all_stop_token_ids) or eos_token_ids(cache.tokenizer)
         state = GrammarState(compiled.grammar, stop_ids)
         state.budget = RowBudget(cache.closer(d, stop_ids), params.max_tokens, cache.margin(d, compiled, stop_ids))

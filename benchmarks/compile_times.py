@@ -6,12 +6,10 @@ server's `--compile-timeout` default (its p99.9, rounded up).
     python -m constrained.benchmarks.compile_times ../shared/data/maskbench [--dialect kimi_k2] [--out times.json]
 
 With ``--large N`` it measures N generated large schemas instead (`benchmarks.large_schemas`), each
-compiled the same way, side by side with llguidance's compile of the same schema, and counts the
-rules xgrammar writes to keep open objects' extra keys apart from their declared names (one per
-node of the trie of those names: the cause of the tail found so far) and the guarded key rules
-that replace them in large objects (`constrained.keys`). It also measures the lazy route for the
-same grammar: our EBNF translated to llguidance's Lark (`constrained.lark`), llguidance's matcher
-built from it, and the masks of a random walk through it (they are computed per token there).
+compiled as the server does (from `LAZY_FROM_CHARS` of grammar text, served by llguidance with
+lazy masks: `constrained.lazy`), and in the same run the same grammar by xgrammar alone, and
+llguidance's own compile of the schema (another language: for scale); with the grammar's size,
+its guarded key rules (`constrained.keys`), and the lazy masks' cost over a random walk.
 
     python -m constrained.benchmarks.compile_times --large 10 [--out large.json]
 """
@@ -19,7 +17,6 @@ built from it, and the masks of a random walk through it (they are computed per 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
@@ -69,12 +66,16 @@ def measure(folder: str, dialect_name: str = "kimi_k2", limit: int | None = None
 
 
 def measure_large(n: int, dialect_name: str = "kimi_k2", seed: int = 0, progress: bool = True) -> dict:
-    """Compile ``n`` generated large schemas (one tool each, a new request each), ours and
-    llguidance's: seconds, grammar size, and the extra-key trie rules of each."""
+    """Compile ``n`` generated large schemas (one tool each, a new request each) as the server
+    does (`GrammarCache.compile`: llguidance's lazy masks from `LAZY_FROM_CHARS` of grammar text,
+    xgrammar below and where the translation refuses), then the same grammar text with xgrammar
+    alone, and llguidance's compile of the schema itself (not our language: for scale); grammar
+    size, the extra-key trie rules, and the masks of a random walk on the served grammar."""
     from constrained import demo
     from constrained import dialect as registry
     from constrained.compiler import grammar_cache
     from constrained.grammar import GrammarOptions
+    from constrained.lazy import LazyGrammar
     from constrained.types import Tool
 
     from .large_schemas import generate
@@ -82,85 +83,75 @@ def measure_large(n: int, dialect_name: str = "kimi_k2", seed: int = 0, progress
     d = registry.get(dialect_name)
     tok = demo.load_tokenizer(d)
     cache = grammar_cache(tok)
-    cache.warm(d)
-    ll_compile = _llguidance_compiler(tok)
+    cache.warm(d)  # as `constrained serve` starts: xgrammar's rule cache, llguidance's tokenizer
+    ll_compile = _llguidance_compiler(cache.llguidance_tokenizer)
     rows = []
     for i, (name, schema) in enumerate(generate(n, seed)):
         row: dict = {"schema": name, "schema_chars": len(json.dumps(schema))}
         options = GrammarOptions(tool_choice="required")
+        tools = [Tool("t", schema)]
         try:
             t0 = time.perf_counter()
-            ebnf = cache.ebnf(d, [Tool("t", schema)], options)
+            ebnf = cache.ebnf(d, tools, options)
             t1 = time.perf_counter()
-            cache.compile(d, [Tool("t", schema)], options, ebnf=ebnf)
-            row.update(ours_s=time.perf_counter() - t0, ebnf_s=t1 - t0, rules=ebnf.count(" ::= "),
+            served = cache.compile(d, tools, options, ebnf=ebnf).grammar
+            t2 = time.perf_counter()
+            cache.compile(d, tools, options, ebnf=ebnf, lazy=False)
+            t3 = time.perf_counter()
+            row.update(served_s=t2 - t0, ebnf_s=t1 - t0, route="llguidance" if isinstance(served, LazyGrammar) else "xgrammar",
+                       xgrammar_s=(t1 - t0) + (t3 - t2), ebnf_chars=len(ebnf), rules=ebnf.count(" ::= "),
                        extra_key_trie_rules=sum(1 for line in ebnf.splitlines() if "_addl_key" in line.split(" ::= ")[0]),
                        guarded_key_rules=sum(1 for line in ebnf.splitlines() if "keyx_" in line.split(" ::= ")[0]))
+            if isinstance(served, LazyGrammar):
+                row.update(_mask_walk(served, seed + i, len(tok)))
         except Exception as err:  # noqa: BLE001 - a refusal is a result here
             row["ours_error"] = f"{type(err).__name__}: {str(err)[:160]}"
         if ll_compile is not None:
             row.update(ll_compile(schema))
-            if "ebnf_s" in row:
-                row.update(_lazy_route(tok, ebnf, seed + i))
         rows.append(row)
         if progress:
-            print(f"{i + 1}/{n} {name}: ours {row.get('ours_s', float('nan')):.3f} s, llguidance {row.get('llguidance_s', float('nan')):.3f} s",
-                  file=sys.stderr, flush=True)
-    ours = [r["ours_s"] for r in rows if "ours_s" in r]
+            print(f"{i + 1}/{n} {name}: served {row.get('served_s', float('nan')):.3f} s ({row.get('route')}), "
+                  f"xgrammar {row.get('xgrammar_s', float('nan')):.3f} s", file=sys.stderr, flush=True)
+    served_s = [r["served_s"] for r in rows if "served_s" in r]
+    xgr_s = [r["xgrammar_s"] for r in rows if "xgrammar_s" in r]
     ll = [r["llguidance_s"] for r in rows if "llguidance_s" in r]
     return {"dialect": dialect_name, "schemas": n, "seed": seed, "rows": rows,
-            "ours_p50_s": quantile(ours, 0.5), "ours_p99_s": quantile(ours, 0.99), "ours_max_s": max(ours, default=float("nan")),
+            "served_p50_s": quantile(served_s, 0.5), "served_p99_s": quantile(served_s, 0.99), "served_max_s": max(served_s, default=float("nan")),
+            "xgrammar_p50_s": quantile(xgr_s, 0.5), "xgrammar_p99_s": quantile(xgr_s, 0.99), "xgrammar_max_s": max(xgr_s, default=float("nan")),
+            "lazy_served": sum(1 for r in rows if r.get("route") == "llguidance"),
             "llguidance_p50_s": quantile(ll, 0.5), "llguidance_p99_s": quantile(ll, 0.99), "llguidance_accepted": len(ll)}
 
 
-def _lazy_route(tok, ebnf: str, seed: int, steps: int = 40) -> dict:
-    """Our grammar in llguidance: translation seconds, matcher seconds, mask µs over a random walk."""
+def _mask_walk(grammar, seed: int, vocab: int, steps: int = 40) -> dict:
+    """µs per mask over a random walk through a grammar llguidance serves (its masks are
+    computed per token)."""
     import random
 
-    import llguidance
     import numpy as np
+    import xgrammar as xgr
 
-    from constrained import lark
+    from constrained.guards import matcher as grammar_matcher
 
-    t0 = time.perf_counter()
-    try:
-        translated = lark.to_lark(ebnf)
-    except lark.NotTranslatable as err:
-        return {"lark_refused": str(err)[:120]}
-    t1 = time.perf_counter()
-    matcher = llguidance.LLMatcher(_ll_tokenizer(tok), llguidance.LLMatcher.grammar_from_lark(translated), log_level=0)
-    t2 = time.perf_counter()
-    if matcher.is_error():
-        return {"lark_error": matcher.get_error()[:120]}
+    m = grammar_matcher(grammar)
+    bitmask = xgr.allocate_token_bitmask(1, grammar.vocab_size)
     rng, masks = random.Random(seed), []
     for _ in range(steps):
         t = time.perf_counter()
-        words = np.frombuffer(matcher.compute_bitmask(), dtype=np.uint32)
+        m.fill_next_token_bitmask(bitmask, 0)
         masks.append(time.perf_counter() - t)
-        allowed = np.flatnonzero(np.unpackbits(words.view(np.uint8), bitorder="little"))
-        allowed = allowed[allowed < len(tok)]
-        if not len(allowed) or matcher.is_stopped():
+        allowed = np.flatnonzero(np.unpackbits(bitmask[0].numpy().view(np.uint8), bitorder="little")[:vocab])
+        if not len(allowed) or m.is_terminated():
             break
-        matcher.consume_token(int(rng.choice(allowed)))
-    return {"lark_s": t1 - t0, "llguidance_ours_s": t2 - t1, "lazy_total_s": (t2 - t0),
-            "ll_mask_us_p50": 1e6 * quantile(masks, 0.5), "ll_mask_us_max": 1e6 * max(masks)}
+        m.accept_token(int(rng.choice(allowed)))
+    return {"mask_us_p50": 1e6 * quantile(masks, 0.5), "mask_us_max": 1e6 * max(masks)}
 
 
-@functools.cache  # one per tokenizer: building it costs ~1 s on a 129K vocabulary
-def _ll_tokenizer(tok):
-    import llguidance.hf
-
-    return llguidance.hf.from_tokenizer(tok)
-
-
-def _llguidance_compiler(tok):
-    """A function schema -> {llguidance_s} or {llguidance_error}; None without llguidance."""
-    try:
-        import llguidance
-        import llguidance.hf
-    except ImportError:
+def _llguidance_compiler(ll_tok):
+    """A function schema -> {llguidance_s} or {llguidance_error}: llguidance's own compile of the
+    schema (not our language: for scale); None without llguidance."""
+    if ll_tok is None:
         return None
-    ll_tok = _ll_tokenizer(tok)
+    import llguidance
 
     def compile_(schema: dict) -> dict:
         t0 = time.perf_counter()
@@ -174,24 +165,21 @@ def _llguidance_compiler(tok):
 
 
 def format_large(result: dict) -> str:
-    lines = ["| schema | JSON chars | ours, s | of which grammar text, s | grammar rules | extra-key trie rules | guarded key rules "
-             "| llguidance, s | ours in llguidance: translation + matcher, s | its masks p50 / max, µs |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| schema | JSON chars | grammar chars | served, s | route | of which grammar text, s | xgrammar alone, s | grammar rules "
+             "| guarded key rules | lazy masks p50 / max, µs | llguidance's own compile, s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        ours = f"{r['ours_s']:.3f}" if "ours_s" in r else r.get("ours_error", "")
+        if "served_s" not in r:
+            lines.append(f"| {r['schema']} | {r['schema_chars']:,} | {r.get('ours_error', '')} |  |  |  |  |  |  |  |  |")
+            continue
         ll = f"{r['llguidance_s']:.4f}" if "llguidance_s" in r else r.get("llguidance_error", "n/a")
-        lazy = (f"{r['lark_s']:.3f} + {r['llguidance_ours_s']:.3f}" if "lark_s" in r
-                else r.get("lark_refused", r.get("lark_error", "n/a")))
-        masks = f"{r['ll_mask_us_p50']:.0f} / {r['ll_mask_us_max']:.0f}" if "lark_s" in r else ""
-        text = f"{r['ebnf_s']:.3f}" if "ebnf_s" in r else ""
-        lines.append(f"| {r['schema']} | {r['schema_chars']:,} | {ours} | {text} | {r.get('rules', '')} | {r.get('extra_key_trie_rules', '')} "
-                     f"| {r.get('guarded_key_rules', '')} | {ll} | {lazy} | {masks} |")
-    lazy = [r["ebnf_s"] + r["lazy_total_s"] for r in result["rows"] if "lazy_total_s" in r]
-    if lazy:
-        lines.append(f"\nours in llguidance (grammar text + translation + matcher): p50 {quantile(lazy, 0.5):.3f} s, "
-                     f"p99 {quantile(lazy, 0.99):.3f} s ({len(lazy)} of {result['schemas']} translated)")
-    lines.append(f"\nours p50 {result['ours_p50_s']:.3f} s, p99 {result['ours_p99_s']:.3f} s, max {result['ours_max_s']:.3f} s; "
-                 f"llguidance p50 {result['llguidance_p50_s']:.4f} s, p99 {result['llguidance_p99_s']:.4f} s "
+        masks = f"{r['mask_us_p50']:.0f} / {r['mask_us_max']:.0f}" if "mask_us_p50" in r else ""
+        lines.append(f"| {r['schema']} | {r['schema_chars']:,} | {r['ebnf_chars']:,} | {r['served_s']:.3f} | {r['route']} | {r['ebnf_s']:.3f} "
+                     f"| {r['xgrammar_s']:.3f} | {r['rules']} | {r['guarded_key_rules']} | {masks} | {ll} |")
+    lines.append(f"\nserved (as the server compiles: {result['lazy_served']} of {result['schemas']} by llguidance): "
+                 f"p50 {result['served_p50_s']:.3f} s, p99 {result['served_p99_s']:.3f} s, max {result['served_max_s']:.3f} s; "
+                 f"xgrammar alone p50 {result['xgrammar_p50_s']:.3f} s, p99 {result['xgrammar_p99_s']:.3f} s, max {result['xgrammar_max_s']:.3f} s; "
+                 f"llguidance's own compile p50 {result['llguidance_p50_s']:.4f} s, p99 {result['llguidance_p99_s']:.4f} s "
                  f"({result['llguidance_accepted']} of {result['schemas']} accepted)")
     return "\n".join(lines)
 

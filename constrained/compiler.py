@@ -37,7 +37,7 @@ import xgrammar as xgr
 
 from .budget import Closer, margin_for, token_lengths
 from .dialect import Dialect
-from .grammar import GrammarOptions, build_ebnf, merged_for_xgrammar
+from .grammar import GrammarOptions, build_ebnf
 from .guards import matcher as guarded_matcher
 from .lark import NotTranslatable, to_lark
 from .lazy import LAZY_FROM_CHARS, LazyGrammar, llguidance_tokenizer
@@ -186,7 +186,6 @@ class GrammarCache:
             served = self._lazy(ebnf)
             if served is not None:
                 return served
-            ebnf = merged_for_xgrammar(ebnf)  # build_ebnf left a grammar this large unmerged
         markers = self._dialect(dialect)[1]
         grammar = xgr.Grammar.from_ebnf(ebnf)
         return compile_grammar(self.compiler_for(markers), grammar, lambda: self.compiler_for(markers, cached=False))
@@ -255,9 +254,7 @@ class GrammarCache:
         return [bytes(b) for b in self.info.decoded_vocab]
 
     def ebnf(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions) -> str:
-        """The request's grammar text; a grammar that llguidance will serve is left unmerged
-        (merging equal rules saves xgrammar's work only)."""
-        return build_ebnf(dialect, as_tools(tools), options, self._dialect(dialect)[0], merge_below=self.lazy_from_chars)
+        return build_ebnf(dialect, as_tools(tools), options, self._dialect(dialect)[0])
 
     def key(self, dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions) -> bytes:
         """What the cache files this request's grammar under."""

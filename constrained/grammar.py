@@ -349,12 +349,8 @@ MERGE_RULES_FROM, MERGE_SHARE_FROM = 500, 0.15
 
 
 def build_ebnf(
-    dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions, token_ids: Mapping[str, int],
-    *, merge_below: int | None = None,
+    dialect: Dialect, tools: Sequence[Tool | Mapping] | None, options: GrammarOptions, token_ids: Mapping[str, int]
 ) -> str:
-    """The grammar of a request's output. `merge_below`: rules are merged (xgrammar's saving) only
-    while the rules' text is under this many characters (a larger grammar goes to llguidance, where
-    merging saves nothing: `constrained.lazy`)."""
     mode, chosen = selected_tools(prepare_tools(dialect, tools, options.additional_properties), options.tool_choice)
     b = _Builder(dialect, token_ids)
     head = ""
@@ -380,20 +376,10 @@ def build_ebnf(
         gap = f"[ \\n]{{0, {MAX_GAP_WHITESPACE}}} " if head else ""
         root = f"{head}{gap}{section}"
     rules = {"root": root, **b.rules}
-    if len(rules) >= MERGE_RULES_FROM and (merge_below is None or sum(map(len, rules.values())) < merge_below):
+    if len(rules) >= MERGE_RULES_FROM:
+        # merged for llguidance too: configs_5 merged in 0.11 s saves 0.11 s of translation and
+        # 0.22 s of llguidance's matcher build (its text: 2.1 MB instead of 3.0)
         rules = E.merge_equal_rules(rules, _keeps_its_name, MERGE_SHARE_FROM)
-    return _text(rules)
-
-
-def merged_for_xgrammar(ebnf: str) -> str:
-    """A grammar text `build_ebnf` left unmerged, merged (for xgrammar after all)."""
-    rules = E.parse_rules(ebnf)
-    if len(rules) < MERGE_RULES_FROM:
-        return ebnf
-    return _text(E.merge_equal_rules(rules, _keeps_its_name, MERGE_SHARE_FROM))
-
-
-def _text(rules: Mapping[str, str]) -> str:
     return "".join(f"{name} ::= {body}\n" for name, body in rules.items())
 
 

@@ -196,6 +196,16 @@ def _quoted(text: str) -> bool:
     return len(text) >= 2 and text[0] == text[-1] == '"'
 
 
+def _json_string(text: str) -> bool:
+    """Is `text` one whole JSON string, quotes and all (so no such text begins another)?"""
+    if not _quoted(text):
+        return False
+    try:
+        return isinstance(json.loads(text), str)
+    except ValueError:
+        return False
+
+
 class _Translation:
     def __init__(self, ebnf: str):
         heads = list(_RULE_HEAD.finditer(ebnf))
@@ -263,7 +273,19 @@ class _Translation:
             return self.terminal(f"/{self.patterns[name]}/")
         if _MARKER_RULE.match(name):
             return self.body(_significant(_DEAD_MARKER.sub("", body)))
+        quoted = self.quoted_choice(name)
+        if quoted is not None:
+            return quoted
         return self.body(self.tokens[name])
+
+    def quoted_choice(self, name: str) -> str | None:
+        """A rule that is a choice of quoted strings (an enum) as one lexeme: quoted strings are
+        never the beginning of one another, so one regex holds them all, and llguidance's parser
+        gets one item where it would get one per value (it refuses rows of over 2,000 items)."""
+        alternatives = _flat_alternatives(self.tokens[name])
+        if len(alternatives) < 2 or not all(len(a) == 1 and a[0][0] == '"' and _json_string(decode_literal(a[0])) for a in alternatives):
+            return None
+        return self.terminal("/" + "|".join(regex_escape(decode_literal(a[0])) for a in alternatives) + "/")
 
     def body(self, tokens: list[str]) -> str:
         out: list[str] = []  # elements, joined by spaces; an operator joins the element before it

@@ -25,18 +25,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from .tokenizer import MARKER_BYTE, serial
+from .types import LAZY_FROM_CHARS
 
-# Grammar text (characters of the EBNF `constrained.grammar` writes) from which a grammar is served
-# lazily. xgrammar compiles ~100 KB of grammar text in ~0.1 s on this project's CPU machine (2
-# cores); llguidance's masks cost tens of µs per token more than xgrammar's, so below this the
-# compile it saves is repaid within a few thousand tokens.
-LAZY_FROM_CHARS = 100_000
+__all__ = ["LAZY_FROM_CHARS", "LazyGrammar", "LazyMatcher", "llguidance_tokenizer"]
+
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,20 @@ class LazyGrammar:
     def build(cls, lark: str, tokenizer: Any, stop_token_ids: Sequence[int], vocab_size: int) -> LazyGrammar:
         import llguidance
 
-        matcher = llguidance.LLMatcher(tokenizer, lark, log_level=0)
+        matcher = llguidance.LLMatcher(tokenizer, lark, log_level=0, limits=_limits())
         if matcher.is_error():
             raise ValueError(f"llguidance refused the translated grammar: {matcher.get_error()[:300]}")
         return cls(lark, tokenizer, tuple(stop_token_ids), vocab_size, matcher)
+
+
+def _limits() -> Any:
+    """llguidance's resource limits, raised for grammars of our size: a limit reached mid-output is
+    an error there (xgrammar has none), so they are set well above what our grammars were measured
+    to need (its defaults: 2,000 items in a parser row, 50,000 items and 200,000 lexer fuel per
+    step)."""
+    import llguidance
+
+    return llguidance.LLParserLimits(max_items_in_row=100_000, step_max_items=2_000_000, step_lexer_fuel=20_000_000, verbose_errors=False)
 
 
 class LazyMatcher:
@@ -93,9 +103,16 @@ class LazyMatcher:
             self._steps.append(0)
             return True
         if self._ll.try_consume_tokens([token_id]) != 1:
+            self._check()
             return False
         self._steps.append(1)
         return True
+
+    def _check(self) -> None:
+        """A refused token leaves llguidance as it was; an error (a resource limit) breaks it: say so
+        rather than read it as a refusal."""
+        if self._ll.is_error():
+            raise RuntimeError(f"llguidance: {self._ll.get_error()[:300]}")
 
     def accept_string(self, input_str: str | bytes, *, debug_print: bool = False) -> bool:
         """Text, tokenized over the vocabulary's text tokens only (a special token's spelling stays
@@ -111,6 +128,7 @@ class LazyMatcher:
         tokens = self.grammar.tokenizer.greedy_tokenize(text)
         took = self._ll.try_consume_tokens(tokens)
         if took != len(tokens):
+            self._check()
             if took:
                 self._ll.rollback(took)
             return False
@@ -146,8 +164,7 @@ class LazyMatcher:
             return True
         words = row.numpy()
         self._ll.unsafe_compute_mask_ptr(row.data_ptr(), words.nbytes)  # releases the GIL
-        if self._ll.is_error():
-            raise RuntimeError(f"llguidance: {self._ll.get_error()[:300]}")
+        self._check()
         bits = words.view(np.uint32)
         clear = self._clear[self._clear < 32 * len(bits)]
         np.bitwise_and.at(bits, clear >> 5, ~(np.uint32(1) << (clear & 31).astype(np.uint32)))

@@ -23,3 +23,6 @@ class ServerConfig:
     workers: int = 4
     # threads that compile grammars not in the cache
     compile_threads: int = 2
+    # grammar text from which llguidance serves a grammar with lazy masks (constrained.lazy); None:
+    # the library's default (constrained.types.LAZY_FROM_CHARS), -1: never
+    lazy_from_chars: int | None = None

@@ -78,6 +78,7 @@ def metrics_text(state: ServerState) -> str:
     metric("constrained_mask_seconds_total", "counter", "Time filling and applying grammar masks.", [("", round(e.mask_seconds, 6))])
     metric("constrained_sample_seconds_total", "counter", "Time sampling.", [("", round(e.sample_seconds, 6))])
     metric("constrained_grammar_compiles_total", "counter", "Grammars compiled.", [("", c.compiles)])
+    metric("constrained_grammar_lazy_compiles_total", "counter", "Grammars compiled for llguidance's lazy masks (large grammars).", [("", c.lazy_compiles)])
     metric("constrained_grammar_cache_hits_total", "counter", "Grammar cache hits.", [("", c.cache_hits)])
     metric("constrained_grammar_compile_seconds_total", "counter", "Time compiling grammars.", [("", round(c.compile_seconds, 6))])
     metric("constrained_requests_submitted_total", "counter", "Requests accepted into the engine's queue.", [("", e.requests_submitted)])

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from constrained.compiler import eos_token_ids, grammar_cache
+from constrained.compiler import GrammarCache, eos_token_ids, grammar_cache
 from constrained.tokenizer import TokenText, serial
 
 from .compiles import Compiles
@@ -29,7 +29,11 @@ class ServerState:
         # request workers, the engine and the budget's closer all encode: one user at a time
         self.tokenizer = serial(served.tokenizer)
         self.dialect = served.dialect
-        self.cache = grammar_cache(served.tokenizer, served.vocab_size)
+        if self.config.lazy_from_chars is None:
+            self.cache = grammar_cache(served.tokenizer, served.vocab_size)
+        else:  # a route of its own: a cache of its own, not the process's shared one
+            lazy_from = None if self.config.lazy_from_chars < 0 else self.config.lazy_from_chars
+            self.cache = GrammarCache(served.tokenizer, served.vocab_size, lazy_from_chars=lazy_from)
         # generated text, every step of every stream: from the bytes of each token, no tokenizer
         self.text = TokenText(served.tokenizer, self.cache.decoded_vocab)
         self.stop_ids = eos_token_ids(served.tokenizer, served.model)

@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.large_schemas import FAMILIES, generate
 from constrained.schema import normalize
+from constrained.types import LAZY_FROM_CHARS
 
 
 def test_the_same_seed_gives_the_same_schemas_and_another_seed_others():
@@ -33,3 +34,15 @@ def test_articles_have_open_types_with_many_declared_names():
     types = [d for name, d in defs.items() if name.startswith("type_")]
     assert types and all(40 <= len(t["properties"]) - 2 <= 60 for t in types if "related" in t["properties"])
     assert any(t["additionalProperties"] == {} for t in types)
+
+
+def test_the_large_schema_bench_compiles_as_the_server_does_and_beside_xgrammar_alone():
+    from benchmarks.compile_times import format_large, measure_large
+
+    result = measure_large(2, "hermes", progress=False)  # articles_0, wide_0: past LAZY_FROM_CHARS
+    assert [r["route"] for r in result["rows"]] == ["llguidance", "llguidance"] and result["lazy_served"] == 2
+    for r in result["rows"]:
+        assert r["ebnf_chars"] >= LAZY_FROM_CHARS and 0 < r["ebnf_s"] < r["served_s"] and r["ebnf_s"] < r["xgrammar_s"]
+        assert 0 < r["mask_us_p50"] <= r["mask_us_max"]
+    table = format_large(result)
+    assert "| articles_0 |" in table and "by llguidance" in table

@@ -94,8 +94,8 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
                         "the `constrained.truncated` field (default), or drop them (a stream then sends each call once it is complete)")
     p.add_argument("--compile-timeout", type=float, default=ServerConfig.compile_timeout, metavar="SECONDS",
                    help="how long a request waits for its grammar to compile; beyond it the request gets a 503 naming the tool and the "
-                        "limit, and the compile goes on and is cached for the next one (default %(default)s: the p99.9 of the request "
-                        "compile times of 3,899 real-world schemas on 2 CPU cores is 3.0 s)")
+                        "limit, and the compile goes on and is cached for the next one (default %(default)s: on 2 CPU cores the "
+                        "request compile times of 3,899 real-world schemas reach 0.4 s, of 40 generated large ones 1.7 s)")
     p.add_argument("--lazy-from", type=int, default=None, metavar="CHARS",
                    help=f"grammars whose text reaches this many characters (large schemas) are served by llguidance, which computes "
                         f"each token mask when it is needed, instead of xgrammar, which computes them all before the first token; "

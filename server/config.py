@@ -16,8 +16,9 @@ class ServerConfig:
     # calls a token budget closed early (constrained.budget): "flag" them, or "drop" them
     budget_calls: str = "flag"
     # seconds a request waits for its grammar to compile (then 503; the compile goes on and is
-    # cached). The request compile time of the 3,899 maskbench schemas on 2 CPU cores: p50 15 ms,
-    # p99 0.71 s, p99.9 3.0 s, max 20.8 s (benchmarks/compile_times.py): p99.9 with headroom.
+    # cached). The request compile time of the 3,899 maskbench schemas on 2 CPU cores (2026-12-05,
+    # benchmarks/compile_times.py): p50 6.7 ms, p99 31 ms, p99.9 0.19 s, max 0.40 s; 40 generated
+    # large schemas: p99 1.7 s. Kept at 5 s: headroom for a loaded machine and larger schemas.
     compile_timeout: float = 5.0
     # threads that prepare requests (prompt, tokens, grammar text) and read results (parse, validate)
     workers: int = 4

@@ -220,3 +220,12 @@ def run_client(script: str, env: dict, timeout: float = 240) -> str:
     )
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
+
+
+def whole_utf8(data: bytes) -> bool:
+    """Is `data` whole UTF-8 text (no character cut)?"""
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import xgrammar as xgr
 from corpus import CORPUS
+from helpers import whole_utf8
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,14 +51,6 @@ def _bits(words: np.ndarray, n: int) -> np.ndarray:
 def _valid_utf8_prefix(data: bytes) -> bool:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(data, final=False)
-        return True
-    except UnicodeDecodeError:
-        return False
-
-
-def _whole_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
         return True
     except UnicodeDecodeError:
         return False
@@ -104,7 +97,7 @@ def walk_both(dialect_name: str, tools: list[Tool], options: GrammarOptions, see
         assert (x == y).all(), (context, [tok.decode([int(t)]) for t in np.flatnonzero(x != y)[:10]])
         if ours.is_completed() != theirs.is_completed():
             # only where the text ends inside a character: xgrammar calls it complete, llguidance waits for the rest
-            assert ours.is_completed() and not _whole_utf8(so_far), context
+            assert ours.is_completed() and not whole_utf8(so_far), context
             return step
         allowed = np.flatnonzero(x)
         if not len(allowed):

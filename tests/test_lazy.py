@@ -14,6 +14,7 @@ import jsonschema
 import numpy as np
 import pytest
 import xgrammar as xgr
+from helpers import whole_utf8
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai import OpenAI
@@ -109,7 +110,7 @@ def test_both_routes_agree_through_any_walk_of_accepts_forced_text_and_rollbacks
     for op, pick in ops:
         x, y = _allowed(ours, n), _allowed(theirs, n)
         x[special] = y[special] = False
-        text_ok = np.array([t < n and _whole(cache.decoded_vocab[t]) for t in np.flatnonzero(x)], dtype=bool)
+        text_ok = np.array([t < n and whole_utf8(cache.decoded_vocab[t]) for t in np.flatnonzero(x)], dtype=bool)
         assert (x == y).all(), [tok.decode([int(t)]) for t in np.flatnonzero(x != y)[:8]]
         assert ours.is_completed() == theirs.is_completed() and ours.is_terminated() == theirs.is_terminated()
         assert _forced(ours) == _forced(theirs)
@@ -140,14 +141,6 @@ def _forced(state: GrammarState) -> str:
 def _special_ids() -> np.ndarray:
     ll = _hermes()[1].llguidance_tokenizer
     return np.array([i for i in range(ll.vocab_size) if ll.is_special_token(i)], dtype=np.int64)
-
-
-def _whole(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def test_a_batch_fills_xgrammar_rows_and_llguidance_rows_alike():

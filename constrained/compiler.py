@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import marshal
 import threading
 import time
@@ -43,6 +44,8 @@ from .lark import NotTranslatable, to_lark
 from .lazy import LAZY_FROM_CHARS, LazyGrammar, llguidance_tokenizer
 from .tokenizer import MARKER_BYTE, ForcedTokens, serial
 from .types import Tool, as_tools
+
+log = logging.getLogger("constrained")
 
 
 def special_token_ids(vocab: Mapping[str, int], markers: Sequence[str]) -> dict[str, int]:
@@ -200,10 +203,12 @@ class GrammarCache:
         if self.llguidance_tokenizer is None:
             return None
         try:
-            lark = to_lark(ebnf)
+            grammar = LazyGrammar.build(to_lark(ebnf), self.llguidance_tokenizer, self.info.stop_token_ids, self.vocab_size)
         except NotTranslatable:
             return None
-        grammar = LazyGrammar.build(lark, self.llguidance_tokenizer, self.info.stop_token_ids, self.vocab_size)
+        except ValueError as err:  # llguidance refused the translation (a size limit): xgrammar's, then
+            log.warning("constrained: llguidance refused a %d-character grammar, compiling it with xgrammar: %s", len(ebnf), err)
+            return None
         with self._lock:
             self.stats.lazy_compiles += 1
         return grammar

@@ -1,7 +1,7 @@
 """Large grammars served with lazy masks: llguidance's matcher behind xgrammar's matcher interface.
 
 xgrammar computes the token masks of every rule position before the first token: its compile time
-grows with the grammar (~1.3 µs per character of grammar text on this project's CPU machine: 2.4 s
+grows with the grammar (1-1.5 µs per character of grammar text on this project's CPU machine: 2.4 s
 for a 300 KB configuration schema's 2 MB grammar). llguidance builds a parser in a fraction of
 that and computes each mask when it is asked for (tens of µs). So a grammar whose text reaches
 `LAZY_FROM_CHARS` is translated to llguidance's Lark (`constrained.lark`, the same language or
@@ -38,7 +38,6 @@ from .types import LAZY_FROM_CHARS
 __all__ = ["LAZY_FROM_CHARS", "LazyGrammar", "LazyMatcher", "llguidance_tokenizer"]
 
 
-
 @dataclass(frozen=True)
 class LazyGrammar:
     """A grammar for llguidance: its Lark text, compiled once (`llguidance.LLMatcher` checks it on
@@ -61,10 +60,10 @@ class LazyGrammar:
 
 
 def _limits() -> Any:
-    """llguidance's resource limits, raised for grammars of our size: a limit reached mid-output is
-    an error there (xgrammar has none), so they are set well above what our grammars were measured
-    to need (its defaults: 2,000 items in a parser row, 50,000 items and 200,000 lexer fuel per
-    step)."""
+    """llguidance's resource limits, raised 40-100x: a limit reached mid-output is an error there
+    (xgrammar has none). Its defaults (2,000 items in a parser row, 50,000 items and 200,000 lexer
+    fuel per step) broke a 6,000-value enum before enums became one lexeme (`constrained.lark`);
+    no grammar measured since comes near them, but a large schema's should not be the first."""
     import llguidance
 
     return llguidance.LLParserLimits(max_items_in_row=100_000, step_max_items=2_000_000, step_lexer_fuel=20_000_000, verbose_errors=False)

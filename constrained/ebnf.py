@@ -161,11 +161,13 @@ def _schema_ebnf(schema_json: str) -> str:
     import xgrammar as xgr  # here: importing xgrammar costs seconds, and the CLI's help needs none of it
 
     from .schema.extra_keys import mark_extra_keys
+    from .schema.hoist import hoist_nested_objects
     from .schema.printed import rewrite_printed
 
-    # open objects with many declared names: their extra keys guarded (constrained.schema.extra_keys)
+    # open objects with many declared names: their extra keys guarded (constrained.schema.extra_keys);
+    # deep objects hoisted into $defs, so that xgrammar names their rules short (constrained.schema.hoist)
     schema = json.loads(schema_json)
-    marked = mark_extra_keys(schema)
+    marked = hoist_nested_objects(mark_extra_keys(schema))
     if marked is not schema:
         schema_json = json.dumps(marked)
     # exact string lengths (xgrammar's exclude escapes), float constants and guarded keys:

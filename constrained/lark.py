@@ -42,6 +42,7 @@ UTF-8 (xgrammar lets a stray continuation byte into free text).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -85,6 +86,7 @@ _SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f"
 _META = set(r"\.+*?()|[]{}^$#&-~/")
 
 
+@functools.lru_cache(maxsize=65536)  # a large grammar repeats its few separators thousands of times
 def decode_literal(token: str) -> str:
     """The text of an xgrammar string literal (`"..."` with its escapes)."""
     body, out, i = token[1:-1], [], 0
@@ -282,7 +284,10 @@ class _Translation:
         """A rule that is a choice of quoted strings (an enum) as one lexeme: quoted strings are
         never the beginning of one another, so one regex holds them all, and llguidance's parser
         gets one item where it would get one per value (it refuses rows of over 2,000 items)."""
-        alternatives = _flat_alternatives(self.tokens[name])
+        tokens = self.tokens[name]
+        if "|" not in tokens or not all(t in ("(", ")", "|") or t[0] == '"' for t in tokens):
+            return None  # (most rules: a cheap test before the alternatives are taken apart)
+        alternatives = _flat_alternatives(tokens)
         if len(alternatives) < 2 or not all(len(a) == 1 and a[0][0] == '"' and _json_string(decode_literal(a[0])) for a in alternatives):
             return None
         return self.terminal("/" + "|".join(regex_escape(decode_literal(a[0])) for a in alternatives) + "/")

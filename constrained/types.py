@@ -19,10 +19,11 @@ from .errors import ToolSpecError
 BUDGET_CALLS = ("flag", "drop")
 
 # Grammar text (characters of the EBNF `constrained.grammar` writes) from which a grammar is served
-# by llguidance, with masks computed per token (`constrained.lazy`). xgrammar compiles ~100 KB of
-# grammar text in ~0.1 s on this project's CPU machine (2 cores); llguidance's masks cost tens of
-# µs per token more than xgrammar's precomputed ones, so below this the compile it saves is repaid
-# within a few thousand tokens. Here, not in lazy.py, so that the CLIs read it without torch.
+# by llguidance, with masks computed per token (`constrained.lazy`). xgrammar compiled ~100 KB of
+# grammar text in ~0.1 s on this project's CPU machine (2 cores; measured on 340 grammars before
+# deep objects were hoisted, `constrained.schema.hoist`, which shortens the text of deep schemas);
+# llguidance's masks cost tens of µs per token more than xgrammar's precomputed ones, so below this
+# the compile it saves is repaid within a few thousand tokens. Here, not in lazy.py, so that the CLIs read it without torch.
 LAZY_FROM_CHARS = 100_000
 
 

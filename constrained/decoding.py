@@ -147,14 +147,17 @@ class GrammarBatch:
         if not rows:
             return rows
         self._ensure(len(states))
-        # xgrammar's rows in one batched call; llguidance's (large grammars) one by one
+        # xgrammar's rows in one batched call (two or more of them); the rest, llguidance's (large
+        # grammars) among them, one by one
         batched = [i for i in rows if not states[i].lazy]  # type: ignore[union-attr]
+        if len(batched) < 2:
+            batched = []
         try:
-            if len(batched) > 1:
+            if batched:
                 self._batch(len(batched)).batch_fill_next_token_bitmask([states[i].xgrammar_matcher() for i in batched], self.bitmask, indices=batched)  # type: ignore[union-attr]
                 for i in batched:
                     states[i].after_fill(self.bitmask, i)  # type: ignore[union-attr]
-            for i in rows if len(batched) <= 1 else [i for i in rows if states[i].lazy]:  # type: ignore[union-attr]
+            for i in sorted(set(rows) - set(batched)):
                 states[i].fill(self.bitmask, i)  # type: ignore[union-attr]
         except Exception:
             if failures is None:

@@ -75,16 +75,19 @@ class LazyMatcher:
     def __init__(self, grammar: LazyGrammar, *, override_stop_tokens: Sequence[int] | None = None,
                  max_rollback_tokens: int = -1, _from: LazyMatcher | None = None):
         self.grammar = grammar
-        self._stops = tuple(override_stop_tokens) if override_stop_tokens else grammar.stop_token_ids
-        self._stop_set = frozenset(self._stops)
-        # llguidance sets its own stop tokens' bits where the grammar is complete: cleared, ours set
-        self._clear = np.array(sorted(self._stop_set | set(grammar.tokenizer.eos_tokens)), dtype=np.int64)
         self._max_rollback = max_rollback_tokens
         if _from is None:
+            self._stops = tuple(override_stop_tokens) if override_stop_tokens else grammar.stop_token_ids
+            self._stop_set = frozenset(self._stops)
+            # llguidance sets its own stop tokens' bits where the grammar is complete: those are
+            # cleared and ours set (word, bit) after each fill; worked out once, forks share them
+            self._clear = _bits_of(self._stop_set | set(grammar.tokenizer.eos_tokens), grammar.vocab_size)
+            self._stop_bits = _bits_of(self._stop_set, grammar.vocab_size)
             self._ll = grammar.first.deep_copy()
             self._steps: list[int] = []  # llguidance tokens per accepted step (0: the stop token)
             self._terminated = False
         else:
+            self._stops, self._stop_set, self._clear, self._stop_bits = _from._stops, _from._stop_set, _from._clear, _from._stop_bits
             self._ll = _from._ll.deep_copy()
             self._steps = list(_from._steps)
             self._terminated = _from._terminated
@@ -152,7 +155,7 @@ class LazyMatcher:
         self._terminated = False
 
     def fork(self) -> LazyMatcher:
-        return LazyMatcher(self.grammar, override_stop_tokens=self._stops, max_rollback_tokens=self._max_rollback, _from=self)
+        return LazyMatcher(self.grammar, max_rollback_tokens=self._max_rollback, _from=self)
 
     def fill_next_token_bitmask(self, bitmask: torch.Tensor, index: int = 0, *, debug_print: bool = False) -> bool:
         """llguidance's mask written into row `index` of xgrammar's packed bitmask (same layout);
@@ -165,11 +168,9 @@ class LazyMatcher:
         self._ll.unsafe_compute_mask_ptr(row.data_ptr(), words.nbytes)  # releases the GIL
         self._check()
         bits = words.view(np.uint32)
-        clear = self._clear[self._clear < 32 * len(bits)]
-        np.bitwise_and.at(bits, clear >> 5, ~(np.uint32(1) << (clear & 31).astype(np.uint32)))
+        np.bitwise_and.at(bits, self._clear[0], ~self._clear[1])
         if self._ll.is_accepting():
-            stops = np.array([s for s in self._stops if s < 32 * len(bits)], dtype=np.int64)
-            np.bitwise_or.at(bits, stops >> 5, np.uint32(1) << (stops & 31).astype(np.uint32))
+            np.bitwise_or.at(bits, self._stop_bits[0], self._stop_bits[1])
         return True
 
     def is_terminated(self) -> bool:
@@ -186,10 +187,8 @@ class LazyMatcher:
         # on a copy: llguidance 1.7.6 fails the next mask after compute_ff_bytes ("NoExtensionBias")
         forced = self._ll.deep_copy().compute_ff_bytes()
         head, special, _ = forced.partition(b"\xff")  # llguidance spells a special token \xff[id]
-        text = head.decode("utf-8", errors="ignore") if head else ""
-        if len(text.encode()) != len(head):  # the head ends inside a character: stop before it
-            text = head[: _whole_utf8_length(head)].decode("utf-8")
-        return text + (MARKER_BYTE.decode() if special and len(text.encode()) == len(head) else "")
+        whole = _whole_utf8_length(head)  # the head may end inside a character: stop before it
+        return head[:whole].decode("utf-8") + (MARKER_BYTE.decode() if special and whole == len(head) else "")
 
     @property
     def stop_token_ids(self) -> list[int]:
@@ -198,6 +197,12 @@ class LazyMatcher:
     @property
     def max_rollback_tokens(self) -> int:
         return self._max_rollback
+
+
+def _bits_of(tokens: set[int] | frozenset[int], vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (word, bit) of each token below `vocab_size` in a packed bitmask row."""
+    ids = np.array(sorted(t for t in tokens if t < vocab_size), dtype=np.int64)
+    return ids >> 5, np.uint32(1) << (ids & 31).astype(np.uint32)
 
 
 def _whole_utf8_length(data: bytes) -> int:

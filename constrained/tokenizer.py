@@ -25,9 +25,10 @@ from typing import Any
 
 # In xgrammar's copy of the vocabulary (`compiler.marker_tokenizer_info`), special tokens (a
 # dialect's markers, chat tokens) are spelled with this byte in front. No text rule can then
-# produce them: JSON and Python strings never contain it, and free text excludes it. Only `Token(id)` at the grammar's structural positions can. Without this,
-# a marker token (e.g. Kimi's <|tool_call_end|>) is legal *inside* an argument string, because
-# xgrammar treats an added token as the text it decodes to.
+# produce them: JSON and Python strings never contain it, and free text excludes it. Only
+# `Token(id)` at the grammar's structural positions can. Without this, a marker token (e.g.
+# Kimi's <|tool_call_end|>) is legal *inside* an argument string, because xgrammar treats an added
+# token as the text it decodes to.
 MARKER_BYTE = b"\x01"  # a control character: JSON and Python strings never contain it raw
 
 

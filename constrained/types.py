@@ -23,7 +23,8 @@ BUDGET_CALLS = ("flag", "drop")
 # grammar text in ~0.1 s on this project's CPU machine (2 cores; measured on 340 grammars before
 # deep objects were hoisted, `constrained.schema.hoist`, which shortens the text of deep schemas);
 # llguidance's masks cost tens of µs per token more than xgrammar's precomputed ones, so below this
-# the compile it saves is repaid within a few thousand tokens. Here, not in lazy.py, so that the CLIs read it without torch.
+# the compile it saves is repaid within a few thousand tokens. Here, not in lazy.py, so that the
+# CLIs read it without torch.
 LAZY_FROM_CHARS = 100_000
 
 

@@ -229,3 +229,18 @@ def whole_utf8(data: bytes) -> bool:
         return True
     except UnicodeDecodeError:
         return False
+
+
+def row_bits(row, n: int):
+    """The allowed tokens (a bool per id below `n`) of one packed bitmask row (tensor or array)."""
+    import numpy as np
+
+    words = row.numpy() if hasattr(row, "numpy") else row
+    return np.unpackbits(words.view(np.uint8), bitorder="little")[:n].astype(bool)
+
+
+def allowed(state: GrammarState, n: int, bitmask=None):
+    """The tokens `state` allows now (its mask filled into row 0 of `bitmask`, or of a new one)."""
+    bitmask = xgr.allocate_token_bitmask(1, n) if bitmask is None else bitmask
+    state.fill(bitmask, 0)
+    return row_bits(bitmask[0], n)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import xgrammar as xgr
 from corpus import CORPUS
+from helpers import allowed
 
 from constrained import demo, ebnf
 from constrained import dialect as registry
@@ -60,11 +61,6 @@ def _grammar(cache: GrammarCache, schema: dict, hoisting: bool, monkeypatch) -> 
     return text, cache.compile(HERMES, [Tool("t", schema)], REQUIRED, ebnf=text).grammar
 
 
-def _allowed(state: GrammarState, bitmask, n: int) -> np.ndarray:
-    state.fill(bitmask, 0)
-    return np.unpackbits(bitmask[0].numpy().view(np.uint8), bitorder="little")[:n].astype(bool)
-
-
 @pytest.mark.parametrize(("name", "schema"), SCHEMAS, ids=[n for n, _ in SCHEMAS])
 def test_hoisting_keeps_the_language(caches, monkeypatch, name, schema):
     tok, cache = caches
@@ -82,7 +78,7 @@ def test_hoisting_keeps_the_language(caches, monkeypatch, name, schema):
             assert a.is_terminated() == b.is_terminated()
             if a.is_terminated():
                 break
-            x, y = _allowed(a, bitmask, n), _allowed(b, bitmask, n)
+            x, y = allowed(a, n, bitmask), allowed(b, n, bitmask)
             assert (x == y).all(), (name, seed, step, [tok.decode([int(t)]) for t in np.flatnonzero(x != y)[:8]])
             token = int(rng.choice(np.flatnonzero(x)))
             assert a.accept(token) and b.accept(token)

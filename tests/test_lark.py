@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xgrammar as xgr
 from corpus import CORPUS
-from helpers import whole_utf8
+from helpers import row_bits, whole_utf8
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,10 +42,6 @@ def _tokenizers(dialect_name: str):
     n = len(tok)
     known = [i for i in range(n) if ll_tok.is_special_token(i)]
     return tok, ll_tok, stops, np.array(known, dtype=np.int64)
-
-
-def _bits(words: np.ndarray, n: int) -> np.ndarray:
-    return np.unpackbits(words.view(np.uint8), bitorder="little")[:n].astype(bool)
 
 
 def _valid_utf8_prefix(data: bytes) -> bool:
@@ -85,8 +81,8 @@ def walk_both(dialect_name: str, tools: list[Tool], options: GrammarOptions, see
             assert ours.forced_text() == theirs.forced_text(), context
         ours.fill(bitmask, 0)
         theirs.fill(bitmask, 1)
-        x = _bits(bitmask[0].numpy(), n)
-        y = _bits(bitmask[1].numpy(), n)
+        x = row_bits(bitmask[0], n)
+        y = row_bits(bitmask[1], n)
         assert y[stops].any() == theirs.is_completed(), context  # stop tokens exactly where it is complete
         x[stops] = y[stops] = False
         x[special] &= y[special]

@@ -14,7 +14,7 @@ import jsonschema
 import numpy as np
 import pytest
 import xgrammar as xgr
-from helpers import whole_utf8
+from helpers import allowed, row_bits, whole_utf8
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai import OpenAI
@@ -46,12 +46,6 @@ def _hermes():
     return tok, grammar_cache(tok), [tok.convert_tokens_to_ids(t) for t in HERMES.chat.stop_tokens]
 
 
-def _allowed(state: GrammarState, n: int) -> np.ndarray:
-    bitmask = xgr.allocate_token_bitmask(1, n)
-    state.fill(bitmask, 0)
-    return np.unpackbits(bitmask[0].numpy().view(np.uint8), bitorder="little")[:n].astype(bool)
-
-
 def test_the_route_follows_the_grammar_size_and_refusals_stay_with_xgrammar():
     tok, cache, _ = _hermes()
     assert len(cache.ebnf(HERMES, [LARGE], REQUIRED)) >= LAZY_FROM_CHARS > len(cache.ebnf(HERMES, [SMALL], REQUIRED))
@@ -73,20 +67,20 @@ def test_refusal_rollback_stop_and_fork_mean_what_they_mean_in_xgrammar():
     tok, cache, stops = _hermes()
     state = GrammarState(cache.compile(HERMES, [SMALL], REQUIRED, lazy=True).grammar, stops)
     m, n = state.matcher, cache.vocab_size
-    start = _allowed(state, n)
-    assert not m.accept_token(tok.convert_tokens_to_ids("x")) and (_allowed(state, n) == start).all()  # refused: unchanged
+    start = allowed(state, n)
+    assert not m.accept_token(tok.convert_tokens_to_ids("x")) and (allowed(state, n) == start).all()  # refused: unchanged
     assert not m.accept_token(stops[0])  # a stop token only where the output is complete
     open_, close = tok.convert_tokens_to_ids("<tool_call>"), tok.convert_tokens_to_ids("</tool_call>")
     assert not m.accept_string("<tool_call>")  # the marker is one token, never its spelling as text
     assert m.accept_token(open_) and not m.accept_string('\n{"name": "nope"')
     assert m.accept_string('\n{"name": "get_weather", "arguments": {"city": "Oslo"')
-    after = _allowed(state, n)
+    after = allowed(state, n)
     m.rollback(1)  # a string is one step, however many tokens it took
-    assert m.accept_string('\n{"name": "get_weather", "arguments": {"city": "Oslo"') and (_allowed(state, n) == after).all()
+    assert m.accept_string('\n{"name": "get_weather", "arguments": {"city": "Oslo"') and (allowed(state, n) == after).all()
     assert m.accept_string('}}\n') and m.accept_token(close)
     fork = m.fork()
-    assert m.is_completed() and not m.is_terminated() and _allowed(state, n)[stops].all()
-    assert m.accept_token(stops[0]) and m.is_terminated() and not _allowed(state, n).any()
+    assert m.is_completed() and not m.is_terminated() and allowed(state, n)[stops].all()
+    assert m.accept_token(stops[0]) and m.is_terminated() and not allowed(state, n).any()
     assert not m.accept_token(stops[0]) and not m.accept_string(" ")
     m.rollback(1)  # the stop token taken back
     assert not m.is_terminated() and m.is_completed()
@@ -108,7 +102,7 @@ def test_both_routes_agree_through_any_walk_of_accepts_forced_text_and_rollbacks
     special = _special_ids()
     steps = 0
     for op, pick in ops:
-        x, y = _allowed(ours, n), _allowed(theirs, n)
+        x, y = allowed(ours, n), allowed(theirs, n)
         x[special] = y[special] = False
         text_ok = np.array([t < n and whole_utf8(cache.decoded_vocab[t]) for t in np.flatnonzero(x)], dtype=bool)
         assert (x == y).all(), [tok.decode([int(t)]) for t in np.flatnonzero(x != y)[:8]]
@@ -125,10 +119,10 @@ def test_both_routes_agree_through_any_walk_of_accepts_forced_text_and_rollbacks
                 assert ours.matcher.accept_string(forced) and theirs.matcher.accept_string(forced)
                 steps += 1
         else:
-            allowed = np.flatnonzero(x)[text_ok] if text_ok.any() else np.flatnonzero(x)
-            if not len(allowed):
+            choices = np.flatnonzero(x)[text_ok] if text_ok.any() else np.flatnonzero(x)
+            if not len(choices):
                 continue
-            token = int(allowed[pick % len(allowed)])
+            token = int(choices[pick % len(choices)])
             assert ours.accept(token) and theirs.accept(token)
             steps += 1
 
@@ -154,7 +148,7 @@ def test_a_batch_fills_xgrammar_rows_and_llguidance_rows_alike():
     assert rows == [0, 1, 2, 3]
     filled = batch.bitmask.clone()
     for i, s in enumerate(states):
-        assert (np.unpackbits(filled[i].numpy().view(np.uint8), bitorder="little")[:n].astype(bool) == _allowed(s, n)).all()
+        assert (row_bits(filled[i], n) == allowed(s, n)).all()
     assert (filled[0] == filled[1]).all() and not (filled[2] == filled[3]).all()
 
 

@@ -28,18 +28,30 @@ def quantile(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
-def measure(folder: str, dialect_name: str = "kimi_k2", limit: int | None = None, progress: bool = True) -> dict:
+def started(dialect_name: str, freeze: bool) -> tuple:
+    """(dialect, tokenizer, grammar cache) as `constrained serve` starts them: the cache warmed
+    (xgrammar's rule cache, llguidance's tokenizer) and, with `freeze`, start-up's objects put out
+    of the garbage collector's walks (`server.memory.freeze_start_up_heap`)."""
     from constrained import demo
     from constrained import dialect as registry
     from constrained.compiler import grammar_cache
-    from constrained.errors import ToolSpecError, UnsupportedSchemaError
-    from constrained.grammar import GrammarOptions
-    from constrained.types import Tool
+    from constrained.server.memory import freeze_start_up_heap
 
     d = registry.get(dialect_name)
     tok = demo.load_tokenizer(d)
     cache = grammar_cache(tok)
     cache.warm(d)
+    if freeze:
+        freeze_start_up_heap()
+    return d, tok, cache
+
+
+def measure(folder: str, dialect_name: str = "kimi_k2", limit: int | None = None, progress: bool = True, freeze: bool = True) -> dict:
+    from constrained.errors import ToolSpecError, UnsupportedSchemaError
+    from constrained.grammar import GrammarOptions
+    from constrained.types import Tool
+
+    d, _, cache = started(dialect_name, freeze)
     times: dict[str, float] = {}
     refused: dict[str, str] = {}
     files = sorted(Path(folder).glob("*.json"))[:limit]
@@ -60,30 +72,24 @@ def measure(folder: str, dialect_name: str = "kimi_k2", limit: int | None = None
             print(f"{i + 1}/{len(files)}", file=sys.stderr, flush=True)
     xs = list(times.values())
     slowest = sorted(times.items(), key=lambda kv: -kv[1])[:10]
-    return {"dialect": dialect_name, "schemas": len(files), "compiled": len(xs), "refused": len(refused), "lazy": cache.stats.lazy_compiles,
+    return {"dialect": dialect_name, "heap_frozen": freeze, "schemas": len(files), "compiled": len(xs), "refused": len(refused), "lazy": cache.stats.lazy_compiles,
             "p50_s": quantile(xs, 0.5), "p99_s": quantile(xs, 0.99), "p999_s": quantile(xs, 0.999), "max_s": max(xs, default=0.0),
             "slowest": slowest, "times": times, "refusals": refused}
 
 
-def measure_large(n: int, dialect_name: str = "kimi_k2", seed: int = 0, progress: bool = True) -> dict:
+def measure_large(n: int, dialect_name: str = "kimi_k2", seed: int = 0, progress: bool = True, freeze: bool = True) -> dict:
     """Compile ``n`` generated large schemas (one tool each, a new request each) as the server
     does (`GrammarCache.compile`: llguidance's lazy masks from `LAZY_FROM_CHARS` of grammar text,
     xgrammar below and where the translation refuses), then the same grammar text with xgrammar
     alone, and llguidance's compile of the schema itself (not our language: for scale); grammar
     size, the extra-key trie rules, and the masks of a random walk on the served grammar."""
-    from constrained import demo
-    from constrained import dialect as registry
-    from constrained.compiler import grammar_cache
     from constrained.grammar import GrammarOptions
     from constrained.lazy import LazyGrammar
     from constrained.types import Tool
 
     from .large_schemas import generate
 
-    d = registry.get(dialect_name)
-    tok = demo.load_tokenizer(d)
-    cache = grammar_cache(tok)
-    cache.warm(d)  # as `constrained serve` starts: xgrammar's rule cache, llguidance's tokenizer
+    d, tok, cache = started(dialect_name, freeze)
     ll_compile = _llguidance_compiler(cache.llguidance_tokenizer)
     rows = []
     for i, (name, schema) in enumerate(generate(n, seed)):
@@ -117,7 +123,7 @@ def measure_large(n: int, dialect_name: str = "kimi_k2", seed: int = 0, progress
     served_s = [r["served_s"] for r in rows if "served_s" in r]
     xgr_s = [r["xgrammar_s"] for r in rows if "xgrammar_s" in r]
     ll = [r["llguidance_s"] for r in rows if "llguidance_s" in r]
-    return {"dialect": dialect_name, "schemas": n, "seed": seed, "rows": rows,
+    return {"dialect": dialect_name, "schemas": n, "seed": seed, "heap_frozen": freeze, "rows": rows,
             "served_p50_s": quantile(served_s, 0.5), "served_p99_s": quantile(served_s, 0.99), "served_max_s": max(served_s, default=float("nan")),
             "xgrammar_p50_s": quantile(xgr_s, 0.5), "xgrammar_p99_s": quantile(xgr_s, 0.99), "xgrammar_max_s": max(xgr_s, default=float("nan")),
             "lazy_served": sum(1 for r in rows if r.get("route") == "llguidance"),
@@ -194,16 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dialect", default="kimi_k2")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--out", default=None, help="write every time to this JSON file")
+    p.add_argument("--no-freeze", action="store_true", help="leave start-up's objects to the garbage collector (the server freezes them)")
     args = p.parse_args(argv)
     if args.large:
-        large = measure_large(args.large, args.dialect, args.seed)
+        large = measure_large(args.large, args.dialect, args.seed, freeze=not args.no_freeze)
         if args.out:
             Path(args.out).write_text(json.dumps(large, indent=1) + "\n", encoding="utf-8")
         print(format_large(large))
         return 0
     if not args.dir:
         p.error("give a folder of schemas, or --large N")
-    result = measure(args.dir, args.dialect, args.limit)
+    result = measure(args.dir, args.dialect, args.limit, freeze=not args.no_freeze)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"{result['compiled']} compiled ({result['lazy']} served by llguidance), {result['refused']} refused; seconds p50 {result['p50_s']:.4f}, p99 {result['p99_s']:.3f}, "

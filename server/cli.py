@@ -27,7 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .app import build_state, create_app
     from .engine import EngineConfig
     from .loader import LoadError
-    from .memory import return_freed_blocks
+    from .memory import freeze_start_up_heap, return_freed_blocks
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.max_batch < 1 or args.max_queue < 1:
@@ -64,6 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
     except LoadError as err:
         raise CommandError(str(err)) from None
     app = create_app(state)
+    freeze_start_up_heap()  # the model, tokenizer and warmed compiler: never walked by the collector again
     print(f"constrained: serving {state.names[0]!r} (dialect {state.dialect.name}) on http://{args.host}:{args.port}/v1", file=sys.stderr, flush=True)
     print(f"constrained: dialect {state.dialect.name}: {state.served.dialect_reason}", file=sys.stderr, flush=True)
     try:

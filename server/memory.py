@@ -1,8 +1,10 @@
-"""The server process's memory: what it holds now, and handing freed large blocks back to the OS."""
+"""The server process's memory: what it holds now, handing freed large blocks back to the OS, and
+keeping start-up's objects out of the garbage collector's walks."""
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import sys
 
@@ -39,3 +41,20 @@ def return_freed_blocks() -> bool:
         return False
     m_mmap_threshold = -3
     return bool(libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD))
+
+
+def freeze_start_up_heap() -> int:
+    """Put every object alive after start-up out of the garbage collector's reach (`gc.freeze`);
+    -> how many there are.
+
+    A full collection walks every object it tracks. After start-up those are ~230,000 (torch's,
+    transformers' and the tokenizer's modules and tables, on the demo model), 0.1 s a walk on this
+    project's 2-core machine, and they live as long as the process: walking them finds nothing. A
+    large schema's compile allocates enough to set off one or two full collections (measured: the
+    rule merge of a 300 KB schema's grammar took 0.08 s or 0.22 s, as a collection fell in it or
+    not), and so can a long decode. Frozen, a collection walks only what was made since. Garbage
+    is collected first, so that nothing collectable is frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

@@ -84,3 +84,22 @@ def test_usage_errors_exit_2_with_the_subcommands_usage(files):
     assert proc.returncode == 2 and proc.stderr.startswith("usage: constrained serve")
     proc = cli("frobnicate")
     assert proc.returncode == 2 and proc.stderr.startswith("usage: constrained")
+
+
+def test_serve_freezes_start_up_objects_out_of_the_collectors_walks():
+    """`constrained serve` freezes what start-up made (server.memory.freeze_start_up_heap): a full
+    collection then walks only what was made since, and what was frozen is still alive."""
+    import gc
+
+    from constrained.server.memory import freeze_start_up_heap
+
+    kept = [[i] for i in range(1000)]
+    try:
+        frozen = freeze_start_up_heap()
+        assert frozen >= len(kept) and gc.get_freeze_count() == frozen
+        walked = {id(o) for o in gc.get_objects()}
+        assert not any(id(k) in walked for k in kept)
+        assert [k[0] for k in kept] == list(range(1000))
+    finally:
+        gc.unfreeze()  # the rest of the test session as it was
+    assert gc.get_freeze_count() == 0

@@ -407,7 +407,9 @@ def _language(rules: dict[str, str], rule: str = "root") -> frozenset[str]:
             out = frozenset(a + b for a in out for b in part)
         return out, i
 
-    return alternation([t for t in _TOKEN.findall(rules[rule]) if not t.isspace()], 0)[0]
+    # _TOKEN keeps a run of punctuation as one token: one per character here
+    toks = [c for t in _TOKEN.findall(rules[rule]) for c in ([t] if t[0] in '"[' or t[0].isalpha() or t[0] == "_" else t)]
+    return alternation([t for t in toks if not t.isspace()], 0)[0]
 
 
 def _random_rules(data) -> dict[str, str]:

@@ -63,6 +63,27 @@ def test_the_route_follows_the_grammar_size_and_refusals_stay_with_xgrammar():
     assert isinstance(cache.compile(HERMES, [LARGE], REQUIRED, lazy=False).grammar, xgr.CompiledGrammar)
 
 
+def test_a_grammar_llguidance_refuses_is_served_by_xgrammar_with_a_warning(monkeypatch, caplog):
+    """llguidance refuses a grammar past its own limits (here its grammar size, lowered so that a
+    small grammar reaches it): the request is served by xgrammar, and the log says why."""
+    import logging
+
+    import llguidance
+
+    from constrained import lazy
+    from constrained.compiler import GrammarCache
+
+    tok, _, _ = _hermes()
+    monkeypatch.setattr(lazy, "_limits", lambda: llguidance.LLParserLimits(max_grammar_size=50))
+    cache = GrammarCache(tok, lazy_from_chars=0)  # its own: nothing compiled before
+    with caplog.at_level(logging.WARNING, logger="constrained"):
+        served = cache.compile(HERMES, [SMALL], REQUIRED).grammar
+    assert isinstance(served, xgr.CompiledGrammar) and cache.stats.lazy_compiles == 0
+    assert "llguidance refused" in caplog.text and "compiling it with xgrammar" in caplog.text
+    monkeypatch.undo()  # the same grammar within llguidance's limits: served by it
+    assert isinstance(GrammarCache(tok, lazy_from_chars=0).compile(HERMES, [SMALL], REQUIRED).grammar, LazyGrammar)
+
+
 def test_refusal_rollback_stop_and_fork_mean_what_they_mean_in_xgrammar():
     tok, cache, stops = _hermes()
     state = GrammarState(cache.compile(HERMES, [SMALL], REQUIRED, lazy=True).grammar, stops)

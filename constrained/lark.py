@@ -338,8 +338,8 @@ class _Translation:
             else:
                 last_atom = len(out)
                 element, consumed = self.element(t, tokens, i)
-                i += consumed
                 out.append(element)
+                i += consumed
         return " ".join(out)
 
     def element(self, t: str, tokens: list[str], i: int) -> tuple[str, int]:

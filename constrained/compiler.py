@@ -29,7 +29,6 @@ import marshal
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +41,9 @@ from .grammar import GrammarOptions, build_ebnf
 from .guards import matcher as guarded_matcher
 from .lark import NotTranslatable, to_lark
 from .lazy import LAZY_FROM_CHARS, LazyGrammar, llguidance_tokenizer
+from .lru import SizedLRU
 from .tokenizer import MARKER_BYTE, ForcedTokens, serial
-from .types import Tool, as_tools
+from .types import GRAMMAR_CACHE_BYTES, Tool, as_tools
 
 log = logging.getLogger("constrained")
 
@@ -131,12 +131,19 @@ class CompileStats:
     lazy_compiles: int = 0  # of `compiles`, those served by llguidance (constrained.lazy)
 
 
+def held_bytes(compiled: Compiled) -> int:
+    """About what a compiled grammar holds in memory: xgrammar's own count, or llguidance's estimate."""
+    return compiled.memory_bytes if isinstance(compiled, LazyGrammar) else int(compiled.memory_size_bytes)
+
+
 class GrammarCache:
-    """Per-tokenizer compilers (one per dialect marker set) with a content-keyed LRU of grammars."""
+    """Per-tokenizer compilers (one per dialect marker set) with a content-keyed LRU of grammars,
+    bounded by entries and by the bytes the grammars hold (`max_bytes`, `constrained.lru`)."""
 
     def __init__(
         self, tokenizer: Any, vocab_size: int | None = None, max_entries: int = 256, max_threads: int = 8,
         cache_limit_bytes: int = 512 * 1024 * 1024, lazy_from_chars: int | None = LAZY_FROM_CHARS,
+        max_bytes: int = GRAMMAR_CACHE_BYTES,
     ):
         self.tokenizer = tokenizer
         # bound of each xgrammar compiler's own cache: without one it grows with every new tool set
@@ -144,10 +151,9 @@ class GrammarCache:
         self.vocab_size = vocab_size or len(tokenizer)
         self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=self.vocab_size)
         self.max_threads = max_threads
-        self.max_entries = max_entries
         # grammar text from which llguidance serves it (None: xgrammar for every grammar)
         self.lazy_from_chars = lazy_from_chars
-        self._cache: OrderedDict[bytes, Compiled] = OrderedDict()
+        self._cache: SizedLRU[bytes, Compiled] = SizedLRU(max_entries, max_bytes)
         self._lock = threading.RLock()
         self._compilers: dict[tuple[tuple[int, ...], bool], xgr.GrammarCompiler] = {}
         # per dialect marker set: (marker -> token id, never-text token ids that key its compilers).
@@ -232,8 +238,9 @@ class GrammarCache:
         grammar finds those rules' masks already computed. Returns the seconds it took."""
         t0 = time.perf_counter()
         self._compile(dialect, [WARM_UP_TOOL], GrammarOptions())
-        if self.lazy_from_chars is not None:
-            _ = self.llguidance_tokenizer  # built now, not in the first large grammar's compile
+        if self.lazy_from_chars is not None and self.llguidance_tokenizer is None:  # built now, not in the first large grammar's compile
+            log.warning("constrained: llguidance cannot read this tokenizer (or is not installed): large grammars will be "
+                        "compiled by xgrammar, which takes seconds for a large schema")
         return time.perf_counter() - t0
 
     def closer(self, dialect: Dialect, stop_ids: Sequence[int]) -> Closer:
@@ -267,13 +274,17 @@ class GrammarCache:
         """What the cache files this request's grammar under."""
         return _cache_key(dialect, as_tools(tools), options)
 
+    def held(self) -> tuple[int, int]:
+        """The grammars cached, and the bytes they hold (`held_bytes`)."""
+        with self._lock:
+            return len(self._cache), self._cache.bytes
+
     def cached(self, key: bytes) -> CompileResult | None:
         """The grammar filed under `key`, if it was compiled before (nothing is compiled)."""
         with self._lock:
             hit = self._cache.get(key)
             if hit is None:
                 return None
-            self._cache.move_to_end(key)
             self.stats.cache_hits += 1
             return CompileResult(hit, True, 0.0, key)
 
@@ -297,9 +308,8 @@ class GrammarCache:
         compiled = compile_()
         elapsed = time.perf_counter() - t0
         with self._lock:
-            self._cache[key] = compiled
-            while len(self._cache) > self.max_entries:
-                self._margins.pop(self._cache.popitem(last=False)[0], None)
+            for gone in self._cache.put(key, compiled, held_bytes(compiled)):
+                self._margins.pop(gone, None)
             self.stats.compiles += 1
             self.stats.compile_seconds += elapsed
         return CompileResult(compiled, False, elapsed, key)

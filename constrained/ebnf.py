@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from typing import NamedTuple
+
+from .lru import sized_lru_cache
 
 
 class Fragment(NamedTuple):
@@ -158,7 +159,9 @@ def rewrite(body: str, rename: dict[str, str], literal_map=None) -> str:
     return "".join(out)
 
 
-@lru_cache(maxsize=4096)
+# the same schema in another tool set reuses its text; bounded by bytes too, since a large schema's
+# text is ~1 MB (4,096 of those would be 4 GB)
+@sized_lru_cache(max_entries=4096, max_bytes=64 * 1024 * 1024, size=lambda schema, text: len(schema) + len(text))
 def _schema_ebnf(schema_json: str) -> str:
     import xgrammar as xgr  # here: importing xgrammar costs seconds, and the CLI's help needs none of it
 

@@ -58,6 +58,13 @@ class LazyGrammar:
             raise ValueError(f"llguidance refused the translated grammar: {matcher.get_error()[:300]}")
         return cls(lark, tokenizer, tuple(stop_token_ids), vocab_size, matcher)
 
+    @property
+    def memory_bytes(self) -> int:
+        """An estimate of what this grammar holds (llguidance does not report it): its text, and 10
+        bytes of parser per character of it, the most measured (RSS per grammar built: 0.6, 6.3 and
+        9.8 bytes per character for three large schemas' grammars of 0.27-1.09 MB)."""
+        return 11 * len(self.lark)
+
 
 def _limits() -> Any:
     """llguidance's resource limits, raised 40-100x: a limit reached mid-output is an error there

@@ -27,6 +27,12 @@ BUDGET_CALLS = ("flag", "drop")
 # CLIs read it without torch.
 LAZY_FROM_CHARS = 100_000
 
+# What a grammar cache's compiled grammars may hold in all (`compiler.GrammarCache`, `--grammar-cache-mb`):
+# a small tool set's grammar holds well under 1 MiB, a 300 KB configuration schema's 10 MiB in
+# llguidance and 67 MiB in xgrammar. Beside 256 entries, this bounds what a stream of new large
+# schemas can pin.
+GRAMMAR_CACHE_BYTES = 1024 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Tool:

@@ -17,8 +17,9 @@ class ServerConfig:
     budget_calls: str = "flag"
     # seconds a request waits for its grammar to compile (then 503; the compile goes on and is
     # cached). The request compile time of the 3,899 maskbench schemas on 2 CPU cores (2026-12-05,
-    # benchmarks/compile_times.py): p50 6.7 ms, p99 31 ms, p99.9 0.19 s, max 0.40 s; 40 generated
-    # large schemas: p99 1.7 s. Kept at 5 s: headroom for a loaded machine and larger schemas.
+    # benchmarks/compile_times.py): p50 6.8 ms, p99 35 ms, p99.9 0.19 s, max 0.31 s; 40 generated
+    # large schemas: p99 0.9-1.0 s (1.5 s on a loaded host). Kept at 5 s: headroom for a loaded
+    # machine and larger schemas.
     compile_timeout: float = 5.0
     # threads that prepare requests (prompt, tokens, grammar text) and read results (parse, validate)
     workers: int = 4
@@ -27,3 +28,6 @@ class ServerConfig:
     # grammar text from which llguidance serves a grammar with lazy masks (constrained.lazy); None:
     # the library's default (constrained.types.LAZY_FROM_CHARS), -1: never
     lazy_from_chars: int | None = None
+    # MiB the cached compiled grammars may hold in all; None: the library's default
+    # (constrained.types.GRAMMAR_CACHE_BYTES)
+    grammar_cache_mb: float | None = None

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from constrained.compiler import GrammarCache, eos_token_ids, grammar_cache
 from constrained.tokenizer import TokenText, serial
+from constrained.types import GRAMMAR_CACHE_BYTES, LAZY_FROM_CHARS
 
 from .compiles import Compiles
 from .config import ServerConfig
@@ -29,11 +30,15 @@ class ServerState:
         # request workers, the engine and the budget's closer all encode: one user at a time
         self.tokenizer = serial(served.tokenizer)
         self.dialect = served.dialect
-        if self.config.lazy_from_chars is None:
+        lazy_from, cache_mb = self.config.lazy_from_chars, self.config.grammar_cache_mb
+        if lazy_from is None and cache_mb is None:
             self.cache = grammar_cache(served.tokenizer, served.vocab_size)
-        else:  # a route of its own: a cache of its own, not the process's shared one
-            lazy_from = None if self.config.lazy_from_chars < 0 else self.config.lazy_from_chars
-            self.cache = GrammarCache(served.tokenizer, served.vocab_size, lazy_from_chars=lazy_from)
+        else:  # a route or bound of its own: a cache of its own, not the process's shared one
+            self.cache = GrammarCache(
+                served.tokenizer, served.vocab_size,
+                lazy_from_chars=LAZY_FROM_CHARS if lazy_from is None else (None if lazy_from < 0 else lazy_from),
+                max_bytes=GRAMMAR_CACHE_BYTES if cache_mb is None else int(cache_mb * 1024 * 1024),
+            )
         # generated text, every step of every stream: from the bytes of each token, no tokenizer
         self.text = TokenText(served.tokenizer, self.cache.decoded_vocab)
         self.stop_ids = eos_token_ids(served.tokenizer, served.model)

@@ -211,7 +211,7 @@ NESTED = Tool("book_trip", {"type": "object", "required": ["traveler", "legs"], 
 
 
 def test_the_server_serves_lazily_and_says_so_in_its_metrics():
-    server = DemoServer("hermes", config=ServerConfig(lazy_from_chars=0))
+    server = DemoServer("hermes", config=ServerConfig(lazy_from_chars=0, grammar_cache_mb=64))
     try:
         sdk = OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
         tools = [_openai(NESTED)]
@@ -225,8 +225,15 @@ def test_the_server_serves_lazily_and_says_so_in_its_metrics():
                                              tool_choice="required", max_tokens=200, stream=True, seed=7)
         arguments = "".join(c.choices[0].delta.tool_calls[0].function.arguments or "" for c in stream if c.choices and c.choices[0].delta.tool_calls)
         jsonschema.validate(json.loads(arguments), NESTED.parameters)
-        lazy = re.search(r"^constrained_grammar_lazy_compiles_total (\d+)$", httpx.get(server.url + "/metrics").text, re.M)
+        metrics = httpx.get(server.url + "/metrics").text
+        lazy = re.search(r"^constrained_grammar_lazy_compiles_total (\d+)$", metrics, re.M)
         assert lazy and int(lazy[1]) == 2  # the start-up's warm-up grammar and the request's
-        assert isinstance(next(iter(server.state.cache._cache.values())), LazyGrammar)
+        grammars = server.state.cache._cache.values()
+        assert len(grammars) == 1 and isinstance(grammars[0], LazyGrammar)  # the request's (the warm-up's is not kept)
+        # what they hold is counted, and the server's own bound is the one it was given
+        held = re.search(r"^constrained_grammar_cache_bytes (\d+)$", metrics, re.M)
+        assert held and int(held[1]) == grammars[0].memory_bytes > 0
+        assert re.search(r"^constrained_grammar_cache_entries 1$", metrics, re.M)
+        assert server.state.cache._cache.max_bytes == 64 * 1024 * 1024
     finally:
         server.close()

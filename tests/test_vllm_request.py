@@ -160,7 +160,7 @@ def test_serve_engine_vllm_command(capsys):
     at = args.index("--logits-processors")  # the nudge, then the budget (every output completes within max_tokens)
     assert args[at + 1: at + 3] == ["constrained.integrations.vllm.nudge:DemoNudge", "constrained.integrations.vllm.budget:ToolCallBudget"]
     assert args[-2:] == ["--tensor-parallel-size", "2"]
-    assert main(["serve", "--engine", "vllm", "--vllm-python", "/x", "--no-jump-forward", "--max-queue", "3"]) == 2
-    assert "--max-queue, --no-jump-forward: not available with --engine vllm" in capsys.readouterr().err
+    assert main(["serve", "--engine", "vllm", "--vllm-python", "/x", "--no-jump-forward", "--max-queue", "3", "--grammar-cache-mb", "8"]) == 2
+    assert "--max-queue, --no-jump-forward, --grammar-cache-mb: not available with --engine vllm" in capsys.readouterr().err
     assert main(["serve", "--", "--tensor-parallel-size", "2"]) == 2
     assert "for --engine vllm" in capsys.readouterr().err

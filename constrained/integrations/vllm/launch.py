@@ -193,7 +193,7 @@ class VLLMServer:
 # -- `constrained serve --engine vllm` ------------------------------------------------------------------
 # Options of our server that vLLM has no counterpart for (their defaults are fine, others are refused).
 BUILTIN_ONLY = {"max_queue": "--max-queue", "max_body_mb": "--max-body-mb", "no_continuous": "--no-continuous", "jump_forward": "--no-jump-forward",
-                "lazy_from": "--lazy-from", "threads": "--threads", "device": "--device"}
+                "lazy_from": "--lazy-from", "grammar_cache_mb": "--grammar-cache-mb", "threads": "--threads", "device": "--device"}
 
 
 class ServeError(ValueError):

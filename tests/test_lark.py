@@ -4,6 +4,7 @@ both matchers walk the same random outputs and their masks are compared at every
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import random
 import re
@@ -15,7 +16,7 @@ import pytest
 import xgrammar as xgr
 from corpus import CORPUS
 from helpers import row_bits, whole_utf8
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from constrained import demo, lark
@@ -191,6 +192,41 @@ def test_a_literal_spelled_by_characters_is_one_rule_wherever_it_is_used():
         assert m.accept_string(s) and m.accept_token(stops[0]) == complete, s
     for s in ('abcefabx"k"', 'abefefefabx"k"', 'aefabx"k"'):
         assert not LazyMatcher(grammar).accept_string(s), s
+
+
+# random rule bodies, written alike in xgrammar's EBNF and in Python's regex (the same precedence:
+# postfix, then sequence, then `|`), with groups that may or may not be needed
+_LEAVES = st.sampled_from([('"a"', "a"), ('"b"', "b"), ('"c"', "c"), ('"ab"', "(?:ab)")])
+
+
+def _bodies(inner):
+    atom = st.one_of(_LEAVES, inner.map(lambda x: (f"( {x[0]} )", f"(?:{x[1]})")), inner.map(lambda x: (f"( ( {x[0]} ) )", f"(?:{x[1]})")))
+    postfix = st.sampled_from([("", ""), ("*", "*"), ("?", "?"), ("+", "+"), ("{0, 2}", "{0,2}"), ("{1, 3}", "{1,3}")])
+    quantified = st.tuples(atom, postfix).map(lambda p: (p[0][0] + p[1][0], p[0][1] + p[1][1]))
+    sequence = st.lists(quantified, min_size=1, max_size=3).map(lambda xs: (" ".join(x[0] for x in xs), "".join(x[1] for x in xs)))
+    return st.lists(sequence, min_size=1, max_size=3).map(lambda xs: (" | ".join(x[0] for x in xs), "|".join(x[1] for x in xs)))
+
+
+_BODIES = st.recursive(_bodies(_LEAVES), _bodies, max_leaves=8)
+_WORDS = ["".join(w) for n in range(6) for w in itertools.product("abc", repeat=n)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(_BODIES)
+@example(('"c" ( ( "a" | "b" ) ) "c"', "c(?:(?:a|b))c"))  # a choice unwrapped inside a group that is not
+@example(('( "a" ( "b" | "c" )? ) | "c"', "(?:a(?:b|c)?)|c"))
+def test_groups_and_quantifiers_keep_their_language(body):
+    """Rule bodies of nested groups, choices and repetitions (the translation writes a group
+    without its parentheses where that reads the same) accept exactly the words the same
+    expression accepts as a regex, every word of a, b, c up to 5 letters."""
+    ebnf, regex = body
+    text = lark.to_lark(f"root ::= {ebnf}\n")
+    tok, ll_tok, stops, _ = _tokenizers("kimi_k2")
+    grammar = LazyGrammar.build(text, ll_tok, stops, len(tok))
+    for word in _WORDS:
+        m = LazyMatcher(grammar)
+        accepted = (m.accept_string(word) if word else True) and m.accept_token(stops[0])
+        assert accepted == bool(re.fullmatch(regex, word)), (word, ebnf, text.splitlines()[2])
 
 
 @settings(max_examples=300, deadline=None)

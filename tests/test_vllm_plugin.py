@@ -66,6 +66,17 @@ def test_engine_masks_agree_with_matcher_across_dialects(found):
     assert "<tool_call>" not in masks["longcat"]["allowed"] and "<|tool_call|>" not in masks["mistral"]["allowed"]
 
 
+def test_a_grammar_served_lazily_inside_vllms_engine_matches_the_xgrammar_route(found):
+    """With CONSTRAINED_LAZY_FROM=0 (`--lazy-from 0`), vLLM's XgrammarGrammar holds llguidance's
+    matcher (constrained.lazy): along a whole Kimi call its bitmasks allow what the xgrammar route
+    allows, but for the special tokens and non-UTF-8 bytes xgrammar lets stand for text; the marker
+    stays out of a string; it terminates, rolls back and resets as vLLM expects."""
+    lazy = found["lazy_in_the_engine"]
+    assert lazy["matcher"] == "LazyMatcher" and lazy["steps"] > 10
+    assert lazy["unexplained"] == [] and lazy["only_lazy"] == []
+    assert lazy["marker_refused_in_string"] and lazy["terminated"] and lazy["rolled_back"] and lazy["reset"]
+
+
 def test_budget_processor_closes_every_output_in_vllms_protocol(found):
     """ToolCallBudget through vLLM's own BatchUpdate protocol (rows added, then swapped): random
     logits never stop on their own, yet each request ends with EOS within its max_tokens, with a

@@ -147,11 +147,11 @@ def test_serve_engine_vllm_command(capsys):
 
     assert main(["serve", "--engine", "vllm", "--print-command", "--vllm-python", "/opt/vllm/bin/python", "--dialect", "hermes", "--port", "8123",
                  "--api-key", "sk-x", "--max-batch", "8", "--seed", "3", "--additional-properties", "schema", "--demo-nudge",
-                 "--", "--tensor-parallel-size", "2"]) == 0
+                 "--lazy-from", "5000", "--", "--tensor-parallel-size", "2"]) == 0
     words = shlex.split(capsys.readouterr().out)
     env = dict(w.split("=", 1) for w in words[: words.index("/opt/vllm/bin/python")])
     args = words[words.index("/opt/vllm/bin/python") + 1 :]
-    assert env == {"VLLM_CPU_KVCACHE_SPACE": "1", "CONSTRAINED_DEMO_NUDGE": "hermes", ADDITIONAL_PROPERTIES_ENV: "schema"}
+    assert env == {"VLLM_CPU_KVCACHE_SPACE": "1", "CONSTRAINED_DEMO_NUDGE": "hermes", ADDITIONAL_PROPERTIES_ENV: "schema", "CONSTRAINED_LAZY_FROM": "5000"}
     assert args[:4] == ["-m", "vllm.entrypoints.cli.main", "serve", args[3]] and "vllm-demo-hermes" in args[3]
     pairs = {a: b for a, b in zip(args, args[1:]) if a.startswith("--")}
     assert pairs["--tool-call-parser"] == pairs["--reasoning-parser"] == "constrained_hermes"
@@ -164,3 +164,15 @@ def test_serve_engine_vllm_command(capsys):
     assert "--max-queue, --no-jump-forward, --grammar-cache-mb: not available with --engine vllm" in capsys.readouterr().err
     assert main(["serve", "--", "--tensor-parallel-size", "2"]) == 2
     assert "for --engine vllm" in capsys.readouterr().err
+
+
+def test_the_engines_route_for_large_grammars_follows_its_environment(monkeypatch):
+    """CONSTRAINED_LAZY_FROM (set by `constrained serve --engine vllm --lazy-from`) picks the route
+    of our grammars in vLLM's engine and budget processor alike; unset, the library's threshold."""
+    from constrained.integrations.vllm import LAZY_FROM_ENV, lazy_route
+
+    monkeypatch.delenv(LAZY_FROM_ENV, raising=False)
+    assert lazy_route("x" * 10**6) is None
+    for setting, short, long_ in (("0", True, True), ("-1", False, False), ("100", False, True)):
+        monkeypatch.setenv(LAZY_FROM_ENV, setting)
+        assert (lazy_route("x" * 99), lazy_route("x" * 100)) == (short, long_), setting

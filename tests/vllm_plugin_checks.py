@@ -68,6 +68,70 @@ def marker_inside_string(grammar: str) -> dict:
     return out
 
 
+def lazy_in_the_engine(grammar: str) -> dict:
+    """vLLM's own XgrammarBackend (patched) with CONSTRAINED_LAZY_FROM=0, as `constrained serve
+    --engine vllm --lazy-from 0` sets it: our grammar is served by llguidance's matcher inside
+    vLLM's XgrammarGrammar. A whole Kimi call walked through it and through the xgrammar route
+    (CONSTRAINED_LAZY_FROM=-1) side by side: the tokens the two bitmasks allow at each step (they
+    may differ only in special tokens xgrammar lets stand for their text, and in bytes that are no
+    UTF-8), the marker refused inside a string, rollback and reset."""
+    import codecs
+
+    import numpy as np
+    from vllm.v1.structured_output.backend_types import StructuredOutputOptions
+    from vllm.v1.structured_output.backend_xgrammar import XgrammarBackend
+
+    from constrained import demo
+    from constrained.integrations.vllm import LAZY_FROM_ENV
+
+    tok = demo.load_tokenizer("kimi_k2")
+    config = SimpleNamespace(structured_outputs_config=SimpleNamespace(disable_any_whitespace=False), model_config=None, speculative_config=None)
+    backend = XgrammarBackend(vllm_config=config, tokenizer=tok, vocab_size=len(tok))
+    routes = {}
+    for route, setting in (("lazy", "0"), ("xgrammar", "-1")):
+        os.environ[LAZY_FROM_ENV] = setting
+        routes[route] = backend.compile_grammar(StructuredOutputOptions.GRAMMAR, grammar)
+    del os.environ[LAZY_FROM_ENV]
+    lazy, xg = routes["lazy"], routes["xgrammar"]
+    head = '<|tool_calls_section_begin|><|tool_call_begin|>functions.get_time:1<|tool_call_argument_begin|>{"tz": "Par'
+    call = tok.encode(head, add_special_tokens=False) + tok.encode('is"}<|tool_call_end|><|tool_calls_section_end|>', add_special_tokens=False)
+    inside_string = len(tok.encode(head, add_special_tokens=False))
+    marker = tok.convert_tokens_to_ids("<|tool_call_end|>")
+    specials = set(tok.all_special_ids) | set(tok.added_tokens_decoder)
+
+    def text_like(t: int) -> bool:  # a token xgrammar may allow where llguidance does not
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(tok.convert_tokens_to_string([tok.convert_ids_to_tokens(t)]).encode(), final=False)
+        except UnicodeDecodeError:
+            return True
+        return t in specials
+
+    def allowed(g: object) -> set[int]:
+        bitmask = backend.allocate_token_bitmask(1)
+        g.fill_bitmask(bitmask, 0)
+        bits = bitmask[0].numpy().view(np.uint32)
+        ids = np.nonzero((bits[np.arange(len(tok)) >> 5] >> (np.arange(len(tok)) & 31)) & 1)[0]
+        return set(ids.tolist())
+
+    out: dict = {"matcher": type(lazy.matcher).__name__, "steps": 0, "unexplained": [], "only_lazy": []}
+    first = allowed(lazy)
+    for k, token in enumerate([*call, tok.eos_token_id]):
+        a, b = allowed(lazy), allowed(xg)
+        out["only_lazy"] += sorted(a - b)
+        out["unexplained"] += [t for t in sorted(b - a) if not text_like(t)]
+        if k == inside_string:
+            out["marker_refused_in_string"] = lazy.validate_tokens([marker]) == [] and xg.validate_tokens([marker]) == []
+        assert token in a, (k, tok.convert_ids_to_tokens(token))
+        assert lazy.accept_tokens("r", [token]) and xg.accept_tokens("r", [token])
+        out["steps"] += 1
+    out["terminated"] = lazy.is_terminated() and xg.is_terminated()
+    lazy.rollback(3)
+    out["rolled_back"] = not lazy.is_terminated() and lazy.validate_tokens(call[-2:] + [tok.eos_token_id]) == call[-2:] + [tok.eos_token_id]
+    lazy.reset()
+    out["reset"] = lazy.num_processed_tokens == 0 and allowed(lazy) == first and lazy.accept_tokens("r", call)
+    return out
+
+
 def masks_across_dialects() -> dict:
     """One engine (vLLM's XgrammarBackend, patched) compiling named-call grammars of several
     dialects, as a server with the parser `constrained` does: hermes then longcat, granite then
@@ -209,6 +273,7 @@ def main() -> None:
     found["parent"] = {"pid": os.getpid(), "grammar": hashlib.sha256(request.structured_outputs.grammar.encode()).hexdigest()}
     found["marker_allowed_inside_string"] = marker_inside_string(request.structured_outputs.grammar)
     found["masks_across_dialects"] = masks_across_dialects()
+    found["lazy_in_the_engine"] = lazy_in_the_engine(request.structured_outputs.grammar)
     found["budget_processor"] = budget_processor()
     json.dump(found, sys.stdout)
 

@@ -45,17 +45,17 @@ def python_or_skip() -> str:
 
 
 def start_server(tmp_path_factory: Any, dialect: str, *, parser: str | None = None, extra_dialects: Sequence[str] = (),
-                 extra_args: Sequence[str] = (), via_cli: bool = False) -> VLLMServer:
+                 extra_args: Sequence[str] = (), via_cli: bool = False, cli_args: Sequence[str] = ()) -> VLLMServer:
     """vLLM on the demo checkpoint of `dialect` with our parsers (`parser="constrained"`: the
     dialect per request, the tokenizer has `extra_dialects`' markers too) and the demo nudge.
-    `via_cli`: started as users do, `constrained serve --engine vllm --demo-nudge -- EXTRA`."""
+    `via_cli`: started as users do, `constrained serve --engine vllm --demo-nudge CLI_ARGS -- EXTRA`."""
     python = python_or_skip()
     home = tmp_path_factory.mktemp(f"vllm-{dialect}")
     port = free_port()
     if via_cli:
         ckpt = demo_checkpoint(dialect)  # where the command finds (or makes) it
         args = ["-m", "constrained.cli", "serve", "--engine", "vllm", "--vllm-python", python, "--dialect", dialect, "--demo-nudge",
-                "--port", str(port), "--served-model-name", MODEL, "--", *extra_args]
+                "--port", str(port), "--served-model-name", MODEL, *cli_args, "--", *extra_args]
         server = VLLMServer(sys.executable, args, log=home / "vllm.log", port=port)
     else:
         ckpt = demo_checkpoint(dialect, home / "ckpt", extra_dialects=extra_dialects)

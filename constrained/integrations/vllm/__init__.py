@@ -38,6 +38,11 @@ REASONING_PARSER_CLASS = "ConstrainedReasoningParser_{dialect}"
 # Set to 1 to make vLLM fail when the plug-in cannot register or patch (a vLLM whose internals
 # moved), rather than serve without it or with the weaker stock compile (see backend.py).
 STRICT_ENV = "CONSTRAINED_VLLM_STRICT"
+# Grammar text (characters) from which the engine serves one of our grammars with llguidance's lazy
+# masks (constrained.lazy), as `constrained serve --lazy-from` does; unset: the library's threshold
+# (constrained.types.LAZY_FROM_CHARS), -1: xgrammar for every grammar. Read in every vLLM process,
+# so that the backend and the budget processor follow the same grammar.
+LAZY_FROM_ENV = "CONSTRAINED_LAZY_FROM"
 # First line of every grammar the plug-in hands to vLLM. The engine-side patch (backend.py)
 # compiles grammars that carry it with the dialect's never-text tokens; to stock vLLM it is a comment.
 HEADER_PREFIX = "# constrained dialect="
@@ -55,6 +60,16 @@ def parser_name(dialect: str) -> str:
 
 def grammar_header(dialect_name: str) -> str:
     return f"{HEADER_PREFIX}{dialect_name}\n"
+
+
+def lazy_route(spec: str) -> bool | None:
+    """How the engine compiles our grammar `spec` (`GrammarCache.compile_ebnf`'s `lazy`): None, by
+    the library's threshold; else by `CONSTRAINED_LAZY_FROM`."""
+    setting = os.environ.get(LAZY_FROM_ENV, "").strip()
+    if not setting:
+        return None
+    threshold = int(setting)
+    return threshold >= 0 and len(spec) >= threshold
 
 
 def header_dialect(spec: str) -> str | None:

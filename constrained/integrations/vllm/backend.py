@@ -27,22 +27,21 @@ from typing import Any
 
 from constrained import dialect as registry
 
-from . import STRICT_ENV, header_dialect
+from . import STRICT_ENV, header_dialect, lazy_route
 
 log = logging.getLogger("vllm.constrained")  # under vLLM's logger: in its log, at its level
 
 TESTED_VLLM = "0.32"
 _LOCK = threading.Lock()
-STATS = {"marker_compiles": 0}  # grammars compiled with the marker vocabulary in this process
+STATS = {"marker_compiles": 0, "lazy_compiles": 0}  # grammars compiled with the marker vocabulary in this process (of them, by llguidance)
 
 
 def compile_marked(tokenizer: Any, vocab_size: int, dialect_name: str, spec: str) -> Any:
-    """Our grammar text -> an xgrammar CompiledGrammar with the dialect's never-text tokens."""
+    """Our grammar text -> an xgrammar CompiledGrammar with the dialect's never-text tokens, or for
+    a large grammar llguidance's (`constrained.lazy`, the route `lazy_route` picks)."""
     from constrained.compiler import grammar_cache
 
-    # xgrammar whatever the size: vLLM's XgrammarGrammar wants its CompiledGrammar (the lazy route,
-    # constrained.lazy, is not wired into vLLM yet)
-    return grammar_cache(tokenizer, vocab_size).compile_ebnf(registry.get(dialect_name), spec, lazy=False).grammar
+    return grammar_cache(tokenizer, vocab_size).compile_ebnf(registry.get(dialect_name), spec, lazy=lazy_route(spec)).grammar
 
 
 def patch(bx: ModuleType) -> bool:
@@ -71,14 +70,20 @@ def patch(bx: ModuleType) -> bool:
             if name is None:
                 return original(self, request_type, grammar_spec, stop_token_ids)
             from constrained.guards import matcher as guarded_matcher
+            from constrained.lazy import LazyGrammar
 
             ctx = compile_marked(self.tokenizer, self.vocab_size, name, grammar_spec)
             STATS["marker_compiles"] += 1
             if STATS["marker_compiles"] == 1:
                 log.info("constrained: compiling %s grammars with the marker vocabulary (pid %d)", name, os.getpid())
+            if isinstance(ctx, LazyGrammar):
+                STATS["lazy_compiles"] += 1
+                if STATS["lazy_compiles"] == 1:
+                    log.info("constrained: serving a %d-character %s grammar with llguidance's lazy masks (pid %d)", len(grammar_spec), name, os.getpid())
             return bx.XgrammarGrammar(  # as vLLM's own compile_grammar returns it
-                # guarded where the grammar has guarded rules (constrained.guards): the same
-                # matcher interface, which is all vLLM's XgrammarGrammar calls
+                # guarded where the grammar has guarded rules (constrained.guards), or llguidance's
+                # matcher for a large grammar (constrained.lazy): xgrammar's matcher interface,
+                # which is all vLLM's XgrammarGrammar calls (`ctx` it only keeps)
                 matcher=guarded_matcher(
                     ctx, override_stop_tokens=list(stop_token_ids) if stop_token_ids else None, max_rollback_tokens=self.num_speculative_tokens,
                 ),

@@ -46,7 +46,7 @@ from constrained.budget import RowBudget
 from constrained.compiler import GrammarCache, eos_token_ids, grammar_cache
 from constrained.decoding import GrammarState
 
-from . import header_dialect
+from . import header_dialect, lazy_route
 
 log = logging.getLogger("vllm.constrained")
 
@@ -117,7 +117,7 @@ class ToolCallBudget(LogitsProcessor):
             return None
         cache = self.cache()
         d = registry.get(name)
-        compiled = cache.compile_ebnf(d, spec, lazy=False)  # the grammar the backend compiled (xgrammar)
+        compiled = cache.compile_ebnf(d, spec, lazy=lazy_route(spec))  # the grammar the backend compiled, on its route
         stop_ids: Sequence[int] = sorted(params.all_stop_token_ids) or eos_token_ids(cache.tokenizer)
         state = GrammarState(compiled.grammar, stop_ids)
         state.budget = RowBudget(cache.closer(d, stop_ids), params.max_tokens, cache.margin(d, compiled, stop_ids))

@@ -193,7 +193,7 @@ class VLLMServer:
 # -- `constrained serve --engine vllm` ------------------------------------------------------------------
 # Options of our server that vLLM has no counterpart for (their defaults are fine, others are refused).
 BUILTIN_ONLY = {"max_queue": "--max-queue", "max_body_mb": "--max-body-mb", "no_continuous": "--no-continuous", "jump_forward": "--no-jump-forward",
-                "lazy_from": "--lazy-from", "grammar_cache_mb": "--grammar-cache-mb", "threads": "--threads", "device": "--device"}
+                "grammar_cache_mb": "--grammar-cache-mb", "threads": "--threads", "device": "--device"}
 
 
 class ServeError(ValueError):
@@ -237,6 +237,10 @@ def vllm_serve_command(args: Any, defaults: Mapping[str, Any]) -> tuple[str, lis
         if not demo:
             raise ServeError("--demo-nudge is for the built-in demo model only")
         env[NUDGE_ENV] = dialect.name
+    if args.lazy_from is not None:  # the engine's and the budget processor's route of large grammars
+        from . import LAZY_FROM_ENV
+
+        env[LAZY_FROM_ENV] = str(args.lazy_from)
     if args.additional_properties != "forbid":
         from .request import ADDITIONAL_PROPERTIES_ENV
 

@@ -1,3 +1,7 @@
+"""Where `constrained.masks.apply_bitmask_` spends its time inside `generate` (demo model, kimi_k2,
+CPU): an instrumented copy of that function as of commit 3214855 (a timer between its steps),
+patched in for the run. A measurement, not code the package uses: `cpu_processor_parts.txt` has its
+output (`python cpu_apply_parts.py BATCH`)."""
 import collections, statistics, time, sys
 import numpy as np, torch
 import constrained.masks as M

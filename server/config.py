@@ -18,8 +18,8 @@ class ServerConfig:
     # seconds a request waits for its grammar to compile (then 503; the compile goes on and is
     # cached). The request compile time of the 3,899 maskbench schemas on 2 CPU cores (2026-12-05,
     # benchmarks/compile_times.py): p50 6.8 ms, p99 35 ms, p99.9 0.19 s, max 0.31 s; 40 generated
-    # large schemas: p99 0.9-1.0 s (1.5 s on a loaded host). Kept at 5 s: headroom for a loaded
-    # machine and larger schemas.
+    # large schemas: p99 0.82-1.14 s in four runs (1.5 s on a loaded host). Kept at 5 s: headroom
+    # for a loaded machine and larger schemas.
     compile_timeout: float = 5.0
     # threads that prepare requests (prompt, tokens, grammar text) and read results (parse, validate)
     workers: int = 4

@@ -82,6 +82,8 @@ def test_usage_errors_exit_2_with_the_subcommands_usage(files):
     assert proc.returncode == 2 and proc.stderr.startswith("usage: constrained generate") and "--max-tokens must be at least 1" in proc.stderr
     proc = cli("serve", "--max-batch", "0")
     assert proc.returncode == 2 and proc.stderr.startswith("usage: constrained serve")
+    proc = cli("serve", "--grammar-cache-mb", "0")
+    assert proc.returncode == 2 and "--grammar-cache-mb must be > 0" in proc.stderr
     proc = cli("frobnicate")
     assert proc.returncode == 2 and proc.stderr.startswith("usage: constrained")
 

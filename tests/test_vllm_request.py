@@ -176,3 +176,5 @@ def test_the_engines_route_for_large_grammars_follows_its_environment(monkeypatc
     for setting, short, long_ in (("0", True, True), ("-1", False, False), ("100", False, True)):
         monkeypatch.setenv(LAZY_FROM_ENV, setting)
         assert (lazy_route("x" * 99), lazy_route("x" * 100)) == (short, long_), setting
+    monkeypatch.setenv(LAZY_FROM_ENV, "lots")  # not a number: the library's threshold, not an error
+    assert lazy_route("x" * 10**6) is None

@@ -68,8 +68,17 @@ def lazy_route(spec: str) -> bool | None:
     setting = os.environ.get(LAZY_FROM_ENV, "").strip()
     if not setting:
         return None
-    threshold = int(setting)
+    try:
+        threshold = int(setting)
+    except ValueError:  # a request must not fail on the engine's setting: the library's threshold, said once
+        if setting not in _WARNED:
+            _WARNED.add(setting)
+            log.warning("constrained: %s=%r is not a whole number of characters; using the library's threshold", LAZY_FROM_ENV, setting)
+        return None
     return threshold >= 0 and len(spec) >= threshold
+
+
+_WARNED: set[str] = set()
 
 
 def header_dialect(spec: str) -> str | None:

@@ -21,9 +21,12 @@ class Fragment(NamedTuple):
     rules: dict[str, str]  # rule name -> body
 
 
-_RULE_HEAD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*) ::= ", re.M)
+# a rule's head, from the newline before it: a pattern that starts with a literal is searched for,
+# where `^` under re.M is tried at every position (3x slower on a megabyte of grammar)
+_RULE_HEAD = re.compile(r"\n([A-Za-z_][A-Za-z0-9_]*) ::= ")
 # a rule body's tokens: string literals, character classes, names, and runs of anything else (a run
 # rather than each character: a large schema's grammar has ~40 % fewer tokens to make and join)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]|[A-Za-z_][A-Za-z0-9_]*|[^"\[A-Za-z_]+|.', re.S)
 
 
@@ -63,11 +66,9 @@ def char_class(chars: str, negated: bool = True) -> str:
 
 
 def parse_rules(text: str) -> dict[str, str]:
-    heads = list(_RULE_HEAD.finditer(text))
-    return {
-        m.group(1): text[m.end() : heads[i + 1].start() if i + 1 < len(heads) else len(text)].strip()
-        for i, m in enumerate(heads)
-    }
+    """Rule name -> body of a grammar's text (a body runs to the next rule's head)."""
+    parts = _RULE_HEAD.split("\n" + text)  # [before the first rule, name, body, name, body, ...]
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
 
 
 def merge_equal_rules(rules: dict[str, str], keep: Callable[[str], bool], min_share: float = 0.0) -> dict[str, str]:
@@ -90,24 +91,23 @@ def merge_equal_rules(rules: dict[str, str], keep: Callable[[str], bool], min_sh
         return rules
     order = {name: i for i, name in enumerate(rules)}
     bodies = dict(rules)
-    tokens = {name: _TOKEN.findall(body) for name, body in rules.items()}
-    users: dict[str, set[str]] = {}  # rule -> the rules whose bodies refer to it
-    for name, toks in tokens.items():
-        for t in toks:
-            if t in rules:
-                users.setdefault(t, set()).add(name)
+    users: dict[str, set[str]] = {}  # rule -> the rules whose bodies may refer to it
+    for name, body in rules.items():
+        # names inside literals too (a superset: such a body is rewritten unchanged), found by a
+        # regex ~3x faster than taking every body apart into tokens
+        for t in rules.keys() & set(_IDENTIFIER.findall(body)):
+            users.setdefault(t, set()).add(name)
     while merged:
         changed: set[str] = set()
         for old, new in merged.items():
-            del bodies[old], tokens[old]
+            del bodies[old]
             refs = users.pop(old, set())
             users.setdefault(new, set()).update(refs)
             changed |= refs
         live = sorted(changed & bodies.keys(), key=order.__getitem__)  # sorted: the same text every run
         for name in live:
-            toks = tokens[name]
-            toks[:] = [merged.get(t, t) for t in toks]  # a literal or class never equals a name
-            before, bodies[name] = bodies[name], "".join(toks)
+            toks = _TOKEN.findall(bodies[name])  # a literal or class never equals a name
+            before, bodies[name] = bodies[name], "".join(map(merged.get, toks, toks))
             if holder.get(before) == name:
                 del holder[before]
         again: dict[str, str] = {}
@@ -145,18 +145,19 @@ def bound_digits(name: str, body: str, digit_rules: set[str]) -> str:
     return _UNBOUNDED_REPEAT.sub(lambda m: f"{m[1]}{{{m[2]}, {cap}}}" if m[1] in digit_rules else m[0], body)
 
 
-def rewrite(body: str, rename: dict[str, str], literal_map=None) -> str:
-    """Rename rule references in a rule body; strings are left alone unless `literal_map` rewrites
-    string literals; character classes that would admit control characters into a string are fixed."""
-    out = []
-    for tok in _TOKEN.findall(body):
-        if tok[0] == '"' and literal_map is not None:
-            out.append(literal_map(tok))
-        elif tok in rename:
-            out.append(rename[tok])
-        else:
-            out.append(_CLASS_FIXES.get(tok, tok))
-    return "".join(out)
+def rewrite(body: str, table: dict[str, str], literal_map=None) -> str:
+    """A rule body with each token looked up in `table` (`replacements`: rule references renamed,
+    character classes that would admit control characters into a string fixed); string literals
+    are left alone unless `literal_map` rewrites them."""
+    tokens = _TOKEN.findall(body)
+    if literal_map is None:  # one C-level pass (on a megabyte of grammar ~40 % faster than a loop)
+        return "".join(map(table.get, tokens, tokens))
+    return "".join(literal_map(t) if t[0] == '"' else table.get(t, t) for t in tokens)
+
+
+def replacements(rename: dict[str, str]) -> dict[str, str]:
+    """`rename` and the class fixes as one table for `rewrite`."""
+    return {**_CLASS_FIXES, **rename}
 
 
 # the same schema in another tool set reuses its text; bounded by bytes too, since a large schema's
@@ -186,9 +187,10 @@ def _import(ebnf_text: str, prefix: str, basic_prefix: str, transform=None, lite
     rules = parse_rules(ebnf_text)
     rename = {n: (basic_prefix + n[len("basic_") :] if n.startswith("basic_") else prefix + n) for n in rules}
     digit_rules = {rename[n] for n, body in rules.items() if body == "(([0-9]))"}
+    table = replacements(rename)
     out = {}
     for name, body in rules.items():
-        body = bound_digits(rename[name], rewrite(body, rename, literal_map), digit_rules)
+        body = bound_digits(rename[name], rewrite(body, table, literal_map), digit_rules)
         out[rename[name]] = transform(body) if transform else body
     return Fragment(rename["root"], out)
 

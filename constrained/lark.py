@@ -46,6 +46,7 @@ import functools
 import json
 import re
 
+from .ebnf import parse_rules
 from .schema.extra_keys import GUARDED_KEY_RULE, decode_names
 from .schema.strings import GUARDED_LENGTH_RULE
 
@@ -54,7 +55,6 @@ class NotTranslatable(ValueError):
     """The grammar uses a construct this translation does not keep exact (named in the message)."""
 
 
-_RULE_HEAD = re.compile(r"^(\w+) ::= ", re.M)
 _ELEMENTS = (
     r'"(?:[^"\\]|\\.)*"'  # a string literal
     r"|\[(?:[^\]\\]|\\.)*\]"  # a character class
@@ -225,9 +225,7 @@ def _json_string(text: str) -> bool:
 
 class _Translation:
     def __init__(self, ebnf: str):
-        heads = list(_RULE_HEAD.finditer(ebnf))
-        self.rules = {m.group(1): ebnf[m.end():heads[i + 1].start() if i + 1 < len(heads) else len(ebnf)].strip()
-                      for i, m in enumerate(heads)}
+        self.rules = parse_rules(ebnf)
         self.tokens = {name: _significant(body) for name, body in self.rules.items()}  # each body tokenized once
         # Lark rule names are lower case: others get a name of their own
         self.names = {n: n if _LOWER_NAME.match(n) else f"r{k}_{n.lower()}" for k, n in enumerate(self.rules)}
@@ -251,6 +249,8 @@ class _Translation:
         # literals spelled by characters -> the one rule that spells each (see `literal`)
         self.spelled: dict[str, str] = {}
         self._taken = set(self.names.values())
+        # references that `element` writes as the rule's own name (most tokens of a large grammar)
+        self.plain = {n: self.names[n] for n in self.rules if n not in self.free_text and n not in self.patterns}
 
     def _string_loop(self, name: str, body: str) -> str | None:
         """xgrammar's character loop of a string (`json_string_sub`) as a regex, or None."""
@@ -350,6 +350,9 @@ class _Translation:
                 del out[last_atom:]
                 out.append(f"({atom})*" if (lo, hi) == (0, -1) else f"({atom})+" if (lo, hi) == (1, -1)
                            else f"({atom}){{{lo}}} ({atom})*" if hi < 0 else f"({atom}){{{lo},{hi}}}")
+            elif t in self.plain:
+                last_atom = len(out)
+                out.append(self.plain[t])
             else:
                 last_atom = len(out)
                 element, consumed = self.element(t, tokens, i)

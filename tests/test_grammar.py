@@ -420,7 +420,8 @@ def _random_rules(data) -> dict[str, str]:
     rules = {}
     for i, name in enumerate(names):
         later = names[i + 1:]  # acyclic: a rule refers only to later ones
-        element = st.sampled_from(['"a"', '"b"', '"|"', *later]) if later else st.sampled_from(['"a"', '"b"'])
+        # '"r1"': a literal that spells a rule's name (merging must leave it alone)
+        element = st.sampled_from(['"a"', '"b"', '"|"', '"r1"', *later]) if later else st.sampled_from(['"a"', '"b"'])
         seqs = data.draw(st.lists(st.lists(element, min_size=1, max_size=3), min_size=1, max_size=3))
         rules[name] = " | ".join("(" + " ".join(s) + ")" for s in seqs)
     return rules

@@ -548,3 +548,20 @@ def test_too_deep_schemas_are_refused_naming_the_limit_and_path():
     assert f"deeper than {MAX_DEPTH} levels" in str(info.value)
     assert info.value.path == "$" + ".properties.a" * (MAX_DEPTH // 2) and info.value.keyword == "properties"
     normalize(schema["properties"]["a"])  # one level less is served
+
+
+_JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=3),
+                            lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2), max_leaves=4)
+_TYPE_NAMES = st.sampled_from(["string", "integer", "number", "boolean", "null", "array", "object"])
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(_JSON_VALUES, st.one_of(_TYPE_NAMES, st.lists(_TYPE_NAMES, min_size=1, max_size=3)))
+def test_an_enum_value_fits_its_type_as_json_schema_says(value, type_):
+    """The enum filter's type-only check (no validator: the common case on large schemas) agrees
+    with jsonschema's, e.g. on 1.0 as an integer and True as no number."""
+    import jsonschema
+
+    from constrained.schema.build import _literal_check
+
+    assert _literal_check({"type": type_}, full_match=True)(value) == jsonschema.Draft202012Validator({"type": type_}).is_valid(value)

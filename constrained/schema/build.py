@@ -524,6 +524,9 @@ def _literal_check(checks: dict, full_match: bool) -> Callable[[Any], bool]:
     """Whether a literal satisfies `checks` (one validator for all of an enum's values)."""
     from .validate import _validator  # here: validate imports this module
 
+    if set(checks) == {"type"}:  # the common case (`"type": "string"` beside an enum), without a validator
+        types = checks["type"] if isinstance(checks["type"], list) else [checks["type"]]
+        return lambda value: any(_is_json_type(value, t) for t in types)
     schema = dict(checks)
     if "pattern" in schema:
         re.compile(schema["pattern"])
@@ -531,6 +534,18 @@ def _literal_check(checks: dict, full_match: bool) -> Callable[[Any], bool]:
             schema["pattern"] = f"^(?:{schema['pattern']})$"
     cls, checker = _validator()
     return cls(schema, format_checker=checker).is_valid
+
+
+def _is_json_type(value: Any, name: str) -> bool:
+    """JSON Schema's `type` (2020-12: an integer is any number with no fraction; a boolean is no number)."""
+    if isinstance(value, bool):
+        return name == "boolean"
+    if name in ("number", "integer") and isinstance(value, (int, float)):
+        return name == "number" or isinstance(value, int) or value.is_integer()
+    return isinstance(value, _PYTHON_TYPES.get(name, ()))
+
+
+_PYTHON_TYPES: dict[str, Any] = {"string": str, "null": type(None), "array": list, "object": dict}
 
 
 def _fix_array(out: dict) -> None:

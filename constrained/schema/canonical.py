@@ -246,7 +246,7 @@ class _Canonicalizer:
             elif key in _IDENTIFIERS or (key == "id" and _before(draft, 6) and isinstance(value, str)):
                 continue  # resolved here: the copy is one resource with pointer refs
             else:
-                out[key] = copy.deepcopy(value)  # other validation keywords and annotations, unchanged
+                out[key] = value if isinstance(value, (str, int, float, type(None))) else copy.deepcopy(value)  # other keywords, unchanged
         if lifted:
             required = list(out.get("required") or [])
             out["required"] = required + [n for n in lifted if n not in required]

@@ -51,10 +51,12 @@ def guarded_rule_name(prefix: str, lo: int, hi: int) -> str:
 # xgrammar's printed rules for a string with length bounds: `"\"" NAME_characters{lo, hi} "\""`
 # with the character rule below; for {1, 1} the class inline; for {0, 1} an optional rule.
 _CLASS = r'\[\^\\"\\\\\\r\\n\]'
-_BOUNDED = re.compile(r'^(\w+) ::= \(\("\\"" (\w+)\{(\d+), (-?\d+)\} "\\""\)\)$', re.M)
+# One pattern for the three (from the rule's ` ::= `, so that the regex engine searches for its
+# literal start instead of trying every line: 10x faster on a megabyte of grammar); group 1-3: a
+# bounded character rule, none: the class inline ({1, 1}), 4: a wrapped rule ({0, 1} if optional)
+_STRING_RULE = re.compile(r' ::= \(\("\\"" (?:(\w+)\{(\d+), (-?\d+)\}|' + _CLASS + r'|(\w+)) "\\""\)\)$', re.M)
+_NAME = re.compile(r"\w+")
 _CHARACTERS = re.compile(r'\(\(' + _CLASS + r'\)\)')  # the body of the character rule
-_SINGLE = re.compile(r'^(\w+) ::= \(\("\\"" ' + _CLASS + r' "\\""\)\)$', re.M)
-_WRAPPED = re.compile(r'^(\w+) ::= \(\("\\"" (\w+) "\\""\)\)$', re.M)
 _OPTIONAL = re.compile(r'\(""\s*\|\s*\(' + _CLASS + r'\)\)')  # the body of the optional character
 _RULE = re.compile(r"^(\w+) ::= (.*)$", re.M)
 
@@ -124,28 +126,38 @@ def string_rule(low: int, high: int, rules: dict[str, str]) -> str:
 def exact_string_lengths(ebnf: str) -> str:
     """xgrammar's printed grammar with every length-bounded string rule made exact (see above)."""
     added: dict[str, str] = {}
-    bodies = dict(_RULE.findall(ebnf))  # looked up by name: one pass over a large grammar, not one per rule
     unused: set[str] = set()  # xgrammar's character rules, replaced
+    bodies: dict[str, str] = {}  # rule name -> body, read once when a rule refers to another
 
-    def rule(name: str, low: int, high: int) -> str:
-        return f'{name} ::= (("\\"" {string_rule(low, high, added)}))'
+    def body(name: str) -> str:
+        if not bodies:
+            bodies.update(_RULE.findall(ebnf))
+        return bodies.get(name, "")
 
-    def bounded(m: re.Match) -> str:
-        if _CHARACTERS.fullmatch(bodies.get(m.group(2), "")):
-            unused.add(m.group(2))
-        return rule(m.group(1), int(m.group(3)), int(m.group(4)))
-
-    def wrapped(m: re.Match) -> str:  # {0, 1}, if the wrapped rule is the optional character
-        if not _OPTIONAL.fullmatch(bodies.get(m.group(2), "")):
-            return m.group(0)
-        unused.add(m.group(2))
-        return rule(m.group(1), 0, 1)
-
-    out = _BOUNDED.sub(bounded, ebnf)
-    out = _SINGLE.sub(lambda m: rule(m.group(1), 1, 1), out)
-    out = _WRAPPED.sub(wrapped, out)
+    out: list[str] = []
+    done = 0  # ebnf[:done] is in out
+    for m in _STRING_RULE.finditer(ebnf):
+        start = ebnf.rfind("\n", 0, m.start()) + 1
+        name = ebnf[start:m.start()]
+        if not _NAME.fullmatch(name):
+            continue  # ` ::= ` inside another rule's literal
+        if m.group(1) is not None:  # "\"" characters{lo, hi} "\""
+            if _CHARACTERS.fullmatch(body(m.group(1))):
+                unused.add(m.group(1))
+            low, high = int(m.group(2)), int(m.group(3))
+        elif m.group(4) is None:  # "\"" [class] "\"": exactly one character
+            low, high = 1, 1
+        elif _OPTIONAL.fullmatch(body(m.group(4))):  # "\"" optional "\"": {0, 1}
+            unused.add(m.group(4))
+            low, high = 0, 1
+        else:
+            continue
+        out += [ebnf[done:start], f'{name} ::= (("\\"" {string_rule(low, high, added)}))']
+        done = m.end()
     if not added:
         return ebnf
+    out.append(ebnf[done:])
+    text = "".join(out)
     if unused:
-        out = "".join(line for line in out.splitlines(keepends=True) if line.split(" ::= ", 1)[0] not in unused)
-    return out.rstrip("\n") + "\n" + "".join(f"{name} ::= {body}\n" for name, body in added.items())
+        text = "".join(line for line in text.splitlines(keepends=True) if line.split(" ::= ", 1)[0] not in unused)
+    return text.rstrip("\n") + "\n" + "".join(f"{name} ::= {body}\n" for name, body in added.items())

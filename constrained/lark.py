@@ -413,12 +413,12 @@ class _Translation:
             t = tokens[i]
             i += 1
             if t == "(":
-                alternatives, end = _alternatives(tokens[i - 1:])
+                alternatives, after = _alternatives(tokens, i - 1)
                 parts = [self._regular_sequence(alt, active) for alt in alternatives]
                 if any(p is None for p in parts):
                     return None
                 out.append("(?:" + "|".join(parts) + ")")  # type: ignore[arg-type]
-                i += end - 1
+                i = after
             elif t[0] == "{":
                 lo, hi = (int(x) for x in t[1:-1].split(","))
                 out[-1] = f"(?:{out[-1]}){{{lo},{'' if hi < 0 else hi}}}"
@@ -536,10 +536,25 @@ def _flat_alternatives(tokens: list[str]) -> list[list[str]]:
     is A, B)."""
     while tokens and tokens[0] == "(" and _alternatives(tokens)[1] == len(tokens):
         tokens = tokens[1:-1]
-    alternatives, _ = _alternatives(["(", *tokens, ")"])
+    alternatives = _top_level(tokens)
     if len(alternatives) == 1:
         return alternatives
     return [flat for alt in alternatives for flat in _flat_alternatives(alt)]
+
+
+def _top_level(tokens: list[str]) -> list[list[str]]:
+    """`tokens` split at their `|` outside groups."""
+    if "|" not in tokens:
+        return [tokens]
+    alternatives: list[list[str]] = [[]]
+    depth = 0
+    for t in tokens:
+        if t == "|" and depth == 0:
+            alternatives.append([])
+            continue
+        depth += (t == "(") - (t == ")")
+        alternatives[-1].append(t)
+    return alternatives
 
 
 def _significant(body: str) -> list[str]:
@@ -559,11 +574,12 @@ def _significant(body: str) -> list[str]:
     return out
 
 
-def _alternatives(tokens: list[str]) -> tuple[list[list[str]], int]:
-    """The top-level alternatives of the group that `tokens` opens, and the index after it."""
+def _alternatives(tokens: list[str], start: int = 0) -> tuple[list[list[str]], int]:
+    """The top-level alternatives of the group that `tokens[start]` opens, and the index after it."""
     alternatives: list[list[str]] = [[]]
     depth = 0
-    for k, t in enumerate(tokens[1:], 1):
+    for k in range(start + 1, len(tokens)):
+        t = tokens[k]
         if t == "(":
             depth += 1
         elif t == ")":

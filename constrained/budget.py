@@ -73,6 +73,9 @@ class Closer:
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
         self.token_chars = token_chars
+        # a cache of this Closer's own (one on the class would hold every Closer, and its
+        # tokenizer, for as long as the process runs)
+        self._encode = lru_cache(maxsize=4096)(self._encode_text)
         # mask buffers per thread: the server plans on its engine thread and checks budgets on
         # request threads with one Closer
         self._buffers = threading.local()
@@ -119,8 +122,7 @@ class Closer:
             _Order([*stops, *single_closing, *multi_closing, *quotes, *brackets, *tail], structural, closers),
         ]
 
-    @lru_cache(maxsize=4096)  # noqa: B019 - one Closer per tokenizer and dialect, kept for the process
-    def _encode(self, text: str) -> tuple[int, ...]:
+    def _encode_text(self, text: str) -> tuple[int, ...]:
         return tuple(self.tokenizer.encode(text, add_special_tokens=False))
 
     @property

@@ -28,7 +28,6 @@ import logging
 import marshal
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -343,7 +342,12 @@ def _cache_key(dialect: Dialect, tools: Sequence[Tool], options: GrammarOptions)
     return hashlib.blake2b(data, digest_size=20).digest()
 
 
-_CACHES: weakref.WeakKeyDictionary[Any, dict[int, GrammarCache]] = weakref.WeakKeyDictionary()
+# The shared caches of the tokenizers used last. A cache holds its tokenizer, so a registry of weak
+# keys would keep every one for ever; a process that works with many tokenizers (the test suite
+# loads one per dialect, ~45) keeps this many caches (~160 MB each), the others dropped from here
+# (whoever still holds one keeps using it; asking again builds a new one).
+SHARED_CACHES_KEPT = 8
+_CACHES: SizedLRU[Any, dict[int, GrammarCache]] = SizedLRU(SHARED_CACHES_KEPT, 2**62)
 _CACHES_LOCK = threading.Lock()
 
 
@@ -351,7 +355,10 @@ def grammar_cache(tokenizer: Any, vocab_size: int | None = None) -> GrammarCache
     """The shared cache of a tokenizer (one TokenizerInfo and compiler per tokenizer and vocab size)."""
     vocab_size = vocab_size or len(tokenizer)
     with _CACHES_LOCK:
-        per_tok = _CACHES.setdefault(tokenizer, {})
+        per_tok = _CACHES.get(tokenizer)
+        if per_tok is None:
+            per_tok = {}
+            _CACHES.put(tokenizer, per_tok, 0)
         if vocab_size not in per_tok:
             per_tok[vocab_size] = GrammarCache(tokenizer, vocab_size)
         return per_tok[vocab_size]

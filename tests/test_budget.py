@@ -8,9 +8,9 @@ one is required, and be flagged when the budget closed it early.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from functools import cache
 
 import pytest
 from helpers import ExactSample
@@ -44,7 +44,7 @@ def _budgets(dialect_name):
     return BUDGETS if full else SHORT_BUDGETS
 
 
-@cache
+@functools.lru_cache(maxsize=4)  # a few models and tokenizers, not one per dialect for the whole run
 def _load(dialect_name):
     return demo.load_random(dialect_name)
 

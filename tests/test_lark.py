@@ -4,11 +4,11 @@ both matchers walk the same random outputs and their masks are compared at every
 from __future__ import annotations
 
 import codecs
+import functools
 import itertools
 import json
 import random
 import re
-from functools import cache
 
 import llguidance
 import numpy as np
@@ -34,7 +34,7 @@ WEATHER = Tool("get_weather", {"type": "object", "properties": {
     "days": {"type": "integer", "minimum": 1, "maximum": 14}}, "required": ["city"]})
 
 
-@cache
+@functools.lru_cache(maxsize=4)  # a few: each holds a tokenizer and its grammar cache (~160 MB)
 def _tokenizers(dialect_name: str):
     d = registry.get(dialect_name)
     tok = demo.load_tokenizer(d)

@@ -4,6 +4,7 @@ under sampled decoding, and under the token budget."""
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from functools import cache
@@ -158,7 +159,7 @@ TOOL = {"type": "function", "function": {"name": "write_note", "parameters": {
     "type": "object", "properties": {"title": _bounded(12, 40), "body": _bounded(0, 30)}, "required": ["title", "body"]}}}
 
 
-@cache
+@functools.lru_cache(maxsize=4)  # a few models and tokenizers, not one per dialect for the whole run
 def _random_model(dialect_name):
     return demo.load_random(dialect_name)
 

@@ -121,3 +121,45 @@ def test_the_schema_text_cache_is_bounded_by_bytes():
     schema = '{"type": "object", "properties": {"a": {"type": "integer"}}}'
     text = ebnf._schema_ebnf(schema)
     assert cache.bytes == len(schema) + len(text) and ebnf._schema_ebnf(schema) is text
+
+
+def test_a_serial_wrapper_is_shared_while_used_and_keeps_no_tokenizer_alive():
+    import gc
+    import weakref
+
+    from constrained.tokenizer import serial
+
+    class Tokenizer:
+        def encode(self, text):
+            return [len(text)]
+
+    tok = Tokenizer()
+    wrapper = serial(tok)
+    assert serial(tok) is wrapper and wrapper.encode("abc") == [3]  # one lock for every user
+    gone = weakref.ref(tok)
+    del tok, wrapper
+    gc.collect()
+    assert gone() is None
+
+
+def test_a_process_with_many_tokenizers_keeps_the_grammar_caches_of_the_last_few(monkeypatch):
+    """Each tokenizer's shared cache (TokenizerInfo, compilers, budget closers: ~160 MB on a 128K
+    vocabulary) is dropped once newer ones push it out, and the tokenizer is collected with it."""
+    import gc
+    import weakref
+
+    from constrained import compiler
+
+    monkeypatch.setattr(compiler, "_CACHES", SizedLRU(2, 2**62))
+    d = registry.get("hermes")
+    stops = [0]
+    first = demo.marker_tokenizer(d.vocab_markers, "first")
+    cache = compiler.grammar_cache(first)
+    assert compiler.grammar_cache(first) is cache  # shared while it is among the last used
+    cache.closer(d, stops)._encode("<tool_call>")  # the closer's own encode cache, filled
+    gone = weakref.ref(first)
+    del first, cache
+    for name in ("second", "third"):
+        compiler.grammar_cache(demo.marker_tokenizer(d.vocab_markers, name))
+    gc.collect()
+    assert gone() is None

@@ -32,19 +32,20 @@ from typing import Any
 MARKER_BYTE = b"\x01"  # a control character: JSON and Python strings never contain it raw
 
 
-# By the tokenizer's id, held weakly: a wrapper holds its tokenizer, so a registry of weak keys would
-# keep every tokenizer for ever. A wrapper lives while someone uses it (and its tokenizer with it,
-# so the id is not reused meanwhile); one asked for after that is a new one, with a lock nobody holds.
-_SERIAL: weakref.WeakValueDictionary[int, SerialTokenizer] = weakref.WeakValueDictionary()
+# Each tokenizer's one lock, for as long as the tokenizer lives. The registry holds locks, not
+# wrappers: a wrapper holds its tokenizer, so a registry of weak keys with wrappers as values would
+# keep every tokenizer for ever; and wrappers held only while they are used would let a caller that
+# keeps just the lock (`with serial(t).lock:`) share it with nobody.
+_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 _SERIAL_LOCK = threading.Lock()
 
 
 class SerialTokenizer:
     """A tokenizer whose method calls run one at a time (attributes are read as they are)."""
 
-    def __init__(self, tokenizer: Any):
+    def __init__(self, tokenizer: Any, lock: threading.RLock | None = None):
         self.wrapped = tokenizer
-        self.lock = threading.RLock()
+        self.lock = lock or threading.RLock()
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.wrapped, name)
@@ -68,14 +69,17 @@ class SerialTokenizer:
 
 
 def serial(tokenizer: Any) -> SerialTokenizer:
-    """The one serialising wrapper of `tokenizer` (every user shares its lock)."""
+    """A serialising wrapper of `tokenizer`: every wrapper of it shares its one lock."""
     if isinstance(tokenizer, SerialTokenizer):
         return tokenizer
     with _SERIAL_LOCK:
-        found = _SERIAL.get(id(tokenizer))
-        if found is None or found.wrapped is not tokenizer:
-            found = _SERIAL[id(tokenizer)] = SerialTokenizer(tokenizer)
-        return found
+        try:
+            lock = _LOCKS.get(tokenizer)
+            if lock is None:
+                lock = _LOCKS[tokenizer] = threading.RLock()
+        except TypeError:  # not weakly referenceable: a lock of its own
+            lock = None
+    return SerialTokenizer(tokenizer, lock)
 
 
 def decode(tokenizer: Any, ids: Sequence[int]) -> str:

@@ -123,7 +123,7 @@ def test_the_schema_text_cache_is_bounded_by_bytes():
     assert cache.bytes == len(schema) + len(text) and ebnf._schema_ebnf(schema) is text
 
 
-def test_a_serial_wrapper_is_shared_while_used_and_keeps_no_tokenizer_alive():
+def test_every_serial_wrapper_of_a_tokenizer_shares_one_lock_and_keeps_no_tokenizer_alive():
     import gc
     import weakref
 
@@ -135,9 +135,13 @@ def test_a_serial_wrapper_is_shared_while_used_and_keeps_no_tokenizer_alive():
 
     tok = Tokenizer()
     wrapper = serial(tok)
-    assert serial(tok) is wrapper and wrapper.encode("abc") == [3]  # one lock for every user
+    assert serial(tok).lock is wrapper.lock and wrapper.encode("abc") == [3]  # one lock for every user
+    lock = serial(tok).lock  # the wrapper is gone at once, as in `with serial(t).lock:`
+    del wrapper
+    gc.collect()
+    assert serial(tok).lock is lock  # a later user still waits on it
     gone = weakref.ref(tok)
-    del tok, wrapper
+    del tok
     gc.collect()
     assert gone() is None
 

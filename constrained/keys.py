@@ -41,6 +41,7 @@ import xgrammar as xgr
 from .lengths import (
     _QUOTE,
     CLEAN,
+    TABLES_KEPT,
     Guard,
     TokenTable,
     _allowed_ids,
@@ -103,7 +104,7 @@ class _Key(NamedTuple):
     names: frozenset[str]
 
 
-@functools.lru_cache(maxsize=8)  # per token table (as many as `lengths.token_table` keeps)
+@functools.lru_cache(maxsize=TABLES_KEPT)  # per token table, as many as `lengths.token_table` keeps
 def closing_by_text(t: TokenTable) -> dict[str, np.ndarray]:
     """The tokens that close a string from a clean position, by the decoded text before their quote
     (only those whose text there decodes on its own)."""
